@@ -1,0 +1,43 @@
+"""The ``ingest_audit`` trail: one row per run x table.
+
+Rows are opened as ``running`` and committed *before* the load transaction, so a
+crash mid-load leaves evidence; they are closed as ``succeeded`` inside the load
+transaction (so the audit and the data commit together), or as ``failed`` with
+the error in a transaction of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2.extensions
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    table: str
+    source: str
+
+
+def open_run(conn: psycopg2.extensions.connection, run_id: str, entries: list[AuditEntry]) -> None:
+    with conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)",
+            [(run_id, e.source, e.table) for e in entries])
+
+
+def close_table(cur: psycopg2.extensions.cursor, run_id: str, table: str, *, rows_read: int,
+                rows_loaded: int, rows_quarantined: int) -> None:
+    cur.execute(
+        """UPDATE ingest_audit
+              SET rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                  finished_at = clock_timestamp(), status = 'succeeded'
+            WHERE run_id = %s AND table_name = %s""",
+        (rows_read, rows_loaded, rows_quarantined, run_id, table))
+
+
+def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """UPDATE ingest_audit SET status = 'failed', error = %s, finished_at = clock_timestamp()
+                WHERE run_id = %s AND status = 'running'""", (error[:2000], run_id))

@@ -1,0 +1,105 @@
+"""The ``etl`` command line.
+
+Every subcommand builds ``Settings`` from the environment once, applies its
+flags, and calls one function of the ``etl`` package. Errors meant for people
+(``EtlError``) print as a single line on stderr with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from etl import db, local_cluster
+from etl.errors import EtlError
+from etl.settings import Settings
+
+
+def _resolve_database(settings: Settings) -> Settings:
+    """The settings to use, starting a private cluster when no server answers."""
+    return local_cluster.resolve(settings, announce=lambda msg: print(msg, file=sys.stderr))
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.pipeline import run_pipeline
+
+    summary = run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
+    print(summary.render())
+    return 0
+
+
+def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
+    mode = db.init_schema(settings, use_timescaledb=not args.no_timescaledb)
+    print(f"warehouse {db.describe_url(settings.database_url)} ready ({mode.name})")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.olist import WAREHOUSE_TABLES
+
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    try:
+        mode = db.timescale_mode(conn)
+        print(f"warehouse: {db.describe_url(settings.database_url)}")
+        print(f"mode: {mode.name}" + (f" (timescaledb {mode.version}, license {mode.license})"
+                                       if mode.installed else
+                                       " (timescaledb available, not enabled)" if mode.available else ""))
+        print(f"hypertables: {', '.join(db.hypertables(conn)) or 'none'}")
+        for table, count in db.table_counts(conn, WAREHOUSE_TABLES).items():
+            print(f"  {table:<20} {count:>10,}")
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_db_stop_local(args: argparse.Namespace, settings: Settings) -> int:
+    print(local_cluster.stop(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="ingest, transform and load the Olist files")
+    run.add_argument("--data-dir", type=Path, default=None,
+                     help="folder with the Olist CSV files (.csv or .csv.gz); "
+                          "default: the sample shipped in data/sample/olist")
+    run.add_argument("--run-id", default=None, help="identifier for the audit trail (default: new)")
+    run.set_defaults(func=cmd_run, needs_db=True)
+
+    dbp = sub.add_parser("db", help="warehouse set-up and status").add_subparsers(
+        dest="db_command", required=True)
+    init = dbp.add_parser("init", help="create the database and apply the schema (idempotent)")
+    init.add_argument("--no-timescaledb", action="store_true",
+                      help="do not create the timescaledb extension even if available")
+    init.set_defaults(func=cmd_db_init, needs_db=True)
+    dbp.add_parser("status", help="mode (PostgreSQL / TimescaleDB) and row counts").set_defaults(
+        func=cmd_db_status, needs_db=True)
+    dbp.add_parser("stop-local", help="stop the private cluster under .local/ if running").set_defaults(
+        func=cmd_db_stop_local, needs_db=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        settings = Settings.from_env()
+        if getattr(args, "needs_db", False):
+            settings = _resolve_database(settings)
+        return args.func(args, settings)
+    except EtlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was committed by the interrupted step", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

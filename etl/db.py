@@ -1,0 +1,196 @@
+"""Connections to the warehouse and its set-up (``etl db init`` / ``etl db status``).
+
+Everything here talks to PostgreSQL through psycopg2 and turns connection
+problems into one-line ``DatabaseError`` messages naming the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from etl.errors import ConfigError, DatabaseError
+from etl.settings import SQL_DIR, Settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_url(url: str) -> dict[str, str]:
+    """libpq parameters of a URL, or a ConfigError that says what is wrong."""
+    try:
+        return psycopg2.extensions.parse_dsn(url)
+    except psycopg2.ProgrammingError as exc:
+        raise ConfigError(f"DATABASE_URL is not a PostgreSQL URL like "
+                          f"postgresql://user@host:5432/warehouse ({' '.join(str(exc).split())})") from exc
+
+
+def describe_url(url: str) -> str:
+    """host:port/db of a URL, without its password, for messages."""
+    try:
+        params = psycopg2.extensions.parse_dsn(url)
+    except psycopg2.ProgrammingError:
+        return "<unparseable DATABASE_URL>"
+    host = params.get("host", "localhost")
+    port = params.get("port", "5432")
+    return f"{host}:{port}/{params.get('dbname', '?')}"
+
+
+def _reason(exc: Exception) -> str:
+    """libpq's own words, without its repetition of host and port."""
+    text = " ".join(str(exc).split())
+    return text.split(" failed: ", 1)[-1] if " failed: " in text else (text or "no answer")
+
+
+def connect(url: str, connect_timeout: int = 5, *, label: str | None = None,
+            **kwargs) -> psycopg2.extensions.connection:
+    """Open a connection or raise a DatabaseError a person can act on.
+
+    ``label`` names the database in the message when ``url`` is only a way to
+    reach the server (e.g. the ``postgres`` database used to create ours).
+    """
+    try:
+        return psycopg2.connect(url, connect_timeout=connect_timeout,
+                                application_name="etl", **kwargs)
+    except psycopg2.ProgrammingError as exc:  # malformed DSN
+        raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}".strip()) from exc
+    except psycopg2.OperationalError as exc:
+        raise DatabaseError(
+            f"cannot connect to PostgreSQL at {label or describe_url(url)}: {_reason(exc)} "
+            "(check DATABASE_URL and that the server is running)"
+        ) from exc
+
+
+@contextlib.contextmanager
+def transaction(url: str, connect_timeout: int = 5) -> Iterator[psycopg2.extensions.connection]:
+    """A connection whose work commits on success and rolls back on any error."""
+    conn = connect(url, connect_timeout)
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def server_url(url: str, dbname: str = "postgres") -> str:
+    """The same server as ``url`` but another database (for CREATE/DROP DATABASE)."""
+    params = parse_url(url)
+    params["dbname"] = dbname
+    return psycopg2.extensions.make_dsn(**params)
+
+
+def database_name(url: str) -> str:
+    return parse_url(url).get("dbname", "postgres")
+
+
+def ensure_database(url: str, connect_timeout: int = 5) -> bool:
+    """Create the URL's database if it does not exist. Returns True if created."""
+    name = database_name(url)
+    conn = connect(server_url(url), connect_timeout, label=describe_url(url))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            log.info("created database %s", name)
+            return True
+    finally:
+        conn.close()
+
+
+def drop_database(url: str, connect_timeout: int = 5) -> None:
+    """Drop the URL's database (tests use this to clean up)."""
+    conn = connect(server_url(url), connect_timeout)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(database_name(url))))
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class TimescaleMode:
+    """Which TimescaleDB, if any, the warehouse has."""
+
+    available: bool            # the extension can be created on this server
+    installed: bool            # it is created in the warehouse database
+    version: str | None
+    license: str | None        # 'apache' (hypertables only) or 'timescale' (full)
+
+    @property
+    def name(self) -> str:
+        if not self.installed:
+            return "postgresql"
+        return "timescaledb-full" if self.license == "timescale" else "timescaledb-apache"
+
+
+def timescale_mode(conn: psycopg2.extensions.connection) -> TimescaleMode:
+    with conn.cursor() as cur:
+        cur.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
+        available = cur.fetchone() is not None
+        cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+        row = cur.fetchone()
+        license_ = None
+        if row:
+            cur.execute("SELECT current_setting('timescaledb.license', true)")
+            license_ = cur.fetchone()[0]
+    return TimescaleMode(available, row is not None, row[0] if row else None, license_)
+
+
+def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
+    """CREATE EXTENSION timescaledb if the server can load it; never fatal."""
+    with conn.cursor() as cur:
+        cur.execute("SAVEPOINT tsdb")
+        try:
+            cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        except psycopg2.Error as exc:
+            # Typically: the library is not in shared_preload_libraries.
+            cur.execute("ROLLBACK TO SAVEPOINT tsdb")
+            log.warning("TimescaleDB not enabled (%s); using plain PostgreSQL",
+                        str(exc).strip().splitlines()[0])
+            return False
+        cur.execute("RELEASE SAVEPOINT tsdb")
+    return True
+
+
+def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMode:
+    """Create the database if missing, apply sql/schema.sql, add hypertables when possible."""
+    ensure_database(settings.database_url, settings.connect_timeout)
+    with transaction(settings.database_url, settings.connect_timeout) as conn:
+        with conn.cursor() as cur:
+            # Quiet the NOTICEs of IF NOT EXISTS on reruns.
+            cur.execute("SET LOCAL client_min_messages = warning")
+            if use_timescaledb and timescale_mode(conn).available:
+                _try_create_timescaledb(conn)
+            cur.execute((SQL_DIR / "schema.sql").read_text())
+            mode = timescale_mode(conn)
+            if mode.installed:
+                cur.execute((SQL_DIR / "timescaledb_setup.sql").read_text())
+    return mode
+
+
+def hypertables(conn: psycopg2.extensions.connection) -> list[str]:
+    """Names of the warehouse's hypertables (empty without TimescaleDB)."""
+    if not timescale_mode(conn).installed:
+        return []
+    with conn.cursor() as cur:
+        cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1")
+        return [r[0] for r in cur.fetchall()]
+
+
+def table_counts(conn: psycopg2.extensions.connection, tables: list[str]) -> dict[str, int]:
+    counts = {}
+    with conn.cursor() as cur:
+        for table in tables:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+            counts[table] = cur.fetchone()[0]
+    return counts

@@ -1,0 +1,94 @@
+"""Ingest: find and read the source files exactly as they are.
+
+Reading is deliberately dumb: every field comes back as a string so that
+nothing is coerced (or lost) before ``transform`` can decide, row by row,
+whether a value is valid. Files may be plain ``.csv`` or ``.csv.gz``; a UTF-8
+byte-order mark is accepted (Olist's translation file has one).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from etl.errors import SourceError
+from etl.olist import ALL_TABLES, TableSpec
+
+#: Added to every frame read: the row as a spreadsheet numbers it (header = 1).
+ROW_NUMBER = "_row_number"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    spec: TableSpec
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+def locate(spec: TableSpec, data_dir: Path) -> SourceFile:
+    for candidate in (data_dir / f"{spec.file_stem}.csv", data_dir / f"{spec.file_stem}.csv.gz"):
+        if candidate.is_file():
+            return SourceFile(spec, candidate)
+    raise SourceError(f"{data_dir}: missing source file {spec.file_stem}.csv (or .csv.gz) "
+                      f"for table {spec.name}")
+
+
+def check_header(source: SourceFile) -> None:
+    """Fail before anything is written if a column the table needs is missing."""
+    try:
+        with _open_text(source.path) as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise SourceError(f"{source.path}: cannot read the file ({exc})") from exc
+    header = [h.strip() for h in header]
+    missing = [c for c in source.spec.source_columns if c not in header]
+    if missing:
+        raise SourceError(f"{source.path}: missing column(s) {', '.join(missing)} "
+                          f"(the file has: {', '.join(header) or 'no header'})")
+
+
+def locate_all(data_dir: Path, specs: tuple[TableSpec, ...] = ALL_TABLES) -> list[SourceFile]:
+    """Every source file, checked for existence and header, or one clear error."""
+    if not data_dir.is_dir():
+        raise SourceError(f"data directory {data_dir} does not exist "
+                          "(pass --data-dir pointing at the Olist CSV files)")
+    sources = [locate(spec, data_dir) for spec in specs]
+    for source in sources:
+        check_header(source)
+    return sources
+
+
+def read(source: SourceFile) -> pd.DataFrame:
+    """All rows of a file as strings (empty fields become <NA>), plus their row number."""
+    try:
+        with _open_text(source.path) as fh:
+            frame = pd.read_csv(fh, dtype="string", keep_default_na=False, na_values=[""],
+                                usecols=lambda c: c.strip() in source.spec.source_columns)
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise SourceError(f"{source.path}: cannot parse as CSV ({exc})") from exc
+    frame.columns = [c.strip() for c in frame.columns]
+    frame[ROW_NUMBER] = pd.RangeIndex(2, len(frame) + 2)
+    return frame
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

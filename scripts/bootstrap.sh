@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up everything a fresh machine needs, idempotently, then get out of the way:
+#   * .venv/ with requirements.txt and this package (skipped when unchanged),
+#   * TimescaleDB on the local PostgreSQL server where it can be had,
+#   * the warehouse schema (etl db init).
+# Sourced by scripts/run.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  echo "[bootstrap] creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+if [[ ! -f "$stamp" ]]; then
+  echo "[bootstrap] installing requirements (a minute on a fresh machine)"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -c "import etl, airflow, pandas, psycopg2" # fail loudly if the install did not take
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
+
+if [[ "${ETL_SKIP_TIMESCALEDB:-0}" != "1" ]]; then
+  bash scripts/install_timescaledb.sh || true
+fi

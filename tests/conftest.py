@@ -1,0 +1,90 @@
+"""Shared fixtures: real PostgreSQL, one throwaway database per need.
+
+No test touches the user's ``warehouse`` database: every database created here
+is named ``etl_test_<random>`` and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from etl import db
+from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
+
+#: Where the team's full Olist subset lives (read-only); override with ETL_OLIST_DIR.
+_OLIST_CANDIDATES = [os.environ.get("ETL_OLIST_DIR", ""),
+                     str(PROJECT_ROOT.parent / "shared" / "data" / "olist"),
+                     "/work/shared/data/olist"]
+
+
+def _server_url() -> str:
+    """The test server: DATABASE_URL's server if set, else the local default."""
+    return Settings.from_env().database_url
+
+
+def _new_database_url(prefix: str = "etl_test") -> str:
+    return db.server_url(_server_url(), f"{prefix}_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="session")
+def olist_dir() -> Path:
+    for candidate in _OLIST_CANDIDATES:
+        if candidate and (Path(candidate) / "olist_orders_dataset.csv.gz").exists():
+            return Path(candidate)
+    pytest.skip("the shared Olist subset was not found; set ETL_OLIST_DIR")
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE_DATA_DIR
+
+
+def make_settings(url: str, **overrides) -> Settings:
+    base = Settings.from_env()
+    return base.with_overrides(database_url=url, database_url_explicit=True, **overrides)
+
+
+@pytest.fixture
+def fresh_db(tmp_path):
+    """Settings for a new, empty (not even initialised) database, dropped afterwards."""
+    url = _new_database_url()
+    settings = make_settings(url, staging_dir=tmp_path / "staging")
+    yield settings
+    db.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def module_db(tmp_path_factory):
+    """One database shared by the tests of a module (e.g. after one full load)."""
+    url = _new_database_url()
+    settings = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"))
+    yield settings
+    db.drop_database(url)
+
+
+def query(settings: Settings, statement: str, params=None) -> list[tuple]:
+    conn = psycopg2.connect(settings.database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def scalar(settings: Settings, statement: str, params=None):
+    return query(settings, statement, params)[0][0]
+
+
+@pytest.fixture
+def copy_of_sample(tmp_path, sample_dir) -> Path:
+    """A writable copy of the shipped sample, for tests that edit source files."""
+    target = tmp_path / "olist"
+    shutil.copytree(sample_dir, target)
+    return target

@@ -1,0 +1,31 @@
+"""`etl db init` against the real server: idempotent, with and without TimescaleDB."""
+
+from etl import db
+from tests.conftest import scalar
+
+SEED_TABLES = {"dim_customers", "dim_products", "dim_sellers", "dim_dates", "fact_orders",
+               "fact_order_items", "fact_payments", "fact_reviews", "ingest_audit", "quarantine"}
+
+
+def tables(settings) -> set[str]:
+    conn = db.connect(settings.database_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            return {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+def test_init_creates_the_database_and_is_idempotent(fresh_db):
+    first = db.init_schema(fresh_db)
+    second = db.init_schema(fresh_db)
+    assert first == second
+    assert SEED_TABLES <= tables(fresh_db)
+
+
+def test_plain_postgresql_without_the_extension(fresh_db):
+    mode = db.init_schema(fresh_db, use_timescaledb=False)
+    assert mode.name == "postgresql" and not mode.installed
+    assert SEED_TABLES <= tables(fresh_db)
+    assert scalar(fresh_db, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
