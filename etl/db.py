@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import psycopg2
@@ -171,11 +172,25 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
             cur.execute("SET LOCAL client_min_messages = warning")
             if use_timescaledb and timescale_mode(conn).available:
                 _try_create_timescaledb(conn)
-            cur.execute((SQL_DIR / "schema.sql").read_text())
+            for path in schema_files(SQL_DIR, timescale_mode(conn).installed):
+                cur.execute(path.read_text())
             mode = timescale_mode(conn)
-            if mode.installed:
-                cur.execute((SQL_DIR / "timescaledb_setup.sql").read_text())
     return mode
+
+
+def schema_files(sql_dir: Path, timescaledb: bool) -> list[Path]:
+    """The SQL files ``etl db init`` applies, in order.
+
+    ``schema.sql`` holds the star schema; each capability adds its own tables in
+    ``schema.d/NN_name.sql`` (applied in name order), then hypertables when
+    TimescaleDB is there, then the views in ``views/*.sql`` that read them all.
+    Every file must be idempotent.
+    """
+    files = [sql_dir / "schema.sql", *sorted((sql_dir / "schema.d").glob("*.sql"))]
+    if timescaledb:
+        files.append(sql_dir / "timescaledb_setup.sql")
+    files.extend(sorted((sql_dir / "views").glob("*.sql")))
+    return files
 
 
 def hypertables(conn: psycopg2.extensions.connection) -> list[str]:

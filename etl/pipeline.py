@@ -1,8 +1,10 @@
 """The run: ingest -> transform -> load, with the audit trail around it.
 
-``run_pipeline`` is what ``etl run`` and the Airflow DAG call. It checks all
-inputs before writing anything, loads every table in one transaction, and
-returns a ``RunSummary`` that the CLI prints and the DAG passes on as XCom.
+Each stage is a function of (settings, run_id) that reads what the previous
+stage left in the staging area (``etl.staging``) and returns a small summary,
+so the Airflow DAG can run them as separate tasks and the CLI can run them in
+one go (``run_pipeline``). Nothing is written to the warehouse before every
+input has been checked, and everything one run loads commits in one transaction.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from etl import audit, db, ingest, load, transform
-from etl.errors import DatabaseError
+from etl import audit, db, ingest, load, staging, transform
+from etl.errors import DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SPECS_BY_NAME = {spec.name: spec for spec in ALL_TABLES}
 
 
 @dataclass
@@ -33,7 +37,7 @@ class TableSummary:
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
-    rows_written: int       # inserted or changed in the warehouse by this run
+    rows_written: int = 0   # inserted or changed in the warehouse by this run
 
 
 @dataclass
@@ -52,7 +56,7 @@ class RunSummary:
         return asdict(self)
 
     def render(self) -> str:
-        width = max(len(t.table) for t in self.tables) if self.tables else 10
+        width = max((len(t.table) for t in self.tables), default=10)
         lines = [f"run {self.run_id}: {self.data_dir} -> {self.database}",
                  f"{'table':<{width}}  {'read':>9}  {'loaded':>9}  {'quarantined':>11}  {'written':>9}"]
         for t in self.tables:
@@ -65,6 +69,33 @@ class RunSummary:
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
+
+# --- ingest ---------------------------------------------------------------------------
+
+def ingest_stage(settings: Settings, run_id: str, data_dir: Path | None = None,
+                 specs: tuple[TableSpec, ...] = ALL_TABLES) -> dict:
+    """Find and check every input; record what was found for the next stages."""
+    data_dir = Path(data_dir or settings.data_dir)
+    sources = ingest.locate_all(data_dir, specs)      # fails before any write
+    manifest = {
+        "run_id": run_id, "data_dir": str(data_dir),
+        "sources": [{"table": s.spec.name, "path": str(s.path), "sha256": ingest.file_sha256(s.path)}
+                    for s in sources],
+    }
+    staging.write_json(staging.run_dir(settings, run_id) / "ingest.json", manifest)
+    return manifest
+
+
+def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[ingest.SourceFile]]:
+    path = staging.run_dir(settings, run_id) / "ingest.json"
+    if not path.exists():
+        raise SourceError(f"run {run_id} has no ingest manifest at {path}; run the ingest stage first")
+    manifest = staging.read_json(path)
+    return manifest, [ingest.SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"]))
+                      for s in manifest["sources"]]
+
+
+# --- transform ------------------------------------------------------------------------
 
 def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     """Which of some foreign-key values already exist in the warehouse (earlier runs)."""
@@ -80,72 +111,100 @@ def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     return lookup
 
 
-def transform_all(sources: list[ingest.SourceFile], settings: Settings,
-                  conn: psycopg2.extensions.connection) -> dict[str, transform.TableResult]:
-    results: dict[str, transform.TableResult] = {}
+def transform_stage(settings: Settings, run_id: str) -> dict:
+    """Clean every ingested table into Parquet files, rejected rows beside them."""
+    manifest, sources = _ingested_sources(settings, run_id)
+    out = staging.clean_dir(settings, run_id)
+    out.mkdir(parents=True, exist_ok=True)
     clean_by_table: dict[str, pd.DataFrame] = {}
-    lookup = _warehouse_key_lookup(conn)
-    for source in sources:
-        raw = ingest.read(source)
-        result = transform.transform_table(source.spec, raw, settings.source_timezone,
-                                           reference_keys=clean_by_table, lookup_keys=lookup)
-        results[source.spec.name] = result
-        clean_by_table[source.spec.name] = result.clean
-        log.info("%s: %d read, %d clean, %d quarantined", source.name, result.rows_read,
-                 result.rows_clean, len(result.quarantined))
-    orders = results["fact_orders"].clean
-    transform.add_purchase_date_key(orders, settings.source_timezone)
-    return results
-
-
-def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str | None = None,
-                 specs: tuple[TableSpec, ...] = ALL_TABLES) -> RunSummary:
-    started = time.monotonic()
-    run_id = run_id or new_run_id()
-    data_dir = Path(data_dir or settings.data_dir)
-    sources = ingest.locate_all(data_dir, specs)      # fails before any write
-
+    tables = []
     db.init_schema(settings)
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        results = transform_all(sources, settings, conn)
-        conn.rollback()  # end the read-only transaction of the key lookups
-        entries = [audit.AuditEntry(s.spec.name, str(s.path)) for s in sources]
-        entries.append(audit.AuditEntry("dim_dates", "derived:fact_orders"))
-        audit.open_run(conn, run_id, entries)
+        lookup = _warehouse_key_lookup(conn)
+        for source in sources:
+            raw = ingest.read(source)
+            result = transform.transform_table(source.spec, raw, settings.source_timezone,
+                                               reference_keys=clean_by_table, lookup_keys=lookup)
+            if source.spec.name == "fact_orders":
+                transform.add_purchase_date_key(result.clean, settings.source_timezone)
+            clean_by_table[source.spec.name] = result.clean
+            result.clean.to_parquet(out / f"{source.spec.name}.parquet", index=False)
+            result.quarantined.to_parquet(out / f"{source.spec.name}.quarantine.parquet", index=False)
+            tables.append({"table": source.spec.name, "source": source.name, "rows_read": result.rows_read,
+                           "rows_loaded": result.rows_clean, "rows_quarantined": len(result.quarantined)})
+            log.info("%s: %d read, %d clean, %d quarantined", source.name, result.rows_read,
+                     result.rows_clean, len(result.quarantined))
+    finally:
+        conn.close()
+    dates = transform.build_dim_dates(clean_by_table["fact_orders"], settings.source_timezone)
+    dates.to_parquet(out / "dim_dates.parquet", index=False)
+    tables.append({"table": "dim_dates", "source": "derived:fact_orders", "rows_read": len(dates),
+                   "rows_loaded": len(dates), "rows_quarantined": 0})
+    metadata = {"run_id": run_id, "sources": manifest["sources"], "tables": tables,
+                "schema": {name: {c: str(t) for c, t in frame.dtypes.items()}
+                           for name, frame in clean_by_table.items()}}
+    staging.write_json(out / "_metadata.json", metadata)
+    return metadata
+
+
+# --- load -----------------------------------------------------------------------------
+
+def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
+    """Load the run's clean tables and quarantine in one transaction, audited."""
+    out = staging.clean_dir(settings, run_id)
+    meta_path = out / "_metadata.json"
+    if not meta_path.exists():
+        raise SourceError(f"run {run_id} has no clean data at {out}; run the transform stage first")
+    metadata = staging.read_json(meta_path)
+    db.init_schema(settings)
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    try:
+        audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"])
+                                      for t in metadata["tables"]])
         try:
-            tables = _load_all(conn, run_id, sources, results, settings)
+            return _load_tables(conn, run_id, out, metadata["tables"])
         except (psycopg2.Error, DatabaseError) as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, str(exc).strip())
-            raise DatabaseError(f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}") from exc
+            raise DatabaseError(
+                f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}") from exc
         except BaseException as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
             raise
     finally:
         conn.close()
-    return RunSummary(run_id, str(data_dir), db.describe_url(settings.database_url),
-                      time.monotonic() - started, tables)
 
 
-def _load_all(conn, run_id: str, sources: list[ingest.SourceFile],
-              results: dict[str, transform.TableResult], settings: Settings) -> list[TableSummary]:
-    tables: list[TableSummary] = []
+def _load_tables(conn, run_id: str, out: Path, tables: list[dict]) -> list[TableSummary]:
+    summaries = []
     with conn, conn.cursor() as cur:
-        for source in sources:
-            result = results[source.spec.name]
-            merged = load.merge(cur, source.spec.name, result.clean)
-            load.insert_quarantine(cur, run_id, source.name, source.spec.name, result.quarantined)
-            audit.close_table(cur, run_id, source.spec.name, rows_read=result.rows_read,
-                              rows_loaded=result.rows_clean,
-                              rows_quarantined=len(result.quarantined))
-            tables.append(TableSummary(source.spec.name, source.name, result.rows_read,
-                                       result.rows_clean, len(result.quarantined), merged.rows_written))
-        dates = transform.build_dim_dates(results["fact_orders"].clean, settings.source_timezone)
-        merged = load.merge(cur, "dim_dates", dates)
-        audit.close_table(cur, run_id, "dim_dates", rows_read=len(dates), rows_loaded=len(dates),
-                          rows_quarantined=0)
-        tables.append(TableSummary("dim_dates", "derived:fact_orders", len(dates), len(dates), 0,
-                                   merged.rows_written))
-    return tables
+        for entry in tables:
+            table = entry["table"]
+            clean = pd.read_parquet(out / f"{table}.parquet")
+            merged = load.merge(cur, table, clean)
+            quarantine_path = out / f"{table}.quarantine.parquet"
+            if quarantine_path.exists():
+                load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
+                                       pd.read_parquet(quarantine_path))
+            audit.close_table(cur, run_id, table, rows_read=entry["rows_read"],
+                              rows_loaded=entry["rows_loaded"],
+                              rows_quarantined=entry["rows_quarantined"])
+            summaries.append(TableSummary(table, entry["source"], entry["rows_read"],
+                                          entry["rows_loaded"], entry["rows_quarantined"],
+                                          merged.rows_written))
+    return summaries
+
+
+# --- all stages -----------------------------------------------------------------------
+
+def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str | None = None,
+                 specs: tuple[TableSpec, ...] = ALL_TABLES) -> RunSummary:
+    started = time.monotonic()
+    run_id = run_id or new_run_id()
+    manifest = ingest_stage(settings, run_id, data_dir, specs)
+    transform_stage(settings, run_id)
+    tables = load_stage(settings, run_id)
+    return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
+                      time.monotonic() - started, tables)

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -15,8 +16,10 @@ ETL = [sys.executable, "-m", "etl.cli"]
 
 
 def etl(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([*ETL, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    # Stage files go to a temporary folder, not the checkout's data/staging.
+    with tempfile.TemporaryDirectory(prefix="etl-staging-") as staging:
+        return subprocess.run([*ETL, *args], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "ETL_STAGING_DIR": staging, **(env or {})})
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:

@@ -29,7 +29,8 @@ def local_dir():
 
 def test_run_starts_a_private_cluster_when_nothing_answers(local_dir):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(PGPORT=str(free_port()), ETL_LOCAL_DIR=str(local_dir))
+    env.update(PGPORT=str(free_port()), ETL_LOCAL_DIR=str(local_dir),
+               ETL_STAGING_DIR=str(local_dir.parent / "staging"))
     etl = [sys.executable, "-m", "etl.cli"]
     try:
         proc = subprocess.run([*etl, "run"], env=env, capture_output=True, text=True, timeout=300)
