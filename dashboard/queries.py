@@ -192,3 +192,29 @@ def pipeline_runs(conn, f: Filters) -> list[dict]:
         "string_agg(DISTINCT error, '; ') AS error "
         "FROM ingest_audit GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"),
         {"limit": f.limit or 50})
+
+
+ORDER_STATUSES = ("approved", "canceled", "created", "delivered", "invoiced", "processing",
+                  "shipped", "unavailable")
+
+
+def order_lines_page(conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0,
+                     page_size: int = 50) -> list[dict]:
+    """One page of raw order lines (the raw data viewer), newest first.
+
+    Pages through the ``order_lines`` view with LIMIT/OFFSET so nothing loads
+    the whole warehouse; filters are bind parameters like everywhere else.
+    """
+    conditions, params = _day_filters(f)
+    if f.category:
+        conditions.append(sql.SQL("category = %(category)s"))
+        params["category"] = f.category
+    if statuses:
+        conditions.append(sql.SQL("order_status = ANY(%(statuses)s)"))
+        params["statuses"] = list(statuses)
+    params.update(limit=int(page_size), offset=int(page) * int(page_size))
+    return _rows(conn, sql.SQL(
+        "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
+        "product_id, price_cents, freight_cents FROM order_lines{} "
+        "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(_where(conditions)), params)

@@ -15,13 +15,15 @@ WITH oc AS (
            avg(items) OVER w AS mean_items, stddev_samp(items) OVER w AS sd_items
       FROM oc WINDOW w AS (PARTITION BY category, month)
 ), z AS (
-    SELECT order_id, category, month, value_cents::bigint, items::bigint, peers::bigint,
-           round(mean_value, 2) AS mean_value_cents,
-           round((value_cents - mean_value) / nullif(sd_value, 0), 3) AS z_value,
-           round((items - mean_items) / nullif(sd_items, 0), 3)       AS z_items
+    SELECT order_id, category, month, value_cents, items, peers, mean_value,
+           (value_cents - mean_value) / nullif(sd_value, 0) AS z_value,
+           (items - mean_items) / nullif(sd_items, 0)       AS z_items
       FROM scored
 )
-SELECT * FROM z WHERE abs(z_value) > 3 OR abs(z_items) > 3
+-- Flag on the exact z; round only what is shown.
+SELECT order_id, category, month, value_cents::bigint, items::bigint, peers::bigint,
+       round(mean_value, 2) AS mean_value_cents, round(z_value, 3) AS z_value, round(z_items, 3) AS z_items
+  FROM z WHERE abs(z_value) > 3 OR abs(z_items) > 3
 WITH DATA;
 CREATE UNIQUE INDEX IF NOT EXISTS anomaly_records_key ON anomaly_records (order_id, category);
 CREATE INDEX IF NOT EXISTS anomaly_records_month ON anomaly_records (month);
