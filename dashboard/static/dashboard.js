@@ -12,7 +12,7 @@
     paper_bgcolor: "#fff", plot_bgcolor: "#fff",
     legend: { orientation: "h", y: -0.2 },
   }, extra || {});
-  const config = { displaylogo: false, responsive: true };
+  const config = { displaylogo: false, displayModeBar: false, responsive: true };
 
   const draw = {
     monthly(el, rows, title) {
@@ -58,7 +58,7 @@
       rows.forEach((r) => { byCategory[r.category] = (byCategory[r.category] || 0) + r.rows; });
       const names = Object.keys(byCategory);
       return Plotly.newPlot(el, [{ type: "bar", x: names, y: names.map((n) => byCategory[n]), marker: { color: "#e9c46a" } }],
-        base(title, { yaxis: { title: { text: "Rows" } } }), config);
+        base(title, { margin: { l: 60, r: 30, t: 45, b: 120 }, yaxis: { title: { text: "Rows" } } }), config);
     },
     runs(el, rows, title) {
       const sorted = rows.slice().reverse();
