@@ -15,7 +15,7 @@ from typing import Iterator
 
 import psycopg2
 import psycopg2.errors
-import psycopg2.pool
+import psycopg2.extensions
 
 from etl.db import describe_url
 
@@ -34,29 +34,35 @@ class ReadOnlyWarehouse:
             "connect_timeout": connect_timeout, "application_name": "etl-dashboard",
             "options": f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_ms)}",
         }
-        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._idle: list[psycopg2.extensions.connection] = []
         self._lock = threading.Lock()
 
-    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+    def _acquire(self) -> psycopg2.extensions.connection:
         with self._lock:
-            if self._pool is None:
-                self._pool = psycopg2.pool.ThreadedConnectionPool(0, self._pool_size, self.url, **self._kwargs)
-            return self._pool
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        pool = self._get_pool()
+            if self._idle:
+                return self._idle.pop()
         try:
-            conn = pool.getconn()
-        except psycopg2.pool.PoolError as exc:
-            raise WarehouseUnavailable(f"the warehouse at {self.where} is busy ({exc})") from exc
+            conn = psycopg2.connect(self.url, **self._kwargs)
         except psycopg2.OperationalError as exc:
             reason = " ".join(str(exc).split()).split(" failed: ", 1)[-1]
             raise WarehouseUnavailable(f"the warehouse at {self.where} is unreachable: {reason}") from exc
+        conn.set_session(readonly=True, autocommit=True)
+        return conn
+
+    def _release(self, conn: psycopg2.extensions.connection, broken: bool) -> None:
+        """Keep up to pool_size idle connections (psycopg2's own pool closes all above minconn)."""
+        if not broken and not conn.closed:
+            with self._lock:
+                if len(self._idle) < self._pool_size:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        conn = self._acquire()
         broken = False
         try:
-            if not conn.autocommit:
-                conn.set_session(readonly=True, autocommit=True)
             yield conn
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             broken = True
@@ -66,10 +72,10 @@ class ReadOnlyWarehouse:
             raise WarehouseUnavailable(f"the warehouse at {self.where} has no analytics views yet "
                                        f"({str(exc).splitlines()[0]}); run `etl db init`") from exc
         finally:
-            pool.putconn(conn, close=broken or conn.closed != 0)
+            self._release(conn, broken)
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.closeall()
-                self._pool = None
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
