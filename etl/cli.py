@@ -54,6 +54,22 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.analytics import refresh
+
+    timings = refresh(settings)
+    print(f"refreshed {len(timings)} analytics views in {sum(timings.values()):.1f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.export import export_views
+
+    for item in export_views(settings, args.out, args.format):
+        print(f"{item.view:<28} {item.rows:>10,} rows -> {item.path}")
+    return 0
+
+
 def cmd_db_stop_local(args: argparse.Namespace, settings: Settings) -> int:
     print(local_cluster.stop(settings))
     return 0
@@ -79,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_db_init, needs_db=True)
     dbp.add_parser("status", help="mode (PostgreSQL / TimescaleDB) and row counts").set_defaults(
         func=cmd_db_status, needs_db=True)
+    dbp.add_parser("refresh", help="refresh the analytics views (after loads)").set_defaults(
+        func=cmd_db_refresh, needs_db=True)
+    export = sub.add_parser("export", help="write every analytical view as CSV or Parquet files")
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    export.add_argument("--out", type=Path, required=True, help="folder to write the files into")
+    export.set_defaults(func=cmd_export, needs_db=True)
     dbp.add_parser("stop-local", help="stop the private cluster under .local/ if running").set_defaults(
         func=cmd_db_stop_local, needs_db=False)
     return parser

@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from etl import audit, db, ingest, load, staging, transform
+from etl import analytics, audit, db, ingest, load, staging, transform
 from etl.errors import DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings
@@ -206,5 +206,6 @@ def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str |
     manifest = ingest_stage(settings, run_id, data_dir, specs)
     transform_stage(settings, run_id)
     tables = load_stage(settings, run_id)
+    analytics.refresh(settings)   # the dashboards' aggregates follow every load
     return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
                       time.monotonic() - started, tables)

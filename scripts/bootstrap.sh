@@ -27,3 +27,12 @@ fi
 if [[ "${ETL_SKIP_TIMESCALEDB:-0}" != "1" ]]; then
   bash scripts/install_timescaledb.sh || true
 fi
+
+# The dashboards' browser tests drive Debian's chromium with its chromedriver
+# (docs/dashboards.md); install them when missing and we may (root, apt).
+if [[ "${ETL_SKIP_BROWSER:-0}" != "1" && ! -x /usr/bin/chromedriver && $(id -u) == 0 ]] \
+   && command -v apt-get >/dev/null; then
+  echo "[bootstrap] installing chromium and chromium-driver for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+    || echo "[bootstrap] could not install chromium; the browser tests will be skipped"
+fi

@@ -1,0 +1,1 @@
+"""Dashboards over the warehouse's analytics views: Flask (``app.py``) and Streamlit."""

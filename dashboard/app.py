@@ -1,0 +1,215 @@
+"""The Flask dashboard: pages for people, a JSON API for every chart.
+
+Pages render their tables and KPI cards on the server and draw charts in the
+browser with Plotly, whose ``plotly.min.js`` is served from the installed
+``plotly`` package (``/vendor/plotly.min.js``): no CDN, works offline.
+Everything is read from the analytics views through a read-only connection.
+
+Run: ``gunicorn wsgi:app`` (see docs/dashboards.md), or ``create_app(config)`` in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import plotly
+from flask import Flask, Response, abort, render_template, request, send_file
+
+from dashboard import queries
+from dashboard.config import DashboardConfig
+from dashboard.params import BR_STATES, BadParameter, Filters, parse
+from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+class Endpoint:
+    """One JSON API route: the query it answers with and the parameters it accepts."""
+
+    def __init__(self, query: Callable, params: tuple[str, ...], doc: str) -> None:
+        self.query, self.params, self.doc = query, params, doc
+
+
+API: dict[str, Endpoint] = {
+    "kpis": Endpoint(queries.kpis, ("start", "end", "state"),
+                     "orders, items, revenue, average order value, customers"),
+    "monthly-sales": Endpoint(queries.monthly_sales, ("start", "end", "state", "category"),
+                              "per month: orders, items, revenue, freight, AOV, freight share"),
+    "top-products": Endpoint(queries.top_products, ("limit", "metric", "category"),
+                             "best products by revenue (or metric=units), with English category"),
+    "regions": Endpoint(queries.regions, ("start", "end", "state"),
+                        "per customer state: orders, revenue, AOV, delivery days, late share, customers"),
+    "categories": Endpoint(queries.category_map, (),
+                           "per category: price, freight ratio, instalments, voucher share"),
+    "segments": Endpoint(queries.segments, (), "RFM segments of customer lifetime value"),
+    "anomalies": Endpoint(queries.anomalies, ("start", "end", "category", "limit"),
+                          "orders with |z| > 3 in value or items within category and month"),
+    "quality": Endpoint(queries.quality_scores, (), "run-wide quality score per dimension per run"),
+    "quarantine": Endpoint(queries.quarantine_counts, ("run_id",), "quarantined rows per category and table"),
+    "runs": Endpoint(queries.pipeline_runs, ("limit",), "pipeline runs from ingest_audit"),
+}
+
+PAGES = [("overview", "/", "Overview"), ("sales", "/sales", "Sales trend"),
+         ("products", "/products", "Top products"), ("regions", "/regions", "Regions"),
+         ("quality", "/quality", "Data quality"), ("runs", "/runs", "Pipeline runs")]
+
+
+class _Cache:
+    """API answers reused for a few seconds: the views change only when refreshed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._items: dict[tuple, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        if self.seconds <= 0:
+            return None
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1] if hit and hit[0] > time.monotonic() else None
+
+    def put(self, key: tuple, body: bytes) -> None:
+        if self.seconds > 0:
+            with self._lock:
+                if len(self._items) > 5000:
+                    self._items.clear()
+                self._items[key] = (time.monotonic() + self.seconds, body)
+
+
+def _money(cents) -> str:
+    """R$ 1.234.567,89 as Brazilians write it."""
+    if cents is None:
+        return "–"
+    text = f"{abs(cents) / 100:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    return ("-" if cents < 0 else "") + "R$ " + text
+
+
+def create_app(config: DashboardConfig | None = None) -> Flask:
+    config = config or DashboardConfig.from_env()
+    settings = config.settings
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    warehouse = ReadOnlyWarehouse(settings.database_url, pool_size=config.pool_size,
+                                  connect_timeout=settings.connect_timeout,
+                                  statement_timeout_ms=config.statement_timeout_ms)
+    cache = _Cache(config.cache_seconds)
+    app.extensions["warehouse"] = warehouse
+    app.jinja_env.filters["money"] = _money
+    app.jinja_env.filters["num"] = lambda n: "–" if n is None else f"{n:,}"
+    app.jinja_env.filters["pct"] = lambda x: "–" if x is None else f"{float(x) * 100:.1f}%"
+
+    def known_categories() -> frozenset[str]:
+        key = ("__categories__",)
+        cached = cache.get(key)
+        if cached is not None:
+            return frozenset(json.loads(cached))
+        with warehouse.connection() as conn:
+            names = queries.categories(conn)
+        cache.put(key, json.dumps(names).encode())
+        return frozenset(names)
+
+    def run(query: Callable, filters: Filters):
+        with warehouse.connection() as conn:
+            return query(conn, filters)
+
+    # --- JSON API ---------------------------------------------------------------------
+    @app.get("/api/")
+    def api_index():
+        return {"endpoints": [{"path": f"/api/{name}", "params": list(ep.params), "returns": ep.doc}
+                              for name, ep in API.items()],
+                "conventions": {"money": "integer cents (BRL), fields *_cents",
+                                "dates": "São Paulo calendar days, YYYY-MM-DD; start/end inclusive",
+                                "state": "Brazilian state code, e.g. SP",
+                                "errors": "400 with {'error': message} for a bad parameter; "
+                                          "503 when the warehouse is unreachable"}}
+
+    @app.get("/api/<name>")
+    def api(name: str):
+        endpoint = API.get(name)
+        if endpoint is None:
+            abort(404)
+        key = (name, tuple(sorted(request.args.items(multi=True))))
+        body = cache.get(key)
+        if body is None:
+            if any(len(v) > 1 for v in request.args.listvalues()):
+                raise BadParameter("each parameter may be given once")
+            filters = parse(request.args, endpoint.params, known_categories)
+            data = run(endpoint.query, filters)
+            params = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                      for k, v in asdict(filters).items() if v is not None}
+            body = json.dumps({"endpoint": name, "params": params, "data": data}).encode()
+            cache.put(key, body)
+        return Response(body, mimetype="application/json")
+
+    # --- pages ------------------------------------------------------------------------
+    def page(template: str, allowed: tuple[str, ...], **load: Callable):
+        filters = parse(request.args, allowed, known_categories)
+        with warehouse.connection() as conn:
+            context = {name: fn(conn, filters) for name, fn in load.items()}
+        return render_template(template, pages=PAGES, filters=filters, states=sorted(BR_STATES),
+                               allowed=allowed, **context)
+
+    @app.get("/")
+    def overview():
+        return page("overview.html", ("start", "end", "state"), kpis=queries.kpis)
+
+    @app.get("/sales")
+    def sales():
+        return page("sales.html", ("start", "end", "state", "category"), months=queries.monthly_sales,
+                    categories=lambda conn, f: queries.categories(conn))
+
+    @app.get("/products")
+    def products():
+        return page("products.html", ("limit", "metric", "category"), products=queries.top_products,
+                    category_rows=queries.category_map)
+
+    @app.get("/regions")
+    def regions():
+        return page("regions.html", ("start", "end", "state"), rows=queries.regions)
+
+    @app.get("/quality")
+    def quality():
+        return page("quality.html", ("run_id",), scores=queries.quality_scores,
+                    quarantine=queries.quarantine_counts)
+
+    @app.get("/runs")
+    def runs():
+        return page("runs.html", ("limit",), runs=queries.pipeline_runs)
+
+    @app.get("/vendor/plotly.min.js")
+    def plotly_js():
+        return send_file(PLOTLY_JS, mimetype="text/javascript", max_age=86400)
+
+    # --- errors -----------------------------------------------------------------------
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    @app.errorhandler(BadParameter)
+    def bad_parameter(exc: BadParameter):
+        if wants_json():
+            return {"error": str(exc)}, 400
+        return render_template("error.html", pages=PAGES, status=400, title="Bad request",
+                               message=str(exc)), 400
+
+    @app.errorhandler(WarehouseUnavailable)
+    def unavailable(exc: WarehouseUnavailable):
+        headers = {"Retry-After": "30"}
+        if wants_json():
+            return {"error": str(exc)}, 503, headers
+        return render_template("error.html", pages=PAGES, status=503, title="Warehouse unavailable",
+                               message=str(exc)), 503, headers
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        if wants_json():
+            return {"error": f"no such endpoint {request.path}; see /api/"}, 404
+        return render_template("error.html", pages=PAGES, status=404, title="Not found",
+                               message=f"There is no page {request.path}."), 404
+
+    return app

@@ -1,0 +1,220 @@
+"""The dashboards' questions, each one query over the analytics views.
+
+Shared by the Flask API and the Streamlit app. Every function takes a DB-API
+connection and parsed ``Filters`` and returns JSON-ready rows: money as integer
+cents (``*_cents``), ratios as floats, dates as ISO strings. Filters become
+bind parameters or fixed ``psycopg2.sql`` fragments; input is never pasted
+into SQL text. Only aggregate views are read, never the fact tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg2 import sql
+
+from dashboard.params import Filters
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 \
+            else float(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def _rows(conn, statement: sql.Composable | str, params: dict | tuple = ()) -> list[dict]:
+    with conn.cursor() as cur:
+        cur.execute(statement, params)
+        names = [d.name for d in cur.description]
+        return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+
+
+def _where(conditions: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+
+
+def _day_filters(f: Filters, date_column: str = "purchase_date") -> tuple[list[sql.Composable], dict]:
+    conditions, params = [], {}
+    col = sql.Identifier(date_column)
+    if f.start:
+        conditions.append(sql.SQL("{} >= %(start)s").format(col))
+        params["start"] = f.start
+    if f.end:
+        conditions.append(sql.SQL("{} <= %(end)s").format(col))
+        params["end"] = f.end
+    if f.state:
+        conditions.append(sql.SQL("customer_state = %(state)s"))
+        params["state"] = f.state
+    return conditions, params
+
+
+def _month_filters(f: Filters) -> tuple[list[sql.Composable], dict]:
+    """Month-grain views: a month is in range when any of its days is."""
+    conditions, params = [], {}
+    if f.start:
+        conditions.append(sql.SQL("month >= date_trunc('month', %(start)s::date)::date"))
+        params["start"] = f.start
+    if f.end:
+        conditions.append(sql.SQL("month <= %(end)s"))
+        params["end"] = f.end
+    if f.state:
+        conditions.append(sql.SQL("customer_state = %(state)s"))
+        params["state"] = f.state
+    if f.category:
+        conditions.append(sql.SQL("category = %(category)s"))
+        params["category"] = f.category
+    return conditions, params
+
+
+def categories(conn) -> list[str]:
+    return [r["category"] for r in _rows(conn, "SELECT category FROM category_discount_map ORDER BY 1")]
+
+
+def kpis(conn, f: Filters) -> dict:
+    """Orders, revenue, items, average order value and customers for the selection.
+
+    Customers are distinct people, which do not add up across days: the figure
+    is all-time (per state when a state is chosen) and says so in ``customers_scope``.
+    """
+    conditions, params = _day_filters(f)
+    (row,) = _rows(conn, sql.SQL(
+        "SELECT coalesce(sum(orders), 0)::bigint AS orders, coalesce(sum(items), 0)::bigint AS items, "
+        "coalesce(sum(revenue_cents), 0)::bigint AS revenue_cents, "
+        "coalesce(sum(freight_cents), 0)::bigint AS freight_cents, "
+        "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
+        "min(purchase_date) AS first_day, max(purchase_date) AS last_day "
+        "FROM sales_daily_state") + _where(conditions), params)
+    if f.state:
+        found = _rows(conn, "SELECT customers FROM region_wise_performance WHERE customer_state = %s",
+                      (f.state,))
+        row["customers"] = found[0]["customers"] if found else 0
+        row["customers_scope"] = f"all time, {f.state}"
+    else:
+        row["customers"] = _rows(conn, "SELECT coalesce(sum(customers), 0)::bigint AS n FROM clv_segments")[0]["n"]
+        row["customers_scope"] = "all time"
+    return row
+
+
+def monthly_sales(conn, f: Filters) -> list[dict]:
+    """Revenue, orders, items, AOV and freight share per month of the selection."""
+    if f.category:
+        conditions, params = _month_filters(f)
+        source = sql.SQL("SELECT month, orders, items, revenue_cents, freight_cents "
+                         "FROM sales_monthly_category") + _where(conditions)
+    else:
+        conditions, params = _day_filters(f)
+        source = sql.SQL("SELECT date_trunc('month', purchase_date)::date AS month, orders, items, "
+                         "revenue_cents, freight_cents FROM sales_daily_state") + _where(conditions)
+    return _rows(conn, sql.SQL(
+        "SELECT month, sum(orders)::bigint AS orders, sum(items)::bigint AS items, "
+        "sum(revenue_cents)::bigint AS revenue_cents, sum(freight_cents)::bigint AS freight_cents, "
+        "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
+        "round(sum(freight_cents) / nullif(sum(revenue_cents + freight_cents), 0), 4) AS freight_share "
+        "FROM ({}) s GROUP BY month ORDER BY month").format(source), params)
+
+
+def top_products(conn, f: Filters) -> list[dict]:
+    """The best products of all time by revenue (default) or units, optionally in one category."""
+    rank = sql.Identifier("units_rank" if f.metric == "units" else "revenue_rank")
+    params: dict = {"limit": f.limit or 10}
+    where = sql.SQL("")
+    if f.category:
+        where = sql.SQL(" WHERE category = %(category)s")
+        params["category"] = f.category
+    return _rows(conn, sql.SQL(
+        "SELECT product_id, category, revenue_cents, units, orders, revenue_rank, units_rank "
+        "FROM top_products{} ORDER BY {} LIMIT %(limit)s").format(where, rank), params)
+
+
+def regions(conn, f: Filters) -> list[dict]:
+    """Per customer state: orders, revenue, AOV, delivery days, late share (customers all time)."""
+    conditions, params = _day_filters(f)
+    return _rows(conn, sql.SQL(
+        "SELECT s.customer_state, sum(s.orders)::bigint AS orders, "
+        "sum(s.revenue_cents)::bigint AS revenue_cents, sum(s.freight_cents)::bigint AS freight_cents, "
+        "round(sum(s.revenue_cents) / nullif(sum(s.orders), 0), 2) AS avg_order_value_cents, "
+        "round(sum(s.delivery_days_sum) / nullif(sum(s.delivered_orders), 0), 2) AS avg_delivery_days, "
+        "round(sum(s.late_orders)::numeric / nullif(sum(s.delivered_orders), 0), 4) AS late_share, "
+        "max(r.customers) AS customers "
+        "FROM sales_daily_state s LEFT JOIN region_wise_performance r USING (customer_state){} "
+        "GROUP BY s.customer_state ORDER BY revenue_cents DESC, s.customer_state").format(
+            _where([sql.SQL("s.") + c for c in conditions])), params)
+
+
+def category_map(conn, f: Filters) -> list[dict]:
+    return _rows(conn, "SELECT * FROM category_discount_map ORDER BY revenue_cents DESC, category")
+
+
+def segments(conn, f: Filters) -> list[dict]:
+    return _rows(conn, "SELECT rfm_segment, customers, total_spent_cents, churned_customers "
+                       "FROM clv_segments ORDER BY customers DESC")
+
+
+def anomalies(conn, f: Filters) -> list[dict]:
+    conditions, params = _month_filters(Filters(start=f.start, end=f.end, category=f.category))
+    params["limit"] = f.limit or 100
+    return _rows(conn, sql.SQL(
+        "SELECT order_id, category, month, value_cents, items, peers, mean_value_cents, z_value, z_items "
+        "FROM anomaly_records{} ORDER BY greatest(abs(z_value), abs(z_items)) DESC NULLS LAST, order_id "
+        "LIMIT %(limit)s").format(_where(conditions)), params)
+
+
+def quality_scores(conn, f: Filters) -> list[dict]:
+    """Run-wide score per quality dimension for each run (oldest first), with targets."""
+    return _rows(conn, "SELECT run_id, dimension, score, target, rows_checked, rows_failed, computed_at "
+                       "FROM quality_scores WHERE table_name = '_overall' "
+                       "ORDER BY computed_at, run_id, dimension")
+
+
+def quarantine_counts(conn, f: Filters) -> list[dict]:
+    """Quarantined rows per category (per table), for one run or all runs."""
+    where, params = sql.SQL(""), {}
+    if f.run_id:
+        where, params = sql.SQL(" WHERE run_id = %(run_id)s"), {"run_id": f.run_id}
+    return _rows(conn, sql.SQL("SELECT category, table_name, count(*)::bigint AS rows FROM quarantine{} "
+                               "GROUP BY category, table_name ORDER BY rows DESC, category, table_name"
+                               ).format(where), params)
+
+
+def pipeline_runs(conn, f: Filters) -> list[dict]:
+    """The latest runs from ingest_audit: when, status, rows read/loaded/quarantined."""
+    return _rows(conn, sql.SQL(
+        "SELECT run_id, min(started_at) AS started_at, max(finished_at) AS finished_at, "
+        "CASE WHEN bool_or(status = 'failed') THEN 'failed' WHEN bool_or(status = 'running') THEN 'running' "
+        "ELSE 'succeeded' END AS status, count(*)::bigint AS tables, sum(rows_read)::bigint AS rows_read, "
+        "sum(rows_loaded)::bigint AS rows_loaded, sum(rows_quarantined)::bigint AS rows_quarantined, "
+        "round(extract(epoch FROM max(finished_at) - min(started_at))::numeric, 1) AS seconds, "
+        "string_agg(DISTINCT error, '; ') AS error "
+        "FROM ingest_audit GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"),
+        {"limit": f.limit or 50})
+
+
+ORDER_STATUSES = ("approved", "canceled", "created", "delivered", "invoiced", "processing",
+                  "shipped", "unavailable")
+
+
+def order_lines_page(conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0,
+                     page_size: int = 50) -> list[dict]:
+    """One page of raw order lines (the raw data viewer), newest first.
+
+    Pages through the ``order_lines`` view with LIMIT/OFFSET so nothing loads
+    the whole warehouse; filters are bind parameters like everywhere else.
+    """
+    conditions, params = _day_filters(f)
+    if f.category:
+        conditions.append(sql.SQL("category = %(category)s"))
+        params["category"] = f.category
+    if statuses:
+        conditions.append(sql.SQL("order_status = ANY(%(statuses)s)"))
+        params["statuses"] = list(statuses)
+    params.update(limit=int(page_size), offset=int(page) * int(page_size))
+    return _rows(conn, sql.SQL(
+        "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
+        "product_id, price_cents, freight_cents FROM order_lines{} "
+        "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(_where(conditions)), params)

@@ -1,0 +1,81 @@
+"""Read-only access to the warehouse for the dashboards.
+
+Connections are opened read-only (``default_transaction_read_only``) with a
+statement timeout, pooled per process, and thrown away after any connection
+error, so a restarted server is picked up again without restarting the app.
+A warehouse that cannot be reached, or has no analytics views yet, becomes a
+``WarehouseUnavailable`` the app turns into a 503 page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+from etl.db import describe_url
+
+
+class WarehouseUnavailable(Exception):
+    """The warehouse cannot answer; the message says why and what to do."""
+
+
+class ReadOnlyWarehouse:
+    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout: int = 5,
+                 statement_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.where = describe_url(url)
+        self._pool_size = pool_size
+        self._kwargs = {
+            "connect_timeout": connect_timeout, "application_name": "etl-dashboard",
+            "options": f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_ms)}",
+        }
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._lock = threading.Lock()
+
+    def _acquire(self) -> psycopg2.extensions.connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            conn = psycopg2.connect(self.url, **self._kwargs)
+        except psycopg2.OperationalError as exc:
+            reason = " ".join(str(exc).split()).split(" failed: ", 1)[-1]
+            raise WarehouseUnavailable(f"the warehouse at {self.where} is unreachable: {reason}") from exc
+        conn.set_session(readonly=True, autocommit=True)
+        return conn
+
+    def _release(self, conn: psycopg2.extensions.connection, broken: bool) -> None:
+        """Keep up to pool_size idle connections (psycopg2's own pool closes all above minconn)."""
+        if not broken and not conn.closed:
+            with self._lock:
+                if len(self._idle) < self._pool_size:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        conn = self._acquire()
+        broken = False
+        try:
+            yield conn
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            broken = True
+            raise WarehouseUnavailable(f"the warehouse at {self.where} stopped answering: "
+                                       f"{' '.join(str(exc).split())}") from exc
+        except psycopg2.errors.UndefinedTable as exc:
+            raise WarehouseUnavailable(f"the warehouse at {self.where} has no analytics views yet "
+                                       f"({str(exc).splitlines()[0]}); run `etl db init`") from exc
+        finally:
+            self._release(conn, broken)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()

@@ -1,0 +1,86 @@
+"""The analytics layer: which views exist and how the materialized ones refresh.
+
+The views are defined in ``sql/views/*.sql`` (applied by ``etl db init``).
+Materialized views hold the aggregates the dashboards read, so they go stale
+after every load: ``refresh_views`` brings them up to date. The pipeline calls
+it after its load commits (``run_pipeline``); the Airflow DAG's
+``refresh_aggregates`` task calls it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg2.extensions
+from psycopg2 import sql
+
+log = logging.getLogger(__name__)
+
+#: Materialized views in dependency order (a later one may read an earlier one).
+MATERIALIZED_VIEWS: tuple[str, ...] = (
+    "sales_daily_state",
+    "sales_monthly_category",
+    "top_products",
+    "region_wise_performance",
+    "category_discount_map",
+    "anomaly_records",
+    "customer_lifetime_value",
+    "clv_segments",
+)
+
+#: What ``etl export`` writes and BI tools read: the analytical views by name.
+#: Views of other capabilities are exported too when they exist.
+EXPORT_VIEWS: tuple[str, ...] = (
+    "monthly_sales_summary",
+    "top_products",
+    "region_wise_performance",
+    "category_discount_map",
+    "anomaly_records",
+    "customer_lifetime_value",
+    "clv_segments",
+    "sales_daily_state",
+    "sales_monthly_category",
+)
+OPTIONAL_EXPORT_VIEWS: tuple[str, ...] = ("hourly_sales", "daily_customer_metrics")
+
+
+def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, ...]) -> list[str]:
+    """Those of ``names`` that exist as a table, view or materialized view (in order)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)", (list(names),))
+        found = {r[0] for r in cur.fetchall()}
+    return [name for name in names if name in found]
+
+
+def refresh_views(conn: psycopg2.extensions.connection) -> dict[str, float]:
+    """Refresh every materialized view of the analytics layer; seconds per view.
+
+    Uses ``REFRESH ... CONCURRENTLY`` when a view is already populated, so the
+    dashboards keep reading the previous contents while it runs. Runs in the
+    caller's transaction (the caller commits).
+    """
+    timings: dict[str, float] = {}
+    with conn.cursor() as cur:
+        cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
+        populated = dict(cur.fetchall())
+        for name in MATERIALIZED_VIEWS:
+            if name not in populated:
+                log.warning("materialized view %s is missing; run `etl db init`", name)
+                continue
+            started = time.monotonic()
+            statement = ("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if populated[name]
+                         else "REFRESH MATERIALIZED VIEW {}")
+            cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
+            timings[name] = time.monotonic() - started
+            log.info("refreshed %s in %.2f s", name, timings[name])
+    return timings
+
+
+def refresh(settings) -> dict[str, float]:
+    """Open the warehouse, refresh the views, commit (``etl db refresh``, the pipeline, the DAG)."""
+    from etl import db
+
+    with db.transaction(settings.database_url, settings.connect_timeout) as conn:
+        return refresh_views(conn)

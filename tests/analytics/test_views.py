@@ -1,0 +1,110 @@
+"""The analytics views themselves: CLV, anomalies, refresh, and `etl export`."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from etl import analytics, cli, db
+from tests.conftest import query, scalar
+
+
+def test_customer_lifetime_value_equals_the_source(warehouse, source):
+    sold, payments = source["sold"], source["payments"]
+    paid = sold.merge(payments.groupby("order_id")["value_cents"].sum().reset_index(), on="order_id", how="left")
+    expected = paid.groupby("customer_unique_id").agg(orders=("order_id", "size"),
+                                                      spent=("value_cents", "sum"),
+                                                      last_day=("day", "max"))
+    got = pd.DataFrame(query(warehouse, "SELECT customer_unique_id, orders, total_spent_cents, "
+                                        "days_since_last_order, churned, rfm_segment FROM customer_lifetime_value"),
+                       columns=["customer_unique_id", "orders", "spent", "days", "churned", "segment"]
+                       ).set_index("customer_unique_id").sort_index()
+    assert len(got) == len(expected)
+    assert (got["orders"] == expected["orders"]).all()
+    assert (got["spent"] == expected["spent"].astype("int64")).all()
+    data_last_day = date.fromisoformat(sold["day"].max())
+    days = expected["last_day"].map(lambda d: (data_last_day - date.fromisoformat(d)).days)
+    assert (got["days"] == days).all()
+    assert (got["churned"] == (days > 90)).all()
+    assert set(got["segment"]) <= {"Champions", "Loyal", "New", "Promising", "At risk", "Hibernating"}
+    # Repeat buyers who bought recently are never called hibernating.
+    recent_repeat = got[(got["orders"] >= 2) & (got["days"] <= 30)]
+    assert not recent_repeat.empty and "Hibernating" not in set(recent_repeat["segment"])
+
+
+def test_anomaly_records_are_the_orders_with_z_above_3(warehouse, source):
+    items = source["sold_items"]
+    oc = items.groupby(["order_id", "category", "month"]).agg(value=("price_cents", "sum"),
+                                                              n=("price_cents", "size")).reset_index()
+    group = oc.groupby(["category", "month"])
+    z_value = (oc["value"] - group["value"].transform("mean")) / group["value"].transform("std")
+    z_items = (oc["n"] - group["n"].transform("mean")) / group["n"].transform("std")
+    flagged = oc[(z_value.abs() > 3) | (z_items.abs() > 3)]
+    expected = set(zip(flagged["order_id"], flagged["category"]))
+    got = {(o, c) for o, c in query(warehouse, "SELECT order_id, category FROM anomaly_records")}
+    assert got == expected and len(got) > 100
+
+
+def test_category_map_says_what_olist_has_instead_of_discounts(warehouse, source):
+    items = source["sold_items"]
+    beauty = items[items["category"] == "health_beauty"]
+    ((avg_price, freight_ratio, installments, voucher),) = query(
+        warehouse, "SELECT avg_price_cents, freight_ratio, avg_installments, voucher_share "
+                   "FROM category_discount_map WHERE category = 'health_beauty'")
+    assert float(avg_price) == pytest.approx(beauty["price_cents"].mean(), abs=0.005)
+    assert float(freight_ratio) == pytest.approx(beauty["freight_cents"].sum() / beauty["price_cents"].sum(),
+                                                 abs=0.00005)
+    assert 1 <= installments <= 24 and 0 <= voucher < 1
+
+
+def test_refresh_views_picks_up_new_facts(warehouse):
+    before = scalar(warehouse, "SELECT sum(revenue_cents) FROM monthly_sales_summary")
+    conn = db.connect(warehouse.database_url)
+    try:
+        with conn.cursor() as cur:   # a change inside a transaction that is rolled back
+            cur.execute("UPDATE fact_order_items SET price_cents = price_cents + 100 "
+                        "WHERE (order_id, order_item_id) = (SELECT order_id, order_item_id FROM sales_order_lines "
+                        "ORDER BY order_id LIMIT 1)")
+            timings = analytics.refresh_views(conn)
+            cur.execute("SELECT sum(revenue_cents) FROM monthly_sales_summary")
+            assert cur.fetchone()[0] == before + 100
+        assert list(timings) == list(analytics.MATERIALIZED_VIEWS)
+    finally:
+        conn.rollback()
+        conn.close()
+    assert scalar(warehouse, "SELECT sum(revenue_cents) FROM monthly_sales_summary") == before
+
+
+def test_views_survive_a_second_db_init(warehouse):
+    db.init_schema(warehouse)
+    assert scalar(warehouse, "SELECT count(*) FROM top_products") > 10_000
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_etl_export_writes_every_view(warehouse, tmp_path, monkeypatch, capsys, fmt):
+    monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
+    assert cli.main(["export", "--format", fmt, "--out", str(tmp_path)]) == 0
+    assert "monthly_sales_summary" in capsys.readouterr().out
+    for view in analytics.EXPORT_VIEWS:
+        path = tmp_path / f"{view}.{fmt}"
+        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        assert len(frame) == scalar(warehouse, f"SELECT count(*) FROM {view}"), view
+    monthly = pd.read_csv(tmp_path / "monthly_sales_summary.csv") if fmt == "csv" else \
+        pd.read_parquet(tmp_path / "monthly_sales_summary.parquet")
+    assert int(monthly["revenue_cents"].sum()) == scalar(warehouse, "SELECT sum(revenue_cents) FROM sales_daily_state")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_etl_export_rejects_an_unknown_format(warehouse, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--format", "xlsx", "--out", str(tmp_path)])
+    assert "invalid choice: 'xlsx'" in capsys.readouterr().err
+
+
+def test_etl_db_refresh(warehouse, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
+    assert cli.main(["db", "refresh"]) == 0
+    assert f"refreshed {len(analytics.MATERIALIZED_VIEWS)} analytics views" in capsys.readouterr().out
