@@ -14,12 +14,16 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 
+# pip repeats a harmless warning per package about a missing local index;
+# sed (unlike grep -v) never fails, so with pipefail a pip failure stops us.
+quiet_pip_warnings() { sed '/^WARNING: Location/d'; }
+
 stamp=.venv/.installed-$(cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 if [[ ! -f "$stamp" ]]; then
   echo "[bootstrap] installing requirements (a minute on a fresh machine)"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet_pip_warnings
+  .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | quiet_pip_warnings
+  .venv/bin/python -m pip install -q --no-deps -e . 2>&1 | quiet_pip_warnings
   .venv/bin/python -c "import etl, airflow, pandas, psycopg2" # fail loudly if the install did not take
   rm -f .venv/.installed-* && touch "$stamp"
 fi
