@@ -102,8 +102,12 @@ class _Sink:
         for table, rows in tables.items():
             key = DIMENSION_KEYS.get(table)
             if key:
-                rows = [r for r in rows if r[key] not in self.seen_dims[table]]
-                self.seen_dims[table].update(r[key] for r in rows)
+                unique = []
+                for row in rows:
+                    if row[key] not in self.seen_dims[table]:
+                        self.seen_dims[table].add(row[key])
+                        unique.append(row)
+                rows = unique
             self.writer.write(table, rows)
         return True
 

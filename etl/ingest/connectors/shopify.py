@@ -59,7 +59,7 @@ class ShopifyOrders(Connector):
         return iso_utc(record.get("updated_at") or record.get("created_at"))
 
     def map(self, o: dict, tz: str) -> dict[str, list[dict]]:
-        shop = self.options.get("shop") or self.base_url
+        shop = self.options.get("shop") or self.name
         customer = o.get("customer") or {}
         status = "canceled" if o.get("cancelled_at") else STATUS.get(o.get("financial_status") or "", "created")
         if status == "approved" and o.get("fulfillment_status") == "fulfilled":

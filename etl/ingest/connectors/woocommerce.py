@@ -62,7 +62,7 @@ class WooCommerceOrders(Connector):
             system=self.system, order_id=o["id"], currency=o.get("currency"),
             customer_key=o.get("customer_id") or billing.get("email") or f"order-{o['id']}",
             address=first_address(billing, o.get("shipping")), status=status,
-            purchased=created, approved=paid, seller_key=self.options.get("shop") or self.base_url,
+            purchased=created, approved=paid, seller_key=self.options.get("shop") or self.name,
             items=items, shipping=float(o.get("shipping_total") or 0),
             payments=[{"type": payment_type_for(o.get("payment_method") or ""), "installments": 1,
                        "value": o.get("total")}],
