@@ -82,6 +82,7 @@ class TableMapping:
     hash_ids: list[str] = field(default_factory=list)
     id_field: str | None = None
     currency: str | None = None
+    id_namespace: str = ""                  # sources sharing ids share a namespace
 
     @classmethod
     def from_options(cls, source: str, options: dict) -> "TableMapping":
@@ -96,14 +97,14 @@ class TableMapping:
                               f"source columns of {table} ({', '.join(wanted)})")
         return cls(source, table, columns, list(options.get("hash_ids") or []),
                    options.get("id_field") or next(iter(columns.values()), None),
-                   options.get("currency"))
+                   options.get("currency"), options.get("id_namespace") or source)
 
     def row(self, record: dict, tz: str) -> dict:
         out: dict[str, Any] = {}
         for target, field_name in self.columns.items():
             value = record.get(field_name)
             if value is not None and target in self.hash_ids:
-                value = vendor_id(self.source, target, value)
+                value = vendor_id(self.id_namespace, _entity(target), value)
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?", value):
                 value = value[:19].replace("T", " ")          # naive: already local wall clock
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT.*[+-]\d\d:\d\d", value):
@@ -114,6 +115,11 @@ class TableMapping:
             out.setdefault("source_id", record.get(self.id_field))
         out.setdefault("currency", self.currency)
         return out
+
+
+def _entity(column: str) -> str:
+    """customer_id / customer_unique_id -> customer, order_id -> order (the md5 namespace)."""
+    return column.removesuffix("_unique_id").removesuffix("_id")
 
 
 # --- readers: each yields lists of normalised dicts -------------------------------------
@@ -203,22 +209,30 @@ def mongo_batches(url: str, *, collection: str, database: str | None, filter_: d
     """A MongoDB collection in ``batch_size`` documents, incremental on a field."""
     if client_factory is None:
         from pymongo import MongoClient as client_factory  # noqa: N813
+    from pymongo.errors import PyMongoError
+
     client = client_factory(url)
     try:
-        db = client[database] if database else client.get_default_database()
-        query = dict(filter_ or {})
-        if _where(cursor, since):
-            query[cursor] = {"$gte": cursor_value(since.cursor_value)}
-        found = db[collection].find(query, batch_size=batch_size)
-        if cursor:
-            found = found.sort(cursor, 1)
-        batch: list[dict] = []
-        for document in found:
-            batch.append({k: normalise(v) for k, v in document.items()})
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        yield from _mongo_read(client, collection, database, filter_, cursor, since, batch_size)
+    except PyMongoError as exc:
+        raise SourceError(f"MongoDB read of {collection} failed ({exc})") from exc
     finally:
         client.close()
+
+
+def _mongo_read(client, collection, database, filter_, cursor, since, batch_size) -> Batches:
+    db = client[database] if database else client.get_default_database()
+    query = dict(filter_ or {})
+    if _where(cursor, since):
+        query[cursor] = {"$gte": cursor_value(since.cursor_value)}
+    found = db[collection].find(query, batch_size=batch_size)
+    if cursor:
+        found = found.sort(cursor, 1)
+    batch: list[dict] = []
+    for document in found:
+        batch.append({k: normalise(v) for k, v in document.items()})
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
