@@ -38,40 +38,37 @@ class FakeClock(Clock):
 class TokenBucket:
     """At most ``per_window`` requests per ``window`` seconds, per source.
 
-    Tokens refill continuously at ``per_window / window`` per second up to
-    ``burst``. With ``burst=1`` (the default) requests are evenly spaced and no
-    half-open window of ``window`` seconds ever holds more than ``per_window``
-    requests; a larger burst trades that strict bound (worst case
-    ``burst + per_window - 1``) for less waiting after an idle spell.
+    A token bucket of ``burst`` tokens refilled at ``per_window / window`` per
+    second, kept in its exact GCRA form (one "theoretical arrival time" instead
+    of a fractional token count, so no rounding can let a request through
+    early). With ``burst=1`` (the default) requests are evenly spaced and no
+    half-open window of ``window`` seconds holds more than ``per_window``; a
+    larger burst trades that strict bound (worst case ``burst + per_window - 1``)
+    for less waiting after an idle spell.
     """
 
     def __init__(self, per_window: float, window: float = 60.0, burst: int = 1,
                  clock: Clock | None = None) -> None:
         if per_window <= 0 or window <= 0 or burst < 1:
             raise ValueError("rate limit needs per_window > 0, window > 0 and burst >= 1")
-        self.rate = per_window / window
-        self.capacity = float(burst)
+        self.interval = window / per_window
+        self.burst = burst
         self.clock = clock or Clock()
-        self._tokens = float(burst)
-        self._stamp = self.clock.now()
+        self._tat = self.clock.now()          # when the bucket would be full again
         self._lock = threading.Lock()
         self.waited = 0.0
 
-    def _refill(self) -> None:
-        now = self.clock.now()
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
     def acquire(self) -> None:
-        """Block (on the clock) until a token is available, then take it."""
+        """Block (on the clock) until a request may go, then count it."""
         with self._lock:
-            self._refill()
-            while self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self.rate
-                self.waited += wait
-                self.clock.sleep(wait)
-                self._refill()
-            self._tokens -= 1.0
+            while True:
+                now = self.clock.now()
+                allowed_at = self._tat - (self.burst - 1) * self.interval
+                if now >= allowed_at:
+                    break
+                self.waited += allowed_at - now
+                self.clock.sleep(allowed_at - now)
+            self._tat = max(self._tat, now) + self.interval
 
 
 class CircuitOpenError(SourceError):
