@@ -75,6 +75,34 @@ def cmd_db_stop_local(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from etl import ingest
+    from etl.pipeline import new_run_id
+
+    names = [args.source] if args.source else None
+    result = ingest.runner.ingest_and_load(settings, args.run_id or new_run_id(), names,
+                                           load=not args.no_load)
+    for s in result["sources"]:
+        print(f"{s['source']:<20} {s['status']:<9} {s.get('records_new', 0):>9,} new records"
+              + (f"  ({s['error']})" if s["error"] else ""))
+    failed = [s for s in result["sources"] if s["status"] == "failed"]
+    for s in failed:
+        print(f"error: source {s['source']} failed: {s['error']}", file=sys.stderr)
+    return 3 if failed else 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from etl import ingest
+
+    result = ingest.replay(settings, args.source, args.date, archived_run=args.archived_run)
+    print(f"replayed {result['source']} {result['day']} as run {result['run_id']}: "
+          f"{result['payloads']} payload(s)")
+    for t in result["tables"]:
+        print(f"  {t['table']:<20} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
+              f"quarantined {t['rows_quarantined']:>7,}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -86,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "default: the sample shipped in data/sample/olist")
     run.add_argument("--run-id", default=None, help="identifier for the audit trail (default: new)")
     run.set_defaults(func=cmd_run, needs_db=True)
+
+    ing = sub.add_parser("ingest", help="ingest the sources of sources.yml, then transform and load")
+    ing.add_argument("--source", default=None, help="only this source (default: every enabled one)")
+    ing.add_argument("--run-id", default=None, help="identifier for the audit trail (default: new)")
+    ing.add_argument("--no-load", action="store_true", help="stage and archive only; load nothing")
+    ing.set_defaults(func=cmd_ingest, needs_db=True)
+    rep = sub.add_parser("replay", help="rebuild a source's day from the raw archive alone and load it")
+    rep.add_argument("--source", required=True, help="source name (or 'olist' for the data folder)")
+    rep.add_argument("--date", required=True, help="archive day, YYYY-MM-DD (UTC)")
+    rep.add_argument("--archived-run", default=None, help="only payloads of this run id")
+    rep.set_defaults(func=cmd_replay, needs_db=True)
 
     dbp = sub.add_parser("db", help="warehouse set-up and status").add_subparsers(
         dest="db_command", required=True)

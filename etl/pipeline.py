@@ -74,16 +74,13 @@ def new_run_id() -> str:
 
 def ingest_stage(settings: Settings, run_id: str, data_dir: Path | None = None,
                  specs: tuple[TableSpec, ...] = ALL_TABLES) -> dict:
-    """Find and check every input; record what was found for the next stages."""
+    """Find and check every input; record what was found for the next stages.
+
+    Olist files not loaded before (by name and sha256) plus every enabled source
+    of sources.yml, one file per table in ``sources`` (etl.ingest.prepare_run).
+    """
     data_dir = Path(data_dir or settings.data_dir)
-    sources = ingest.locate_all(data_dir, specs)      # fails before any write
-    manifest = {
-        "run_id": run_id, "data_dir": str(data_dir),
-        "sources": [{"table": s.spec.name, "path": str(s.path), "sha256": ingest.file_sha256(s.path)}
-                    for s in sources],
-    }
-    staging.write_json(staging.run_dir(settings, run_id) / "ingest.json", manifest)
-    return manifest
+    return ingest.prepare_run(settings, run_id, data_dir, specs)   # header checks before any write
 
 
 def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[ingest.SourceFile]]:
@@ -163,7 +160,7 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
         audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"])
                                       for t in metadata["tables"]])
         try:
-            return _load_tables(conn, run_id, out, metadata["tables"])
+            summaries = _load_tables(conn, run_id, out, metadata["tables"])
         except (psycopg2.Error, DatabaseError) as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, str(exc).strip())
@@ -173,6 +170,8 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
             conn.rollback()
             audit.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
             raise
+        ingest.commit_state(conn, settings, run_id)   # watermarks move only after the data committed
+        return summaries
     finally:
         conn.close()
 

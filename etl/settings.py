@@ -41,6 +41,8 @@ class Settings:
     local_dir: Path = PROJECT_ROOT / ".local"
     #: Seconds to wait for the warehouse before declaring it unreachable.
     connect_timeout: int = 5
+    #: The sources file of etl ingest (docs/sources.md); missing file = no configured sources.
+    sources_file: Path = PROJECT_ROOT / "config" / "sources.yml"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +57,7 @@ class Settings:
             source_timezone=env.get("ETL_SOURCE_TIMEZONE", "America/Sao_Paulo"),
             local_dir=Path(env.get("ETL_LOCAL_DIR", PROJECT_ROOT / ".local")),
             connect_timeout=int(env.get("ETL_CONNECT_TIMEOUT", "5")),
+            sources_file=Path(env.get("ETL_SOURCES_FILE", PROJECT_ROOT / "config" / "sources.yml")),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
