@@ -41,6 +41,8 @@ class Settings:
     local_dir: Path = PROJECT_ROOT / ".local"
     #: Seconds to wait for the warehouse before declaring it unreachable.
     connect_timeout: int = 5
+    #: How the loader sends rows: 'auto' (binary COPY, INSERT if COPY is refused) or 'insert'.
+    load_method: str = "auto"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +57,7 @@ class Settings:
             source_timezone=env.get("ETL_SOURCE_TIMEZONE", "America/Sao_Paulo"),
             local_dir=Path(env.get("ETL_LOCAL_DIR", PROJECT_ROOT / ".local")),
             connect_timeout=int(env.get("ETL_CONNECT_TIMEOUT", "5")),
+            load_method=env.get("ETL_LOAD_METHOD", "auto"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
