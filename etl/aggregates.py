@@ -219,3 +219,22 @@ def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> Refr
     if not conn.autocommit:
         conn.commit()
     return result
+
+
+def describe(conn: psycopg2.extensions.connection) -> str:
+    """One line for ``etl db status``: how the aggregates are kept and what is pending."""
+    mode = db.timescale_mode(conn)
+    with conn.cursor() as cur:
+        kinds = {agg.name: _relkind(cur, agg.name) for agg in AGGREGATES}
+        cur.execute("SELECT to_regclass('aggregate_refresh_queue') IS NOT NULL")
+        pending = 0
+        if cur.fetchone()[0]:
+            cur.execute("SELECT count(DISTINCT range_start) FROM aggregate_refresh_queue")
+            pending = cur.fetchone()[0]
+    conn.rollback()
+    missing = [name for name, kind in kinds.items() if kind is None]
+    if missing:
+        return f"missing {', '.join(missing)} (run `etl db init`)"
+    how = ("continuous aggregates with refresh policies" if is_continuous(mode)
+           else "tables refreshed per touched day")
+    return f"{', '.join(NAMES)} as {how}; {pending} day(s) waiting for a refresh"

@@ -172,7 +172,7 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
         with conn.cursor() as cur:
             # Quiet the NOTICEs of IF NOT EXISTS on reruns.
             cur.execute("SET LOCAL client_min_messages = warning")
-            if use_timescaledb and timescale_mode(conn).available:
+            if use_timescaledb and settings.timescaledb and timescale_mode(conn).available:
                 _try_create_timescaledb(conn)
             files = schema_files(SQL_DIR, timescale_mode(conn).installed)
             views = [p for p in files if p.parent.name == "views"]

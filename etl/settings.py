@@ -43,6 +43,8 @@ class Settings:
     connect_timeout: int = 5
     #: How the loader sends rows: 'auto' (binary COPY, INSERT if COPY is refused) or 'insert'.
     load_method: str = "auto"
+    #: Create the timescaledb extension when the server has it (ETL_TIMESCALEDB=0: plain PostgreSQL).
+    timescaledb: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +60,7 @@ class Settings:
             local_dir=Path(env.get("ETL_LOCAL_DIR", PROJECT_ROOT / ".local")),
             connect_timeout=int(env.get("ETL_CONNECT_TIMEOUT", "5")),
             load_method=env.get("ETL_LOAD_METHOD", "auto"),
+            timescaledb=env.get("ETL_TIMESCALEDB", "1") not in ("0", "false", "no"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
