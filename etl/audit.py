@@ -3,7 +3,8 @@
 Rows are opened as ``running`` and committed *before* the load transaction, so a
 crash mid-load leaves evidence; they are closed as ``succeeded`` inside the load
 transaction (so the audit and the data commit together), or as ``failed`` with
-the error in a transaction of their own.
+the error in a transaction of their own. Rerunning a run id (an Airflow retry,
+a rerun after a kill) reopens its rows and counts the attempt.
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ class AuditEntry:
 def open_run(conn: psycopg2.extensions.connection, run_id: str, entries: list[AuditEntry]) -> None:
     with conn, conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)",
+            """INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)
+               ON CONFLICT (run_id, table_name) DO UPDATE
+                  SET status = 'running', error = NULL, finished_at = NULL, started_at = now(),
+                      source = EXCLUDED.source, attempts = ingest_audit.attempts + 1""",
             [(run_id, e.source, e.table) for e in entries])
 
 
 def close_table(cur: psycopg2.extensions.cursor, run_id: str, table: str, *, rows_read: int,
-                rows_loaded: int, rows_quarantined: int) -> None:
+                rows_loaded: int, rows_quarantined: int, rows_inserted: int = 0,
+                rows_updated: int = 0, rows_unchanged: int = 0, bytes_sent: int = 0,
+                seconds: float | None = None, method: str | None = None) -> None:
     cur.execute(
         """UPDATE ingest_audit
               SET rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
+                  rows_inserted = %s, rows_updated = %s, rows_unchanged = %s,
+                  bytes = %s, seconds = %s, method = %s,
                   finished_at = clock_timestamp(), status = 'succeeded'
             WHERE run_id = %s AND table_name = %s""",
-        (rows_read, rows_loaded, rows_quarantined, run_id, table))
+        (rows_read, rows_loaded, rows_quarantined, rows_inserted, rows_updated, rows_unchanged,
+         bytes_sent, seconds, method, run_id, table))
 
 
 def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> None:

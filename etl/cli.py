@@ -47,6 +47,8 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
                                        if mode.installed else
                                        " (timescaledb available, not enabled)" if mode.available else ""))
         print(f"hypertables: {', '.join(db.hypertables(conn)) or 'none'}")
+        from etl import aggregates
+        print(f"aggregates: {aggregates.describe(conn)}")
         for table, count in db.table_counts(conn, WAREHOUSE_TABLES).items():
             print(f"  {table:<20} {count:>10,}")
     finally:

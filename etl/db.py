@@ -165,17 +165,40 @@ def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
 
 def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMode:
     """Create the database if missing, apply sql/schema.sql, add hypertables when possible."""
+    from etl import aggregates  # imports this module
+
     ensure_database(settings.database_url, settings.connect_timeout)
     with transaction(settings.database_url, settings.connect_timeout) as conn:
         with conn.cursor() as cur:
             # Quiet the NOTICEs of IF NOT EXISTS on reruns.
             cur.execute("SET LOCAL client_min_messages = warning")
-            if use_timescaledb and timescale_mode(conn).available:
+            if use_timescaledb and settings.timescaledb and timescale_mode(conn).available:
                 _try_create_timescaledb(conn)
-            for path in schema_files(SQL_DIR, timescale_mode(conn).installed):
-                cur.execute(path.read_text())
+            files = schema_files(SQL_DIR, timescale_mode(conn).installed)
+            views = [p for p in files if p.parent.name == "views"]
+            for path in files:
+                if path not in views:
+                    cur.execute(path.read_text())
             mode = timescale_mode(conn)
+            # The aggregates come after the facts and before the views that read them.
+            aggregates.ensure(cur, mode, settings.source_timezone)
+            for path in views:
+                cur.execute(path.read_text())
+            _apply_roles(cur)
     return mode
+
+
+def _apply_roles(cur: psycopg2.extensions.cursor) -> None:
+    """sql/roles.sql (etl_writer, bi_reader); skipped with a warning without CREATEROLE."""
+    cur.execute("SAVEPOINT roles")
+    try:
+        cur.execute((SQL_DIR / "roles.sql").read_text())
+    except psycopg2.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT roles")
+        log.warning("roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
+                    str(exc).strip().splitlines()[0])
+        return
+    cur.execute("RELEASE SAVEPOINT roles")
 
 
 def schema_files(sql_dir: Path, timescaledb: bool) -> list[Path]:

@@ -1,25 +1,47 @@
-"""Load: COPY each clean table into a temporary staging table, then merge.
+"""Load: binary COPY into a staging table, then one set-based merge per table.
 
-Dimensions and facts are both merged by their natural key with
-``INSERT ... ON CONFLICT DO UPDATE ... WHERE <something changed>``, so a rerun
-of the same data changes nothing and a late change (an order's status) is
-applied in place. The caller owns the transaction: everything one run writes
-commits together or not at all.
+For every table a run loads (``load_table``):
+
+1. ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` so two loaders of the same
+   table queue instead of interleaving (readers are not blocked);
+2. if the table is empty and needs no derived columns, the rows are COPYed
+   straight into it (an initial load pays for one write, not two);
+3. otherwise they are COPYed into a TEMP table (never WAL-logged, dropped at
+   commit) and merged:
+   * type-1 tables (most dimensions, all facts):
+     ``INSERT ... ON CONFLICT (natural key) DO UPDATE ... WHERE <something changed>``,
+     so a rerun rewrites nothing and a late change (an order's status) is
+     applied in place; ``xmax = 0`` in ``RETURNING`` tells inserts from updates;
+   * SCD type 2 dimensions (``SCD2``: products, sellers): a changed row closes
+     the current version (``valid_to``, ``is_current``) and adds a new one with
+     a new surrogate key;
+   * facts with ``LINKS`` get the surrogate key of the dimension version that
+     was current at the fact's event time.
+
+The caller owns the transaction: everything one run writes commits together or
+not at all. The COPY falls back to batched INSERT only when the server refuses
+COPY (``etl.binary_copy.copy_or_insert``).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from datetime import date
 
 import pandas as pd
 import psycopg2.extensions
+import pyarrow as pa
 from psycopg2 import sql
+
+from etl import binary_copy
+from etl.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
-#: Conflict target per table: its primary key (facts include their time column).
+#: Conflict target per table: its natural key (facts include their time column).
 CONFLICT_KEYS: dict[str, tuple[str, ...]] = {
     "category_translation": ("category_name",),
     "dim_dates": ("date_key",),
@@ -35,59 +57,280 @@ CONFLICT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class MergeResult:
+class Scd2:
+    """A dimension that keeps history: natural key -> versions with a surrogate key."""
+    natural_key: str
+    surrogate_key: str
+
+
+@dataclass(frozen=True)
+class Link:
+    """A fact column holding the surrogate key of the dimension version current at event time."""
+    column: str          # e.g. product_key in the fact
+    dimension: str       # e.g. dim_products
+    natural_key: str     # e.g. product_id, in both the fact and the dimension
+
+
+@dataclass(frozen=True)
+class EventTime:
+    """Where a fact's event time comes from: its own column, or another fact by a key."""
+    column: str                      # e.g. purchased_at
+    table: str | None = None         # None: the fact's own column
+    join_column: str | None = None   # e.g. order_id (in both tables)
+
+
+SCD2: dict[str, Scd2] = {
+    "dim_products": Scd2("product_id", "product_key"),
+    "dim_sellers": Scd2("seller_id", "seller_key"),
+}
+LINKS: dict[str, tuple[Link, ...]] = {
+    "fact_order_items": (Link("product_key", "dim_products", "product_id"),
+                         Link("seller_key", "dim_sellers", "seller_id")),
+}
+#: Facts whose changes touch the time-bucketed aggregates, and their event time.
+EVENT_TIMES: dict[str, EventTime] = {
+    "fact_orders": EventTime("purchased_at"),
+    "fact_order_items": EventTime("purchased_at", "fact_orders", "order_id"),
+}
+
+
+@dataclass
+class LoadResult:
     table: str
     rows_staged: int
-    rows_written: int   # inserted or updated; unchanged rows are not rewritten
+    rows_inserted: int = 0
+    rows_updated: int = 0          # type 1: rewritten in place; SCD2: new versions of changed rows
+    bytes: int = 0                 # COPY (or INSERT) payload sent to the server
+    seconds: float = 0.0
+    method: str = "copy"           # 'copy' | 'insert-fallback'
+    path: str = "merge"            # 'direct' (empty table) | 'merge' | 'scd2'
+    touched_days: list[date] = field(default_factory=list)  # local days of changed facts
 
+    @property
+    def rows_unchanged(self) -> int:
+        return self.rows_staged - self.rows_inserted - self.rows_updated
+
+    @property
+    def rows_written(self) -> int:
+        return self.rows_inserted + self.rows_updated
+
+
+#: Kept for callers of the foundation's API.
+MergeResult = LoadResult
+
+
+def _ident(names) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def as_arrow(data: pa.Table | pd.DataFrame) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    return pa.Table.from_pandas(data, preserve_index=False)
+
+
+def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.DataFrame, *,
+               key: tuple[str, ...] | None = None, timezone: str = "UTC",
+               method: str = "auto") -> LoadResult:
+    """Load ``data`` into ``table`` inside the caller's transaction (see module doc).
+
+    ``timezone`` is the zone whose calendar days ``touched_days`` are counted in;
+    ``method='insert'`` disables COPY (for proxies that cannot pass it).
+    """
+    started = time.perf_counter()
+    data = as_arrow(data)
+    key = key or CONFLICT_KEYS[table]
+    cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(table)))
+    types = binary_copy.column_types(cur, table)
+    unknown = [c for c in data.column_names if c not in types]
+    if unknown:
+        raise DatabaseError(f"table {table} has no column(s) {', '.join(unknown)}; "
+                            "run `etl db init` to bring the schema up to date")
+    result = LoadResult(table, data.num_rows)
+    if data.num_rows == 0:
+        return result
+    cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
+    empty = cur.fetchone()[0]
+    if empty and table not in LINKS and not binary_copy.unsupported_columns(types, data.column_names):
+        copied = binary_copy.copy_or_insert(cur, table, binary_copy.arrow_for(data, types), method)
+        result.rows_inserted, result.path = data.num_rows, "direct"
+        result.touched_days = _all_days(cur, table, timezone)
+    else:
+        stage = f"etl_stage_{table}"
+        copied = _stage(cur, stage, table, data, types, method)
+        if table in SCD2:
+            result.rows_inserted, result.rows_updated = _merge_scd2(cur, table, stage, data.column_names,
+                                                                    SCD2[table], types)
+            result.path = "scd2"
+        else:
+            result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
+                cur, table, stage, data.column_names, key, types, timezone)
+    result.bytes, result.method = copied.bytes, copied.method
+    result.seconds = time.perf_counter() - started
+    log.info("%s: %d staged, %d inserted, %d updated, %d unchanged (%s, %s, %.2f s)", table,
+             result.rows_staged, result.rows_inserted, result.rows_updated, result.rows_unchanged,
+             result.path, result.method, result.seconds)
+    return result
+
+
+def merge(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> LoadResult:
+    """The foundation's entry point: ``load_table`` with the table's natural key."""
+    return load_table(cur, table, frame)
+
+
+# --- staging ----------------------------------------------------------------------------
+
+def _stage(cur, stage: str, table: str, data: pa.Table, types, method: str) -> binary_copy.CopyResult:
+    """A TEMP table shaped like ``data``'s columns of ``table``, filled by binary COPY.
+
+    Columns binary COPY cannot encode (jsonb, numeric, ...) are staged as text and
+    cast by the merge.
+    """
+    as_text = set(binary_copy.unsupported_columns(types, data.column_names))
+    select = sql.SQL(", ").join(
+        sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) if c in as_text else sql.Identifier(c)
+        for c in data.column_names)
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(stage)))
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        sql.Identifier(stage), select, sql.Identifier(table)))
+    stage_types = binary_copy.column_types(cur, f"pg_temp.{stage}")
+    return binary_copy.copy_or_insert(cur, stage, binary_copy.arrow_for(data, stage_types), method)
+
+
+def _source_expr(column: str, types) -> sql.Composable:
+    """``s.column`` cast to the target column's type (a no-op unless it was staged as text)."""
+    return sql.SQL("CAST(s.{} AS {})").format(sql.Identifier(column), sql.SQL(types[column].sql_type))
+
+
+# --- type 1 merge -----------------------------------------------------------------------
+
+def _event_time_sql(table: str) -> sql.Composable | None:
+    """Expression over the merged row ``t`` that gives its event time, for RETURNING."""
+    event = EVENT_TIMES.get(table)
+    if event is None:
+        return None
+    if event.table is None:
+        return sql.SQL("t.{}").format(sql.Identifier(event.column))
+    return sql.SQL("(SELECT e.{col} FROM {other} e WHERE e.{j} = t.{j} LIMIT 1)").format(
+        col=sql.Identifier(event.column), other=sql.Identifier(event.table),
+        j=sql.Identifier(event.join_column))
+
+
+def _link_sql(table: str) -> tuple[list[str], list[sql.Composable], sql.Composable]:
+    """Extra columns, their expressions and joins that resolve ``LINKS`` at event time."""
+    links = LINKS.get(table, ())
+    if not links:
+        return [], [], sql.SQL("")
+    event = EVENT_TIMES[table]
+    joins = [sql.SQL(
+        "LEFT JOIN LATERAL (SELECT e.{col} AS event_time FROM {other} e WHERE e.{j} = s.{j} LIMIT 1) ev ON TRUE"
+    ).format(col=sql.Identifier(event.column), other=sql.Identifier(event.table),
+             j=sql.Identifier(event.join_column))]
+    exprs = []
+    for n, link in enumerate(links):
+        alias = sql.Identifier(f"d{n}")
+        joins.append(sql.SQL(
+            "LEFT JOIN {dim} {a} ON {a}.{nk} = s.{nk} "
+            "AND coalesce(ev.event_time, now()) >= {a}.valid_from "
+            "AND coalesce(ev.event_time, now()) < {a}.valid_to").format(
+                dim=sql.Identifier(link.dimension), a=alias, nk=sql.Identifier(link.natural_key)))
+        exprs.append(sql.SQL("{}.{}").format(alias, sql.Identifier(link.column)))
+    return [link.column for link in links], exprs, sql.SQL(" ").join(joins)
+
+
+def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[str, ...], types,
+                  timezone: str) -> tuple[int, int, list[date]]:
+    link_columns, link_exprs, joins = _link_sql(table)
+    all_columns = list(columns) + link_columns
+    non_key = [c for c in all_columns if c not in key]
+    if non_key:
+        set_list = [sql.SQL("({}) = ROW({})").format(
+            _ident(non_key), sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c))
+                                                for c in non_key))]
+        if "updated_at" in types and "updated_at" not in all_columns:
+            set_list.append(sql.SQL("updated_at = now()"))
+        action = sql.SQL("DO UPDATE SET {sets} WHERE ({cur}) IS DISTINCT FROM ({exc})").format(
+            sets=sql.SQL(", ").join(set_list),
+            cur=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key),
+            exc=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key))
+    else:
+        action = sql.SQL("DO NOTHING")
+    event = _event_time_sql(table)
+    days = (sql.SQL("array_agg(DISTINCT (event_time AT TIME ZONE %(tz)s)::date) "
+                    "FILTER (WHERE event_time IS NOT NULL)") if event is not None else sql.SQL("NULL"))
+    cur.execute(sql.SQL(
+        "WITH m AS (INSERT INTO {table} AS t ({cols}) SELECT {exprs} FROM {stage} s {joins} "
+        "ON CONFLICT ({key}) {action} RETURNING (t.xmax = 0) AS inserted, {event} AS event_time) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), {days} FROM m"
+    ).format(table=sql.Identifier(table), cols=_ident(all_columns),
+             exprs=sql.SQL(", ").join([_source_expr(c, types) for c in columns] + link_exprs),
+             stage=sql.Identifier(stage), joins=joins, key=_ident(key), action=action,
+             event=event if event is not None else sql.SQL("NULL::timestamptz"), days=days),
+        {"tz": timezone})
+    inserted, updated, touched = cur.fetchone()
+    return inserted, updated, sorted(touched or [])
+
+
+def _all_days(cur, table: str, timezone: str) -> list[date]:
+    """Local days of every row of ``table`` (after a direct load into an empty table)."""
+    event = _event_time_sql(table)
+    if event is None:
+        return []
+    cur.execute(sql.SQL(
+        "SELECT array_agg(DISTINCT ({event} AT TIME ZONE %(tz)s)::date) FROM {table} t").format(
+            event=event, table=sql.Identifier(table)), {"tz": timezone})
+    return sorted(cur.fetchone()[0] or [])
+
+
+# --- SCD type 2 merge -------------------------------------------------------------------
+
+def _merge_scd2(cur, table: str, stage: str, columns: list[str], scd: Scd2, types) -> tuple[int, int]:
+    """Close changed current versions, then add a version for every key without one.
+
+    A key seen for the first time gets ``valid_from = -infinity`` (it describes
+    all history before it), a changed key ``valid_from = now()`` (this run's
+    transaction time), so facts of any date find exactly one version.
+    """
+    attributes = [c for c in columns if c != scd.natural_key]
+    nk = sql.Identifier(scd.natural_key)
+    changed = 0
+    if attributes:
+        cur.execute(sql.SQL(
+            "UPDATE {table} AS t SET valid_to = now(), is_current = FALSE, updated_at = now() "
+            "FROM {stage} s WHERE t.{nk} = s.{nk} AND t.is_current AND ({cur}) IS DISTINCT FROM ({new})"
+        ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nk=nk,
+                 cur=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in attributes),
+                 new=sql.SQL(", ").join(_source_expr(c, types) for c in attributes)))
+        changed = cur.rowcount
+    cur.execute(sql.SQL(
+        "INSERT INTO {table} ({cols}, valid_from, valid_to, is_current) "
+        "SELECT {exprs}, CASE WHEN EXISTS (SELECT 1 FROM {table} h WHERE h.{nk} = s.{nk}) "
+        "THEN now() ELSE '-infinity'::timestamptz END, 'infinity'::timestamptz, TRUE "
+        "FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.{nk} = s.{nk} AND c.is_current)"
+    ).format(table=sql.Identifier(table), cols=_ident(columns),
+             exprs=sql.SQL(", ").join(_source_expr(c, types) for c in columns),
+             stage=sql.Identifier(stage), nk=nk))
+    added = cur.rowcount
+    return added - changed, changed
+
+
+# --- quarantine -------------------------------------------------------------------------
 
 def _frame_to_csv(frame: pd.DataFrame) -> io.StringIO:
     buffer = io.StringIO()
-    # Missing values are written unquoted-empty, which COPY CSV reads as NULL;
-    # transform has already turned empty strings into missing values.
+    # Missing values are written unquoted-empty, which COPY CSV reads as NULL.
     frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S%z")
     buffer.seek(0)
     return buffer
 
 
 def copy_into(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> int:
-    """COPY FROM STDIN of a frame into ``table`` (its columns named as the frame's)."""
+    """CSV COPY FROM STDIN of a small frame (quarantine: JSON records) into ``table``."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
         sql.Identifier(table), columns)
     cur.copy_expert(statement.as_string(cur), _frame_to_csv(frame), size=1 << 20)
     return len(frame)
-
-
-def merge(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> MergeResult:
-    """Upsert ``frame`` into ``table`` by its natural key, writing only changed rows."""
-    key = CONFLICT_KEYS[table]
-    columns = list(frame.columns)
-    stage = f"stage_{table}"
-    cur.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-        sql.Identifier(stage), sql.Identifier(table)))
-    staged = copy_into(cur, stage, frame)
-
-    non_key = [c for c in columns if c not in key]
-    ident = lambda names: sql.SQL(", ").join(sql.Identifier(n) for n in names)  # noqa: E731
-    if non_key:
-        on_conflict = sql.SQL(
-            "DO UPDATE SET ({cols}) = ROW({excluded}) WHERE ({current}) IS DISTINCT FROM ({excluded})"
-        ).format(
-            cols=ident(non_key),
-            excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key),
-            current=sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(table), sql.Identifier(c))
-                                       for c in non_key),
-        )
-    else:
-        on_conflict = sql.SQL("DO NOTHING")
-    cur.execute(sql.SQL(
-        "INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) {action}"
-    ).format(table=sql.Identifier(table), cols=ident(columns), stage=sql.Identifier(stage),
-             key=ident(key), action=on_conflict))
-    written = cur.rowcount
-    log.info("%s: %d rows staged, %d inserted or updated", table, staged, written)
-    return MergeResult(table, staged, written)
 
 
 def insert_quarantine(cur: psycopg2.extensions.cursor, run_id: str, source_file: str,

@@ -17,10 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import psycopg2
 from psycopg2 import sql
 
-from etl import analytics, audit, db, ingest, load, staging, transform
+from etl import aggregates, analytics, audit, db, ingest, load, staging, transform
 from etl.errors import DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings
@@ -160,7 +161,7 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
         audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"])
                                       for t in metadata["tables"]])
         try:
-            summaries = _load_tables(conn, run_id, out, metadata["tables"])
+            summaries = _load_tables(conn, run_id, out, metadata["tables"], settings)
         except (psycopg2.Error, DatabaseError) as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, str(exc).strip())
@@ -176,24 +177,56 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
         conn.close()
 
 
-def _load_tables(conn, run_id: str, out: Path, tables: list[dict]) -> list[TableSummary]:
+def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
+                 settings: Settings | None = None) -> list[TableSummary]:
+    """Binary COPY + merge of every table (etl.load), audit and aggregate queue, one transaction."""
+    timezone = settings.source_timezone if settings else "UTC"
+    method = settings.load_method if settings else "auto"
     summaries = []
+    touched: set = set()
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
-            clean = pd.read_parquet(out / f"{table}.parquet")
-            merged = load.merge(cur, table, clean)
+            clean = pq.read_table(out / f"{table}.parquet")
+            merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
+            touched.update(merged.touched_days)
             quarantine_path = out / f"{table}.quarantine.parquet"
             if quarantine_path.exists():
                 load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
                                        pd.read_parquet(quarantine_path))
             audit.close_table(cur, run_id, table, rows_read=entry["rows_read"],
                               rows_loaded=entry["rows_loaded"],
-                              rows_quarantined=entry["rows_quarantined"])
+                              rows_quarantined=entry["rows_quarantined"],
+                              rows_inserted=merged.rows_inserted, rows_updated=merged.rows_updated,
+                              rows_unchanged=merged.rows_unchanged, bytes_sent=merged.bytes,
+                              seconds=merged.seconds, method=merged.method)
             summaries.append(TableSummary(table, entry["source"], entry["rows_read"],
                                           entry["rows_loaded"], entry["rows_quarantined"],
                                           merged.rows_written))
+        aggregates.queue_days(cur, run_id, touched, timezone)
     return summaries
+
+
+# --- aggregates -----------------------------------------------------------------------
+
+def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
+    """Recompute hourly_sales / daily_customer_metrics for the days loads changed.
+
+    The load stage queues the local days it changed (in its own transaction);
+    this consumes the whole queue, so a refresh that failed earlier is caught up
+    by the next one. The dashboards' materialized views (``etl.analytics``) are
+    refreshed after them. The Airflow DAG's ``refresh_aggregates`` task calls this.
+    """
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    try:
+        result = aggregates.refresh_pending(conn, settings.source_timezone)
+    finally:
+        conn.close()
+    views = analytics.refresh(settings)
+    log.info("run %s: aggregates refreshed over %d range(s), %d views", run_id,
+             len(result.ranges), len(views))
+    return {"run_id": run_id, "mode": result.mode, "ranges": len(result.ranges),
+            "buckets": result.buckets, "views_refreshed": len(views)}
 
 
 # --- all stages -----------------------------------------------------------------------
@@ -205,6 +238,6 @@ def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str |
     manifest = ingest_stage(settings, run_id, data_dir, specs)
     transform_stage(settings, run_id)
     tables = load_stage(settings, run_id)
-    analytics.refresh(settings)   # the dashboards' aggregates follow every load
+    refresh_aggregates_stage(settings, run_id)
     return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
                       time.monotonic() - started, tables)

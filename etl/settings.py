@@ -43,6 +43,10 @@ class Settings:
     connect_timeout: int = 5
     #: The sources file of etl ingest (docs/sources.md); missing file = no configured sources.
     sources_file: Path = PROJECT_ROOT / "config" / "sources.yml"
+    #: How the loader sends rows: 'auto' (binary COPY, INSERT if COPY is refused) or 'insert'.
+    load_method: str = "auto"
+    #: Create the timescaledb extension when the server has it (ETL_TIMESCALEDB=0: plain PostgreSQL).
+    timescaledb: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +62,8 @@ class Settings:
             local_dir=Path(env.get("ETL_LOCAL_DIR", PROJECT_ROOT / ".local")),
             connect_timeout=int(env.get("ETL_CONNECT_TIMEOUT", "5")),
             sources_file=Path(env.get("ETL_SOURCES_FILE", PROJECT_ROOT / "config" / "sources.yml")),
+            load_method=env.get("ETL_LOAD_METHOD", "auto"),
+            timescaledb=env.get("ETL_TIMESCALEDB", "1") not in ("0", "false", "no"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

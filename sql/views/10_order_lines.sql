@@ -1,8 +1,9 @@
 -- Base views of the analytics layer (plain views: no storage, always current).
 --
 -- order_lines: one row per order item with what every aggregate needs, joined
--- once here so the joins (and, after the SCD2 rework of dim_products, the
--- "current version" filter) live in one place.
+-- once here so the joins live in one place. dim_products keeps history (SCD2):
+-- an item joins the product version current at its purchase (product_key), so
+-- a later re-categorisation does not rewrite past sales.
 --   * purchase_date is the São Paulo calendar day (dim_dates), as everywhere.
 --   * category is English via category_translation; untranslated categories keep
 --     their Portuguese name, products without a category are '(unknown)'.
@@ -25,7 +26,7 @@ SELECT i.order_id,
   JOIN fact_orders o    ON o.order_id = i.order_id
   JOIN dim_dates d      ON d.date_key = o.purchase_date_key
   JOIN dim_customers c  ON c.customer_id = o.customer_id
-  LEFT JOIN dim_products p          ON p.product_id = i.product_id
+  LEFT JOIN dim_products p          ON p.product_key = i.product_key
   LEFT JOIN category_translation t  ON t.category_name = p.category_name;
 
 CREATE OR REPLACE VIEW sales_order_lines AS

@@ -1,0 +1,48 @@
+-- Roles (applied by `etl db init` after the schema, the aggregates and the views).
+--   etl_writer: the loader. Reads and writes every warehouse table, creates temp
+--               staging tables. Grant it to the login the pipeline/Airflow uses.
+--   bi_reader:  dashboards and BI. SELECT on dimensions, facts, the aggregates and
+--               the analytical views; nothing else (no quarantine: its raw_record
+--               holds source rows as received; no audit internals; no writes).
+-- Both are NOLOGIN group roles: GRANT them to real logins
+-- (e.g. CREATE ROLE metabase LOGIN PASSWORD '...' IN ROLE bi_reader).
+-- Roles are cluster-wide; grants are per database, so this runs in each warehouse.
+DO $$
+BEGIN
+    CREATE ROLE etl_writer NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;   -- exists (or created concurrently)
+END $$;
+DO $$
+BEGIN
+    CREATE ROLE bi_reader NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$;
+
+GRANT USAGE, CREATE ON SCHEMA public TO etl_writer;
+GRANT USAGE ON SCHEMA public TO bi_reader;
+DO $$
+BEGIN
+    EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO etl_writer', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO bi_reader', current_database());
+END $$;
+
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO etl_writer;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO etl_writer;
+
+-- bi_reader: exactly the star schema, the aggregates and the views over them.
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM bi_reader;
+DO $$
+DECLARE
+    rel record;
+BEGIN
+    FOR rel IN
+        SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public'
+           AND (   (c.relkind IN ('r', 'p') AND (c.relname LIKE 'dim\_%' OR c.relname LIKE 'fact\_%'
+                                                 OR c.relname IN ('category_translation', 'hourly_sales',
+                                                                  'daily_customer_metrics')))
+                OR (c.relkind IN ('v', 'm') AND c.relname NOT LIKE '%quarantine%'))
+    LOOP
+        EXECUTE format('GRANT SELECT ON %I TO bi_reader', rel.relname);
+    END LOOP;
+END $$;

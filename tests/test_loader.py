@@ -1,0 +1,241 @@
+"""The loader against the real PostgreSQL: binary COPY, merges, SCD2, fallback, roles, modes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import psycopg2
+import psycopg2.errors
+import pyarrow as pa
+import pytest
+
+from etl import aggregates, binary_copy, db, load
+from etl.pipeline import run_pipeline
+from tests.conftest import query, scalar
+
+UTC = timezone.utc
+
+
+@pytest.fixture
+def conn(fresh_db):
+    db.ensure_database(fresh_db.database_url)
+    connection = db.connect(fresh_db.database_url)
+    yield connection
+    connection.close()
+
+
+def _items(prices: list[int], note: list[str | None]) -> pa.Table:
+    n = len(prices)
+    return pa.table({
+        "order_id": [f"{i:032x}" for i in range(n)],
+        "line": pa.array(range(1, n + 1), pa.int64()),           # int64 into SMALLINT: cast by the loader
+        "at": pa.array([datetime(2017, 3, 1, 12, i % 60, tzinfo=UTC) for i in range(n)],
+                       pa.timestamp("ns", tz="UTC")),
+        "price_cents": pa.array(prices, pa.int64()),
+        "note": pa.array(note, pa.large_string()),
+        "payload": pa.array([f'{{"n": {i}}}' for i in range(n)]),  # jsonb: staged as text, cast in SQL
+    })
+
+
+def _create_items(cur) -> None:
+    cur.execute("""CREATE TABLE items (order_id CHAR(32), line SMALLINT, at TIMESTAMPTZ NOT NULL,
+                   price_cents BIGINT, note TEXT, payload JSONB, PRIMARY KEY (order_id, line))""")
+
+
+def test_binary_copy_loads_types_then_merges_only_changes(conn):
+    with conn, conn.cursor() as cur:
+        _create_items(cur)
+        first = load.load_table(cur, "items", _items([100, 200, 300], ["a", None, "c"]),
+                                key=("order_id", "line"))
+    assert (first.path, first.method, first.rows_inserted) == ("merge", "copy", 3)  # jsonb -> staged
+    assert first.bytes > 0
+    rows = query_conn(conn, "SELECT line, at, price_cents, note, payload->>'n' FROM items ORDER BY line")
+    assert rows == [(1, datetime(2017, 3, 1, 12, 0, tzinfo=UTC), 100, "a", "0"),
+                    (2, datetime(2017, 3, 1, 12, 1, tzinfo=UTC), 200, None, "1"),
+                    (3, datetime(2017, 3, 1, 12, 2, tzinfo=UTC), 300, "c", "2")]
+    with conn, conn.cursor() as cur:
+        again = load.load_table(cur, "items", _items([100, 200, 300], ["a", None, "c"]),
+                                key=("order_id", "line"))
+        changed = load.load_table(cur, "items", _items([100, 250, 300, 400], ["a", None, "c", "d"]),
+                                  key=("order_id", "line"))
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 3)
+    assert (changed.rows_inserted, changed.rows_updated, changed.rows_unchanged) == (1, 1, 2)
+    assert scalar_conn(conn, "SELECT sum(price_cents) FROM items") == 1050
+
+
+def test_empty_table_gets_a_direct_copy(conn):
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE plain (id BIGINT PRIMARY KEY, label CHAR(3), ok BOOLEAN)")
+        result = load.load_table(cur, "plain", pa.table({"id": [1, 2], "label": ["abc", "de"],
+                                                         "ok": [True, None]}), key=("id",))
+    assert (result.path, result.rows_inserted) == ("direct", 2)
+    assert query_conn(conn, "SELECT id, label, ok FROM plain ORDER BY id") == [(1, "abc", True), (2, "de ", None)]
+
+
+def test_bad_data_fails_the_transaction_not_silently(conn):
+    with pytest.raises(psycopg2.errors.NotNullViolation):
+        with conn, conn.cursor() as cur:
+            _create_items(cur)
+            table = _items([1, 2], ["a", "b"]).set_column(2, "at", pa.array([None, None], pa.timestamp("us", tz="UTC")))
+            load.load_table(cur, "items", table, key=("order_id", "line"))
+    assert scalar_conn(conn, "SELECT to_regclass('items') IS NULL")   # the whole transaction rolled back
+
+
+def test_copy_refused_falls_back_to_batched_insert_and_says_so(conn, caplog):
+    # PostgreSQL itself refuses COPY into a view whose inserts go through a rule
+    # ("cannot copy to view"), while INSERT through the rule works.
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE landing (id BIGINT, label TEXT)")
+        cur.execute("CREATE VIEW landing_v AS SELECT id, label FROM landing WHERE id >= 0")
+        cur.execute("CREATE RULE landing_ins AS ON INSERT TO landing_v DO INSTEAD "
+                    "INSERT INTO landing VALUES (NEW.id, NEW.label)")
+        types = binary_copy.column_types(cur, "landing_v")
+        data = binary_copy.arrow_for(pa.table({"id": list(range(12_000)), "label": ["x"] * 12_000}), types)
+        with caplog.at_level(logging.WARNING, logger="etl.binary_copy"):
+            result = binary_copy.copy_or_insert(cur, "landing_v", data)
+    assert result.method == "insert-fallback"
+    assert "refused" in caplog.text and "landing_v" in caplog.text
+    assert scalar_conn(conn, "SELECT count(*) FROM landing") == 12_000
+
+
+def test_insert_method_setting_loads_the_same_rows(conn):
+    with conn, conn.cursor() as cur:
+        _create_items(cur)
+        result = load.load_table(cur, "items", _items([5, 6], ["a", "b"]), key=("order_id", "line"),
+                                 method="insert")
+    assert result.method == "insert-fallback"
+    assert scalar_conn(conn, "SELECT sum(price_cents) FROM items") == 11
+
+
+def test_scd2_keeps_history_and_facts_point_at_the_version_of_their_time(fresh_db, copy_of_sample):
+    run_pipeline(fresh_db, data_dir=copy_of_sample, run_id="scd-1")
+    product, order_item = query(fresh_db, """SELECT product_id, order_id FROM fact_order_items
+                                             ORDER BY order_id LIMIT 1""")[0]
+    _edit_csv(copy_of_sample / "olist_products_dataset.csv", "product_id", {product},
+              "product_category_name", "brinquedos")
+    run_pipeline(fresh_db, data_dir=copy_of_sample, run_id="scd-2")
+    versions = query(fresh_db, """SELECT category_name, is_current, valid_from = '-infinity', valid_to = 'infinity'
+                                    FROM dim_products WHERE product_id = %s ORDER BY valid_from""", (product,))
+    assert versions[1] == ("brinquedos", True, False, True)
+    assert versions[0][1:] == (False, True, False)
+    # The 2017/2018 order still points at the version current when it was bought.
+    assert scalar(fresh_db, """SELECT p.is_current FROM fact_order_items i JOIN dim_products p USING (product_key)
+                                WHERE i.order_id = %s AND i.product_id = %s""", (order_item, product)) is False
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_order_items WHERE product_key IS NULL OR seller_key IS NULL") == 0
+    audit = query(fresh_db, """SELECT rows_inserted, rows_updated, rows_unchanged, method FROM ingest_audit
+                                WHERE run_id = 'scd-2' AND table_name = 'dim_products'""")[0]
+    assert audit == (0, 1, 1741, "copy")
+
+
+def test_plain_postgresql_without_timescaledb(fresh_db, sample_dir):
+    fresh_db = fresh_db.with_overrides(timescaledb=False)
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="plain")
+    conn = db.connect(fresh_db.database_url)
+    try:
+        assert db.timescale_mode(conn).name == "postgresql"
+        assert db.hypertables(conn) == []
+    finally:
+        conn.close()
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 2000
+    assert_aggregates_match_facts(fresh_db)
+
+
+def test_bi_reader_reads_aggregates_and_nothing_it_should_not(fresh_db, sample_dir):
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="roles")
+    conn = db.connect(fresh_db.database_url)
+    try:
+        def as_reader(statement: str):
+            with conn.cursor() as cur:
+                cur.execute("SET ROLE bi_reader")
+                try:
+                    cur.execute(statement)
+                    return cur.fetchall() if cur.description else None
+                finally:
+                    conn.rollback()
+
+        assert as_reader("SELECT sum(orders) FROM daily_customer_metrics")[0][0] == 2000
+        assert as_reader("SELECT count(*) FROM hourly_sales")[0][0] > 0
+        assert as_reader("SELECT count(*) FROM fact_orders")[0][0] == 2000
+        for forbidden in ["SELECT raw_record FROM quarantine", "SELECT * FROM ingest_audit",
+                          "INSERT INTO dim_dates SELECT * FROM dim_dates LIMIT 0",
+                          "DELETE FROM fact_orders", "UPDATE hourly_sales SET orders = 0",
+                          "CREATE TABLE bi_scratch (x int)"]:
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                as_reader(forbidden)
+        with conn.cursor() as cur:
+            cur.execute("SET ROLE etl_writer")
+            cur.execute("UPDATE fact_orders SET order_status = order_status WHERE false")
+            conn.rollback()
+    finally:
+        conn.close()
+
+
+def test_db_status_reports_the_mode(fresh_db, sample_dir, capsys, monkeypatch):
+    from etl import cli
+    db.init_schema(fresh_db)
+    monkeypatch.setenv("DATABASE_URL", fresh_db.database_url)
+    assert cli.main(["db", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "mode: timescaledb-apache" in out
+    assert "aggregates: hourly_sales, daily_customer_metrics as tables refreshed per touched day" in out
+
+
+# --- helpers shared with test_warehouse_acceptance ------------------------------------------
+
+def query_conn(conn, statement, params=None):
+    with conn.cursor() as cur:
+        cur.execute(statement, params)
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def scalar_conn(conn, statement, params=None):
+    return query_conn(conn, statement, params)[0][0]
+
+
+def _edit_csv(path, key_column, keys, column, value) -> int:
+    """Set ``column`` to ``value`` on the rows whose ``key_column`` is in ``keys`` (plain or .gz)."""
+    import csv
+    import gzip
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, list(reader)
+    changed = 0
+    for row in rows:
+        if row[key_column] in keys:
+            row[column] = value
+            changed += 1
+    with opener(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return changed
+
+
+def assert_aggregates_match_facts(settings) -> None:
+    """The aggregates equal the same totals computed independently over the facts."""
+    daily = query(settings, """SELECT (bucket AT TIME ZONE 'America/Sao_Paulo')::date, orders, customers,
+                                      delivered_orders FROM daily_customer_metrics ORDER BY 1""")
+    expected_daily = query(settings, """
+        SELECT (o.purchased_at AT TIME ZONE 'America/Sao_Paulo')::date, count(*),
+               count(DISTINCT c.customer_unique_id), count(*) FILTER (WHERE o.order_status = 'delivered')
+          FROM fact_orders o JOIN dim_customers c USING (customer_id) GROUP BY 1 ORDER BY 1""")
+    assert daily == expected_daily
+    hourly = query(settings, """SELECT bucket AT TIME ZONE 'UTC', items, revenue_cents, freight_cents,
+                                       coalesce(canceled_revenue_cents, 0) FROM hourly_sales ORDER BY 1""")
+    expected_hourly = query(settings, """
+        SELECT date_trunc('hour', o.purchased_at AT TIME ZONE 'UTC'), count(*), sum(i.price_cents),
+               sum(i.freight_cents),
+               coalesce(sum(i.price_cents) FILTER (WHERE o.order_status IN ('canceled', 'unavailable')), 0)
+          FROM fact_orders o JOIN fact_order_items i USING (order_id) GROUP BY 1 ORDER BY 1""")
+    assert hourly == expected_hourly
+    assert scalar(settings, "SELECT count(*) FROM aggregate_refresh_queue") == 0
+
+
+def test_merge_ranges_joins_adjacent_days():
+    d = lambda day: datetime(2017, 1, day, 3, tzinfo=UTC)  # noqa: E731
+    assert aggregates.merge_ranges([(d(3), d(4)), (d(1), d(2)), (d(2), d(3)), (d(9), d(10))]) == \
+        [(d(1), d(4)), (d(9), d(10))]
