@@ -109,6 +109,20 @@ def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     return lookup
 
 
+def _with_warehouse_translations(conn, run_rows: pd.DataFrame) -> pd.DataFrame:
+    """This run's category translations over those already in the warehouse.
+
+    A daily run reads only new files, so products may arrive without the
+    translation file; they must still get their English category, not lose it.
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT category_name, category_name_english FROM category_translation")
+        stored = pd.DataFrame(cur.fetchall(), columns=["category_name", "category_name_english"])
+    conn.rollback()
+    merged = pd.concat([run_rows[["category_name", "category_name_english"]], stored])
+    return merged.drop_duplicates("category_name", keep="first").reset_index(drop=True)
+
+
 def transform_stage(settings: Settings, run_id: str) -> dict:
     """Clean every ingested table into Parquet files, rejected rows beside them."""
     manifest, sources = _ingested_sources(settings, run_id)
@@ -126,7 +140,9 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
                                                reference_keys=clean_by_table, lookup_keys=lookup)
             if source.spec.name == "fact_orders":
                 transform.add_purchase_date_key(result.clean, settings.source_timezone)
-            clean_by_table[source.spec.name] = result.clean
+            clean_by_table[source.spec.name] = (
+                _with_warehouse_translations(conn, result.clean)
+                if source.spec.name == "category_translation" else result.clean)
             result.clean.to_parquet(out / f"{source.spec.name}.parquet", index=False)
             result.quarantined.to_parquet(out / f"{source.spec.name}.quarantine.parquet", index=False)
             tables.append({"table": source.spec.name, "source": source.name, "rows_read": result.rows_read,
