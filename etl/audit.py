@@ -22,7 +22,12 @@ class AuditEntry:
 def open_run(conn: psycopg2.extensions.connection, run_id: str, entries: list[AuditEntry]) -> None:
     with conn, conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)",
+            # A rerun of the same run id (an Airflow retry or a re-run date) starts its
+            # rows afresh instead of failing on UNIQUE (run_id, table_name).
+            """INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)
+               ON CONFLICT (run_id, table_name) DO UPDATE
+                  SET source = EXCLUDED.source, rows_read = 0, rows_loaded = 0, rows_quarantined = 0,
+                      started_at = now(), finished_at = NULL, status = 'running', error = NULL""",
             [(run_id, e.source, e.table) for e in entries])
 
 

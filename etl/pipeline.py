@@ -21,7 +21,7 @@ import psycopg2
 from psycopg2 import sql
 
 from etl import audit, db, ingest, load, staging, transform
-from etl.errors import DatabaseError, SourceError
+from etl.errors import ConfigError, DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings
 
@@ -185,6 +185,7 @@ def _load_tables(conn, run_id: str, out: Path, tables: list[dict]) -> list[Table
             clean = pd.read_parquet(out / f"{table}.parquet")
             merged = load.merge(cur, table, clean)
             quarantine_path = out / f"{table}.quarantine.parquet"
+            load.clear_quarantine(cur, run_id, table)   # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
                 load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
                                        pd.read_parquet(quarantine_path))
@@ -208,3 +209,71 @@ def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str |
     tables = load_stage(settings, run_id)
     return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
                       time.monotonic() - started, tables)
+
+
+# --- orchestration helpers (the Airflow DAG fans out over sources, then refreshes) ---------
+
+def list_sources(settings: Settings) -> list[dict]:
+    """The configured sources, one small JSON-able dict each (the DAG maps ingest over them).
+
+    Today the only source is the Olist files folder; configured API and database
+    sources add their entries here. Each dict names the source and its ``kind``,
+    which ``ingest_source`` dispatches on.
+    """
+    return [{"name": "olist", "kind": "olist_files", "data_dir": str(settings.data_dir)}]
+
+
+def ingest_source(settings: Settings, run_id: str, source: dict,
+                  interval: tuple[str, str] | None = None) -> dict:
+    """Ingest one configured source for a run; returns a small summary (an XCom).
+
+    ``interval`` is the run's data interval (ISO start, end): sources that can
+    read "what changed" use it; the files source reads its whole folder and the
+    load merges by natural key, so reading it again changes nothing.
+    """
+    if source.get("kind") != "olist_files":
+        raise ConfigError(f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} "
+                          "(known: olist_files)")
+    manifest = ingest_stage(settings, run_id, Path(source["data_dir"]))
+    return {"source": source["name"], "run_id": run_id, "files": len(manifest["sources"]),
+            "manifest": str(staging.run_dir(settings, run_id) / "ingest.json")}
+
+
+def refresh_aggregates_stage(settings: Settings, run_id: str) -> dict:
+    """Refresh every aggregate the warehouse has, after a load; a no-op when there are none.
+
+    Materialized views are refreshed with ``REFRESH MATERIALIZED VIEW`` (in one
+    transaction); TimescaleDB continuous aggregates with
+    ``refresh_continuous_aggregate`` (which cannot run in a transaction, hence
+    autocommit). Views are discovered, not listed, so new ones need no change here.
+    """
+    started = time.monotonic()
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    refreshed: list[str] = []
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL")
+            has_caggs = cur.fetchone()[0]
+            caggs: list[tuple[str, str]] = []
+            if has_caggs:
+                cur.execute("SELECT view_schema, view_name FROM timescaledb_information.continuous_aggregates "
+                            "ORDER BY 1, 2")
+                caggs = cur.fetchall()
+            cur.execute("SELECT schemaname, matviewname FROM pg_matviews "
+                        "WHERE schemaname = ANY(current_schemas(false)) ORDER BY 1, 2")
+            matviews = [r for r in cur.fetchall() if r not in caggs]
+            for schema, name in caggs:
+                cur.execute("CALL refresh_continuous_aggregate(%s::regclass, NULL, NULL)",
+                            (sql.Identifier(schema, name).as_string(conn),))
+                refreshed.append(f"{schema}.{name}")
+        with conn, conn.cursor() as cur:
+            for schema, name in matviews:
+                cur.execute(sql.SQL("REFRESH MATERIALIZED VIEW {}").format(sql.Identifier(schema, name)))
+                refreshed.append(f"{schema}.{name}")
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"refreshing aggregates failed: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        conn.close()
+    log.info("run %s: refreshed %d aggregate(s): %s", run_id, len(refreshed), ", ".join(refreshed) or "none")
+    return {"run_id": run_id, "refreshed": refreshed, "seconds": round(time.monotonic() - started, 2)}
