@@ -17,6 +17,7 @@ are imported inside the tasks.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 
 import pendulum
@@ -45,7 +46,8 @@ default_args = {
     catchup=False,
     max_active_runs=1,          # runs merge into the same tables: one at a time
     default_args=default_args,
-    deadline=orch.deadline_alert(ALERTS),
+    # Left out only under `airflow dags test`, which crashes on deadlines (docs/airflow.md).
+    deadline=None if orch.under_dags_test(sys.argv) else orch.deadline_alert(ALERTS),
     tags=["etl", "warehouse"],
     doc_md=__doc__,
 )
@@ -109,8 +111,10 @@ def etl_pipeline():
         from etl.notify import notify_stage
 
         settings, run_id, _ = orch.current()
-        started = get_current_context()["dag_run"].start_date
-        seconds = (pendulum.now("UTC") - started).total_seconds() if started else None
+        dag_run = get_current_context()["dag_run"]
+        # `dags test` dates start_date at the logical date; then the audit's span is used.
+        real = dag_run.start_date and dag_run.run_after and dag_run.start_date >= dag_run.run_after
+        seconds = (pendulum.now("UTC") - dag_run.start_date).total_seconds() if real else None
         return notify_stage(settings, run_id, orch.smtp_sender(), seconds)
 
     notify(validate(refresh_aggregates(load(transform(ingest.expand(source=list_sources()))))))
