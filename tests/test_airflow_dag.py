@@ -9,14 +9,11 @@ also prove the connection is what the tasks use.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -26,19 +23,11 @@ import pytest
 
 from etl import db
 from etl.settings import PROJECT_ROOT
-from tests.conftest import query, scalar
+from tests.conftest import AIRFLOW_TEST_HOME, query, scalar
 
 DAGS = PROJECT_ROOT / "dags"
-_HOME = tempfile.mkdtemp(prefix="airflow-home-")
-atexit.register(shutil.rmtree, _HOME, True)
-if "airflow" in sys.modules:  # pragma: no cover - a guard, not a path
-    raise RuntimeError("airflow was imported before tests/test_airflow_dag.py could set AIRFLOW_HOME")
-os.environ.update({
-    "AIRFLOW_HOME": _HOME,
-    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-})
+_HOME = AIRFLOW_TEST_HOME   # set by tests/conftest.py before anything imported Airflow
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 NOWHERE = "postgresql://postgres@127.0.0.1:1/nowhere"
 TASK_ORDER = ["list_sources", "ingest", "transform", "load", "refresh_aggregates", "validate", "notify"]
@@ -171,7 +160,8 @@ def test_dag_run_loads_the_full_olist_subset(airflow_db, dag_env, olist_dir, mon
     assert query(dag_env, "SELECT DISTINCT run_id, status FROM ingest_audit") == [("daily-2018-08-01", "succeeded")]
 
 
-def test_two_days_then_one_again_doubles_nothing(airflow_db, dag_env):
+def test_two_days_then_one_again_doubles_nothing(airflow_db, dag_env, smtp_inbox, monkeypatch):
+    monkeypatch.setenv("ETL_NOTIFY_EMAILS", "team@example.org")
     dag = load_dag(retries=0)
     first = run_dag(dag, "2018-08-01")
     assert first.state == "success", task_states(first)
@@ -191,6 +181,10 @@ def test_two_days_then_one_again_doubles_nothing(airflow_db, dag_env):
     assert counts(dag_env) == after_one
     assert query(dag_env, audit) == audit_after_two            # the rerun replaced its own audit rows
     assert scalar(dag_env, "SELECT count(*) FROM quarantine") == 2 * quarantined_per_run
+    # notify mailed one success summary per run through smtp_default, and nothing failed
+    assert [(to, m["Subject"].split(":")[0]) for to, m in smtp_inbox.messages] == [
+        (["team@example.org"], f"[etl_pipeline] run daily-2018-08-0{d} succeeded") for d in (1, 2, 1)]
+    assert "fact_orders" in smtp_inbox.messages[0][1].get_body().get_content()
 
 
 class _Inbox:
