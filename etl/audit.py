@@ -23,10 +23,14 @@ class AuditEntry:
 def open_run(conn: psycopg2.extensions.connection, run_id: str, entries: list[AuditEntry]) -> None:
     with conn, conn.cursor() as cur:
         cur.executemany(
+            # A rerun of the same run id (an Airflow retry, a re-run date, a run
+            # resumed after a crash) starts its rows afresh and counts the attempt,
+            # instead of failing on UNIQUE (run_id, table_name).
             """INSERT INTO ingest_audit (run_id, source, table_name) VALUES (%s, %s, %s)
                ON CONFLICT (run_id, table_name) DO UPDATE
-                  SET status = 'running', error = NULL, finished_at = NULL, started_at = now(),
-                      source = EXCLUDED.source, attempts = ingest_audit.attempts + 1""",
+                  SET source = EXCLUDED.source, rows_read = 0, rows_loaded = 0, rows_quarantined = 0,
+                      started_at = now(), finished_at = NULL, status = 'running', error = NULL,
+                      attempts = ingest_audit.attempts + 1""",
             [(run_id, e.source, e.table) for e in entries])
 
 

@@ -30,6 +30,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.validate import ValidationError, Thresholds, validate_run
+
+    thresholds = Thresholds.from_settings(settings)
+    if args.no_require_quality_scores:
+        thresholds = Thresholds(thresholds.min_quality, thresholds.max_null_pct,
+                                thresholds.max_duplicate_pct, require_quality_scores=False)
+    report = validate_run(settings, args.run_id, thresholds)
+    print(report.render())
+    if not report.passed:
+        raise ValidationError(report)
+    return 0
+
+
 def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
     mode = db.init_schema(settings, use_timescaledb=not args.no_timescaledb)
     print(f"warehouse {db.describe_url(settings.database_url)} ready ({mode.name})")
@@ -127,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--date", required=True, help="archive day, YYYY-MM-DD (UTC)")
     rep.add_argument("--archived-run", default=None, help="only payloads of this run id")
     rep.set_defaults(func=cmd_replay, needs_db=True)
+    val = sub.add_parser("validate", help="the validation gate for one run (exit 3 when it fails)")
+    val.add_argument("--run-id", required=True, help="the run to check (e.g. daily-2018-08-01)")
+    val.add_argument("--no-require-quality-scores", action="store_true",
+                     help="pass the quality check when the run has no quality_scores rows")
+    val.set_defaults(func=cmd_validate, needs_db=True)
 
     dbp = sub.add_parser("db", help="warehouse set-up and status").add_subparsers(
         dest="db_command", required=True)

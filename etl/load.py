@@ -342,3 +342,9 @@ def insert_quarantine(cur: psycopg2.extensions.cursor, run_id: str, source_file:
         ["run_id", "source_file", "row_number", "table_name", "category", "rule", "detail",
          "raw_record"]]
     return copy_into(cur, "quarantine", frame)
+
+
+def clear_quarantine(cur: psycopg2.extensions.cursor, run_id: str, table: str) -> int:
+    """Forget a run's earlier rejected rows of one table, so rerunning a run id never doubles them."""
+    cur.execute("DELETE FROM quarantine WHERE run_id = %s AND table_name = %s", (run_id, table))
+    return cur.rowcount

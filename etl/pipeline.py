@@ -22,7 +22,7 @@ import psycopg2
 from psycopg2 import sql
 
 from etl import aggregates, analytics, audit, db, ingest, load, staging, transform
-from etl.errors import DatabaseError, SourceError
+from etl.errors import ConfigError, DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings
 
@@ -207,6 +207,7 @@ def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
             merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
             quarantine_path = out / f"{table}.quarantine.parquet"
+            load.clear_quarantine(cur, run_id, table)   # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
                 load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
                                        pd.read_parquet(quarantine_path))
@@ -257,3 +258,39 @@ def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str |
     refresh_aggregates_stage(settings, run_id)
     return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
                       time.monotonic() - started, tables)
+
+
+# --- orchestration helpers (the Airflow DAG fans out over sources, then refreshes) ---------
+
+def list_sources(settings: Settings) -> list[dict]:
+    """The sources a run reads, one small JSON-able dict each (the DAG maps ingest over them).
+
+    The Olist files folder, then every enabled source of the sources file
+    (``etl.ingest.list_sources``). ``ingest_source`` dispatches on ``kind``.
+    """
+    return ([{"name": "olist", "kind": "olist_files", "data_dir": str(settings.data_dir)}]
+            + [{"name": name, "kind": "configured"} for name in ingest.list_sources(settings)])
+
+
+def ingest_source(settings: Settings, run_id: str, source: dict,
+                  interval: tuple[str, str] | None = None) -> dict:
+    """Ingest one source for a run; returns a small summary (an XCom).
+
+    A configured API/database/file source is read, archived and staged now
+    (a failure fails this source's task only). The Olist folder is only checked
+    here (every file present, every header complete); its new files are picked
+    up, archived and combined with the staged sources by ``ingest_stage``, which
+    the DAG runs at the start of its transform task. ``interval`` is the run's
+    data interval: incremental sources read from their watermark, which the
+    load moves only after it commits, so a rerun of a day re-reads rather than skips.
+    """
+    if source.get("kind") == "olist_files":
+        located = ingest.locate_all(Path(source["data_dir"]))
+        return {"source": source["name"], "run_id": run_id, "files": len(located)}
+    if source.get("kind") != "configured":
+        raise ConfigError(f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} "
+                          "(known: olist_files, configured)")
+    summary = ingest.ingest_source(settings, run_id, source["name"], raise_on_failure=True)
+    return {"source": source["name"], "run_id": run_id, "status": summary.get("status"),
+            "records_new": summary.get("records_new", 0)}
+

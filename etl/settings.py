@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+from etl.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = PROJECT_ROOT / "data" / "sample" / "olist"
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -23,6 +25,21 @@ def default_database_url(env: Mapping[str, str]) -> str:
     port = env.get("PGPORT", "5432")
     user = env.get("PGUSER", "postgres")
     return f"postgresql://{user}@{host}:{port}/warehouse"
+
+
+def parse_bool(text: str) -> bool:
+    """'true'/'false' (also 1/0, yes/no, on/off) from an env var or Airflow Variable."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"expected true or false, got {text!r}")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """Comma- or semicolon-separated addresses, blanks dropped."""
+    return tuple(p.strip() for p in str(text).replace(";", ",").split(",") if p.strip())
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,16 @@ class Settings:
     #: Create the timescaledb extension when the server has it (ETL_TIMESCALEDB=0: plain PostgreSQL).
     timescaledb: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
+    # --- validation gate and notifications (etl/validate.py, etl/notify.py, the DAG) ---
+    #: Spec defaults; Airflow Variables of the same name (etl_validate_*) override them in the DAG.
+    validate_min_quality: float = 80.0
+    validate_max_null_pct: float = 20.0
+    validate_max_duplicate_pct: float = 5.0
+    #: A run without quality_scores rows fails validation unless this is False.
+    validate_require_quality_scores: bool = True
+    #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
+    notify_emails: tuple[str, ...] = ()
+    alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -64,6 +91,12 @@ class Settings:
             sources_file=Path(env.get("ETL_SOURCES_FILE", PROJECT_ROOT / "config" / "sources.yml")),
             load_method=env.get("ETL_LOAD_METHOD", "auto"),
             timescaledb=env.get("ETL_TIMESCALEDB", "1") not in ("0", "false", "no"),
+            validate_min_quality=float(env.get("ETL_VALIDATE_MIN_QUALITY", "80")),
+            validate_max_null_pct=float(env.get("ETL_VALIDATE_MAX_NULL_PCT", "20")),
+            validate_max_duplicate_pct=float(env.get("ETL_VALIDATE_MAX_DUPLICATE_PCT", "5")),
+            validate_require_quality_scores=parse_bool(env.get("ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")),
+            notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
+            alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

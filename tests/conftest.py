@@ -6,8 +6,10 @@ is named ``etl_test_<random>`` and dropped afterwards.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -16,6 +18,13 @@ import pytest
 
 from etl import db
 from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
+
+#: Airflow reads its configuration once, at import: the whole session gets a throwaway
+#: AIRFLOW_HOME (never the user's own), set here before any test module can import Airflow.
+AIRFLOW_TEST_HOME = tempfile.mkdtemp(prefix="airflow-home-")
+atexit.register(shutil.rmtree, AIRFLOW_TEST_HOME, True)
+os.environ.update({"AIRFLOW_HOME": AIRFLOW_TEST_HOME, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                   "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags")})
 
 #: Where the team's full Olist subset lives (read-only); override with ETL_OLIST_DIR.
 _OLIST_CANDIDATES = [os.environ.get("ETL_OLIST_DIR", ""),

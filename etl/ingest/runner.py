@@ -255,7 +255,7 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
     options = dict(source.options)
     mapping = databases.TableMapping.from_options(source.name, options)
     paths = files.matching_files(str(source.option("path")), Path.cwd())
-    known = state.known_files(conn, source.name)
+    known = state.known_files(conn, source.name, arch.run_id)
     pending, skipped = [], 0
     for path in paths:
         data = path.read_bytes()
@@ -294,7 +294,7 @@ def prepare_run(settings: Settings, run_id: str, data_dir: Path,
     db.init_schema(settings)
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        known = state.known_files(conn, OLIST_SOURCE)
+        known = state.known_files(conn, OLIST_SOURCE, run_id)
     finally:
         conn.close()
     arch = archive.Archive(settings, OLIST_SOURCE, run_id)

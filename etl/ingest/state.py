@@ -61,9 +61,16 @@ def load_watermark(conn: psycopg2.extensions.connection, source: str, entity: st
     return Watermark(entity, row[0], list(row[1])) if row else None
 
 
-def known_files(conn: psycopg2.extensions.connection, source: str) -> set[tuple[str, str]]:
+def known_files(conn: psycopg2.extensions.connection, source: str,
+                run_id: str | None = None) -> set[tuple[str, str]]:
+    """(name, sha256) of the files loaded before by runs other than ``run_id``.
+
+    A rerun of the same run id (an Airflow retry or a re-run date) reads its own
+    files again, so it reproduces its load instead of finding nothing to do.
+    """
     with conn.cursor() as cur:
-        cur.execute("SELECT file_name, sha256 FROM ingest_files WHERE source = %s", (source,))
+        cur.execute("SELECT file_name, sha256 FROM ingest_files WHERE source = %s "
+                    "AND run_id IS DISTINCT FROM %s", (source, run_id))
         rows = {(name, sha.strip()) for name, sha in cur.fetchall()}
     conn.rollback()
     return rows

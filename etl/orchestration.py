@@ -1,0 +1,196 @@
+"""What the Airflow DAG needs from us, kept out of the DAG file so it stays thin.
+
+* ``run_id_for`` / ``context_run``: each DAG run is keyed by its day, so the
+  run id (in ``ingest_audit``, staging paths, ``quality_scores``) is the same
+  whenever that day is run again — a rerun or backfill replaces, never adds.
+* ``task_settings``: ``Settings`` inside a task. The warehouse is the Airflow
+  Connection ``warehouse`` (from the metadata DB, a secrets backend or
+  ``AIRFLOW_CONN_WAREHOUSE``); without it, ``DATABASE_URL`` as everywhere else.
+  Validation thresholds and the notify list can be overridden by Airflow
+  Variables ``etl_validate_*`` / ``etl_notify_emails``.
+* ``failure_notifier`` / ``deadline_alert``: email through the SMTP provider's
+  ``SmtpNotifier`` on the ``smtp_default`` connection.
+
+Airflow is imported inside functions only: the ``etl`` package and its CLI
+work without it, and parsing the DAG file does no database or network work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
+
+import psycopg2.extensions
+
+from etl.errors import ConfigError
+from etl.settings import Settings, parse_bool, parse_list
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "etl_pipeline"
+WAREHOUSE_CONN_ID = "warehouse"
+SMTP_CONN_ID = "smtp_default"
+DEADLINE = timedelta(hours=2)
+#: libpq parameters that may ride in a connection's extra (others are Airflow's own).
+LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs",
+                "application_name", "keepalives", "keepalives_idle", "connect_timeout")
+
+#: Airflow Variable -> (Settings field, parser). Unset variables keep the Settings value.
+VARIABLES = {
+    "etl_validate_min_quality": ("validate_min_quality", float),
+    "etl_validate_max_null_pct": ("validate_max_null_pct", float),
+    "etl_validate_max_duplicate_pct": ("validate_max_duplicate_pct", float),
+    "etl_validate_require_quality_scores": ("validate_require_quality_scores", parse_bool),
+    "etl_notify_emails": ("notify_emails", parse_list),
+    "etl_data_dir": ("data_dir", None),
+}
+
+FAILURE_SUBJECT = ("[etl_pipeline] {{ ti.task_id }}{% if ti.map_index is not none and ti.map_index >= 0 %}"
+                   "[{{ ti.map_index }}]{% endif %} failed for "
+                   "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }} "
+                   "(try {{ ti.try_number }})")
+FAILURE_BODY = """<p>Task <b>{{ ti.task_id }}</b> of run <b>{{ ti.run_id }}</b> failed on try
+{{ ti.try_number }} of {{ ti.max_tries + 1 }}; no more retries.</p>
+<p>Error:</p><pre>{{ exception | string | e }}</pre>
+<p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>
+<p>Rerunning the day is safe: it replaces that day's run, it never adds to it
+(clear the task in the UI, or <code>airflow tasks clear etl_pipeline</code>).</p>"""
+DEADLINE_SUBJECT = "[etl_pipeline] run {{ dag_run.run_id }} missed its deadline (2 h after queueing)"
+DEADLINE_BODY = """<p>DAG run <b>{{ dag_run.run_id }}</b> of etl_pipeline was queued at
+{{ dag_run.queued_at }} and was still not finished at {{ deadline.deadline_time }}.</p>
+<p>It keeps running; look at its tasks in the Airflow UI.</p>"""
+
+
+# --- run identity ---------------------------------------------------------------------
+
+def run_id_for(day: date | datetime) -> str:
+    """The run id of a day: the same for every rerun or backfill of that day."""
+    if isinstance(day, datetime):
+        day = (day.astimezone(timezone.utc) if day.tzinfo else day).date()
+    return f"daily-{day:%Y-%m-%d}"
+
+
+def run_day(dag_run: Any) -> datetime:
+    """The moment a DAG run stands for: its logical date, or (manual runs) when it was asked for."""
+    moment = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    if moment is None:
+        raise ConfigError("the DAG run has neither a logical date nor run_after")
+    return moment
+
+
+def context_run(context: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
+    """(run id, data interval as ISO strings) of the current task's DAG run."""
+    moment = run_day(context["dag_run"])
+    start = context.get("data_interval_start") or moment
+    end = context.get("data_interval_end") or moment
+    return run_id_for(moment), (start.isoformat(), end.isoformat())
+
+
+# --- settings inside a task -----------------------------------------------------------
+
+def connection_url(conn: Any) -> str:
+    """A libpq URL from an Airflow Connection (host, port, login, password, schema = database)."""
+    params = {"host": conn.host or "127.0.0.1", "port": str(conn.port or 5432),
+              "user": conn.login or None, "password": conn.password or None,
+              "dbname": conn.schema or "warehouse"}
+    extra = conn.extra_dejson if getattr(conn, "extra", None) else {}
+    params.update({k: str(v) for k, v in extra.items() if k in LIBPQ_EXTRAS})
+    return psycopg2.extensions.make_dsn(**{k: v for k, v in params.items() if v is not None})
+
+
+def warehouse_url_from_airflow(conn_id: str = WAREHOUSE_CONN_ID) -> str | None:
+    """The ``warehouse`` connection's URL, or None when Airflow has no such connection."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return connection_url(conn)
+
+
+def apply_variables(settings: Settings, variables: Mapping[str, str | None]) -> Settings:
+    """Settings with every set Airflow Variable applied (unset ones keep the env/default value)."""
+    changes: dict[str, Any] = {}
+    for name, (field_name, parse) in VARIABLES.items():
+        raw = variables.get(name)
+        if raw is None or str(raw).strip() == "":
+            continue
+        try:
+            changes[field_name] = parse(raw) if parse else type(getattr(settings, field_name))(raw)
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"Airflow Variable {name}={raw!r} is not valid: {exc}") from exc
+    return settings.with_overrides(**changes) if changes else settings
+
+
+def task_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for a task: env, then the ``warehouse`` connection, then Airflow Variables."""
+    from airflow.sdk import Variable
+
+    settings = Settings.from_env(env)
+    url = warehouse_url_from_airflow()
+    if url:
+        settings = settings.with_overrides(database_url=url, database_url_explicit=True)
+    else:
+        log.info("no Airflow connection %r; using DATABASE_URL", WAREHOUSE_CONN_ID)
+    return apply_variables(settings, {name: Variable.get(name, default=None) for name in VARIABLES})
+
+
+def current() -> tuple[Settings, str, tuple[str, str]]:
+    """(settings, run id, data interval) for the task that is running now."""
+    from airflow.sdk import get_current_context
+
+    run_id, interval = context_run(get_current_context())
+    return task_settings(), run_id, interval
+
+
+# --- mail -----------------------------------------------------------------------------
+
+def smtp_sender(conn_id: str = SMTP_CONN_ID):
+    """A ``notify.Sender`` that mails through an Airflow SMTP connection."""
+    def send(recipients: Sequence[str], subject: str, html_body: str) -> None:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=conn_id) as hook:
+            hook.send_email_smtp(to=list(recipients), subject=subject, html_content=html_body,
+                                 from_email=hook.from_email or "etl_pipeline@localhost")
+    return send
+
+
+def failure_notifier(recipients: Sequence[str]):
+    """One email per failed task, after its final try (Airflow calls it only then)."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return SmtpNotifier(to=list(recipients), from_email="etl_pipeline@localhost",
+                        subject=FAILURE_SUBJECT, html_content=FAILURE_BODY, smtp_conn_id=SMTP_CONN_ID)
+
+
+def under_dags_test(argv: Sequence[str]) -> bool:
+    """True when the DAG file is being parsed by ``airflow dags test``.
+
+    Airflow 3.3.2's ``dags test`` crashes *after* a successful run of a DAG that has
+    a deadline (``DagRun.update_state`` looks the alerts up by id but gets the
+    un-serialized objects: ``'dict' object has no attribute 'hex'``). A one-off test
+    run has no triggerer to fire a deadline anyway, so the DAG leaves it out there.
+    """
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    if not argv:
+        return False
+    program = Path(argv[0])
+    is_airflow = program.name.startswith("airflow") or program.parent.name == "airflow"
+    return is_airflow and args[:2] == ["dags", "test"]
+
+
+def deadline_alert(recipients: Sequence[str]):
+    """Airflow 3's replacement for SLAs: email when a run is unfinished 2 h after queueing."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DEADLINE,
+        callback=AsyncCallback(SmtpNotifier, kwargs={
+            "to": list(recipients), "from_email": "etl_pipeline@localhost",
+            "subject": DEADLINE_SUBJECT, "html_content": DEADLINE_BODY, "smtp_conn_id": SMTP_CONN_ID}))
