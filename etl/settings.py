@@ -78,6 +78,8 @@ class Settings:
     chunk_rows: int = 250_000
     #: Also write the clean batches as CSV beside the Parquet files.
     clean_csv: bool = False
+    #: `etl run` stops before loading when a score misses its target.
+    dq_enforce: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -101,6 +103,7 @@ class Settings:
             payment_tolerance_cents=int(env.get("ETL_DQ_PAYMENT_TOLERANCE_CENTS", "1")),
             chunk_rows=int(env.get("ETL_CHUNK_ROWS", "250000")),
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
+            dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

@@ -87,6 +87,8 @@ class TableResult:
     findings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINDING_COLUMNS))
     tally: Tally = field(default_factory=Tally)
     row_numbers: np.ndarray | None = None   # source row of each clean row (before aggregation)
+    #: per dimension, (applicable, failed) masks over the *clean* rows, for checks added later
+    clean_masks: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The one invariant the whole product rests on.
@@ -276,7 +278,8 @@ def _impute(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
 
 def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America/Sao_Paulo",
                     reference_keys: dict | None = None, lookup_keys: KeyLookup | None = None,
-                    config: ck.RuleConfig | None = None, state: TableState | None = None) -> TableResult:
+                    config: ck.RuleConfig | None = None, state: TableState | None = None,
+                    finish: bool = True) -> TableResult:
     """Clean one table (or one chunk of it) read by ``ingest.read``.
 
     ``reference_keys`` maps a referenced table to its keys from this run (a
@@ -304,7 +307,8 @@ def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America
     _check_unique(batch, state)
     _check_foreign_keys(batch, references, lookup_keys)
     result = _assemble(batch, raw, flags)
-    result.clean = _finish(spec, result.clean, references, config)
+    if finish:
+        result.clean = _finish(spec, result.clean, references, config)
     return result
 
 
@@ -355,14 +359,15 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     clean = batch.typed.loc[keep].reset_index(drop=True)
     if batch.spec.name in FLAGGED_TABLES:
         dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
-        clean["dq_flags"] = dq.to_numpy()
+        clean["dq_flags"] = dq.array
     for name, mask in flags.items():
         clean[name] = mask[keep]
     quarantined = _quarantine_frame(raw, batch, hard, category, rule, detail)
     return TableResult(batch.spec, clean, quarantined, rows_read=n,
                        findings=(pd.concat(findings, ignore_index=True) if findings
                                  else pd.DataFrame(columns=FINDING_COLUMNS)),
-                       tally=_tally(batch), row_numbers=batch.rows[keep])
+                       tally=_tally(batch), row_numbers=batch.rows[keep],
+                       clean_masks={d: (app[keep], fail[keep]) for d, (app, fail) in _row_masks(batch).items()})
 
 
 def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, category, rule,
@@ -378,22 +383,29 @@ def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, catego
     }).sort_values("row_number").reset_index(drop=True)
 
 
-def _tally(batch: _Batch) -> Tally:
-    tally = Tally()
+def _row_masks(batch: _Batch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per row-counted dimension: did any of its checks apply / fail on the row."""
     n = len(batch.rows)
     by_dim: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for o in batch.outcomes:
         d = o.check.dimension
-        if d == "completeness":          # cells, not rows
-            tally.checked[d] += int(o.applicable.sum())
-            tally.failed[d] += int(o.fail.sum())
+        if d == "completeness":
             continue
         app, fail = by_dim.get(d, (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)))
         by_dim[d] = (app | o.applicable, fail | o.fail)
-    for d, (app, fail) in by_dim.items():
+    return by_dim
+
+
+def _tally(batch: _Batch) -> Tally:
+    tally = Tally()
+    for o in batch.outcomes:
+        if o.check.dimension == "completeness":          # cells, not rows
+            tally.checked["completeness"] += int(o.applicable.sum())
+            tally.failed["completeness"] += int(o.fail.sum())
+    for d, (app, fail) in _row_masks(batch).items():
         tally.checked[d] += int(app.sum())
         tally.failed[d] += int((fail & app).sum())
     counted = [c.source for c in batch.spec.columns if c.source not in FREE_TEXT]
-    tally.cells = n * len(counted)
+    tally.cells = len(batch.rows) * len(counted)
     tally.null_cells = int(batch.text[counted].isna().to_numpy().sum())
     return tally
