@@ -178,7 +178,13 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     full = pc.strptime(arr, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
     date_only = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
     parsed = pc.coalesce(full, date_only)
-    ok = _np_bool(pc.is_valid(parsed))
+    # strptime rolls impossible days over (Feb 30 -> Mar 2): the day must survive the round trip.
+    day_text = pc.cast(pc.utf8_slice_codeunits(pc.if_else(pa.array(shaped), arr, pa.scalar("0000-00-00", arr.type)),
+                                               8, 10), pa.int64())
+    same_day = pc.equal(pc.day(parsed), day_text)
+    ok = _np_bool(pc.and_(pc.is_valid(parsed), same_day))
+    if not ok.all():
+        parsed = pc.if_else(pa.array(ok), parsed, pa.scalar(None, parsed.type))
     naive = pd.Series(parsed.to_numpy(zero_copy_only=False), index=values.index).astype("datetime64[s]")
     localized = naive.dt.tz_localize(timezone, ambiguous=np.zeros(len(naive), dtype=bool),
                                      nonexistent=pd.Timedelta(hours=1))

@@ -112,6 +112,7 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 def transform_sources(settings: Settings, run_id: str, sources: list[SourceFile], out: Path,
                       lookup_keys: KeyLookup | None = None) -> tuple[list[TableOutcome], QualityReport, dict]:
     """Transform every source into ``out``; returns per-table counts, the scores and schemas."""
+    out.mkdir(parents=True, exist_ok=True)
     lookups = lk.load_lookups(settings.lookup_dir)
     config = ck.RuleConfig.from_settings(settings, lookups)
     run = _RunState()
