@@ -47,13 +47,31 @@ class Check:
     hard: bool         # default; Settings may override
 
 
+#: A sentence for people: constant, per row, or built only for the failing rows
+#: (a function of the fail mask) so clean rows cost no string work.
+Detail = "str | pd.Series | Callable[[np.ndarray], object]"
+
+
+def quoted(prefix: str, values: pd.Series, suffix: str) -> Callable[[np.ndarray], np.ndarray]:
+    """``prefix + value + suffix`` for the failing rows only."""
+    return lambda mask: (prefix + values[mask].astype(str) + suffix).to_numpy(dtype=object)
+
+
 @dataclass
 class Outcome:
     check: Check
     hard: bool                     # after configuration
     fail: np.ndarray               # bool per row
     applicable: np.ndarray         # bool per row: the check could be evaluated
-    detail: pd.Series | str        # the sentence for people (per row or constant)
+    detail: object                 # Detail
+
+    def details(self) -> np.ndarray | str:
+        """The sentence for each failing row (or one for all)."""
+        if isinstance(self.detail, str):
+            return self.detail
+        if isinstance(self.detail, pd.Series):
+            return self.detail.to_numpy(dtype=object)[self.fail]
+        return np.asarray(self.detail(self.fail), dtype=object)
 
 
 @dataclass(frozen=True)
@@ -185,8 +203,8 @@ def table_rules(table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleCon
         status = t["order_status"]
         unknown = status.eq(config.lookups.order_statuses.unknown)
         emit(ORDER_STATUS_KNOWN, unknown.fillna(False).to_numpy(dtype=bool), _present(status),
-             "order_status = '" + text["order_status"].astype(str) + "' is not one of "
-             + ", ".join(sorted(config.lookups.order_statuses.canonical)))
+             quoted("order_status = '", text["order_status"], "' is not one of "
+                    + ", ".join(sorted(config.lookups.order_statuses.canonical))))
         app, bad = _lt(t["approved_at"], t["purchased_at"])
         emit(APPROVED_AFTER_PURCHASE, bad, app, "order_approved_at is before order_purchase_timestamp")
         app, bad = _lt(t["delivered_customer_at"], t["delivered_carrier_at"])
@@ -205,8 +223,8 @@ def table_rules(table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleCon
                "payment_value must not be negative", emit)
         ptype = t["payment_type"]
         emit(PAYMENT_TYPE_KNOWN, ptype.eq(config.lookups.payment_types.unknown).fillna(False).to_numpy(dtype=bool),
-             _present(ptype), "payment_type = '" + text["payment_type"].astype(str) + "' is not one of "
-             + ", ".join(sorted(config.lookups.payment_types.canonical)))
+             _present(ptype), quoted("payment_type = '", text["payment_type"], "' is not one of "
+                                     + ", ".join(sorted(config.lookups.payment_types.canonical))))
         _range(INSTALLMENTS_NOT_NEGATIVE, t["payment_installments"], t["payment_installments"] < 0,
                "payment_installments must not be negative", emit)
         _range(SEQUENTIAL_POSITIVE, t["payment_sequential"], t["payment_sequential"] < 1,
@@ -235,13 +253,13 @@ def _category_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, ref
     applicable = _present(raw)
     unknown = applicable & category.eq(config.lookups.categories.unknown).fillna(False).to_numpy(dtype=bool)
     emit(CATEGORY_KNOWN, unknown, applicable,
-         "product_category_name = '" + raw.astype(str) + "' is not in data/lookups/categories.json")
+         quoted("product_category_name = '", raw, "' is not in data/lookups/categories.json"))
     translated = refs.get("category_translation:names")
     if translated is not None:
         known = applicable & ~unknown
         missing = known & ~category.isin(translated).to_numpy(dtype=bool)
         emit(CATEGORY_TRANSLATED, missing, known,
-             "category '" + category.astype(str) + "' has no row in the category translation file")
+             quoted("category '", category, "' has no row in the category translation file"))
 
 
 def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
@@ -255,8 +273,9 @@ def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
         pair = (t["zip_code_prefix"].astype(str) + "|" + t[column].astype(str))
         bad = applicable & ~pair.isin(pairs).to_numpy(dtype=bool)
         emit(check, bad, applicable,
-             column + " '" + t[column].astype(str) + "' does not match zip prefix "
-             + t["zip_code_prefix"].astype(str) + " in the geolocation data")
+             lambda m, column=column: (column + " '" + t[column][m].astype(str) + "' does not match zip prefix "
+                                       + t["zip_code_prefix"][m].astype(str)
+                                       + " in the geolocation data").to_numpy(dtype=object))
 
 
 def iter_dimensions() -> Iterator[str]:

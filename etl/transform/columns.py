@@ -132,7 +132,7 @@ class KeySet:
         return len(self.hashes)
 
     def add(self, new: np.ndarray) -> None:
-        new = np.unique(new[new != 0])
+        new = np.sort(new[new != 0])
         if len(new):
             merged = np.concatenate([self.hashes, new])
             merged.sort(kind="stable")   # two sorted runs: linear time
@@ -143,9 +143,17 @@ class KeySet:
     def contains(self, h: np.ndarray) -> np.ndarray:
         if not len(self.hashes) or not len(h):
             return np.zeros(len(h), dtype=bool)
-        pos = np.searchsorted(self.hashes, h)
+        if len(self.hashes) < (1 << 20):            # fits in cache: probe directly
+            pos = np.searchsorted(self.hashes, h)
+            pos[pos == len(self.hashes)] = 0
+            return self.hashes[pos] == h
+        order = np.argsort(h)                      # sorted probes walk a big table in order:
+        probes = h[order]                          # far fewer cache misses
+        pos = np.searchsorted(self.hashes, probes)
         pos[pos == len(self.hashes)] = 0
-        return self.hashes[pos] == h
+        found = np.empty(len(h), dtype=bool)
+        found[order] = self.hashes[pos] == probes
+        return found
 
 
 # --- numbers ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl import lookups as lk
@@ -115,10 +116,10 @@ class _Batch:
         self.hashes: dict[str, np.ndarray] = {}
         self.text = pd.DataFrame(index=raw.index)
         for col in spec.columns:
-            values = raw[col.source]
-            if values.dtype != "string":
-                values = values.astype("string")
-            self.text[col.source] = values.str.strip().replace("", pd.NA)
+            arr = pc.utf8_trim_whitespace(to_arrow(raw[col.source]))
+            arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+            self.text[col.source] = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())),
+                                              index=raw.index)
         self.typed = pd.DataFrame(index=raw.index)
 
     def emit(self, check: ck.Check, fail: np.ndarray, applicable: np.ndarray,
@@ -172,7 +173,7 @@ def _type_column(batch: _Batch, col: Column) -> None:
         value, bad_format, bad_value = parse_timestamps(text, batch.timezone)
         expected = "a timestamp YYYY-MM-DD HH:MM:SS"
         batch.emit(ck.parse_check(col.target), bad_value, present & ~bad_format,
-                   f"{col.source} = '" + text.astype(str) + "' is not a real date and time")
+                   ck.quoted(f"{col.source} = '", text, "' is not a real date and time"))
     elif col.kind == "zip":
         ok = matches(text, r"^\d{1,5}$")
         bad_format = present & ~ok
@@ -194,7 +195,7 @@ def _type_column(batch: _Batch, col: Column) -> None:
         value = text
     if col.kind not in ("text", "category"):
         batch.emit(ck.format_check(col.target), bad_format, present,
-                   f"{col.source} = '" + text.astype(str) + f"' is not {expected}")
+                   ck.quoted(f"{col.source} = '", text, f"' is not {expected}"))
     batch.typed[col.target] = value
 
 
@@ -248,7 +249,7 @@ def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup 
             if found:
                 known |= values.isin(list(found)).to_numpy(dtype=bool)
         batch.emit(ck.fk_check(column, fk.table), applicable & ~known, applicable,
-                   f"{column} = '" + batch.typed[column].astype(str) + f"' is not in {fk.table}")
+                   ck.quoted(f"{column} = '", batch.typed[column], f"' is not in {fk.table}"))
 
 
 # --- imputation ---------------------------------------------------------------------------
@@ -342,18 +343,18 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     for o in batch.outcomes:
         if not o.fail.any():
             continue
-        o_detail = o.detail if isinstance(o.detail, str) else o.detail.to_numpy(dtype=object)
+        o_detail = o.details()     # one per failing row
         if o.hard:
             take = o.fail & ~hard
             category[take], rule[take] = o.check.category, o.check.name
-            detail[take] = o_detail if isinstance(o_detail, str) else o_detail[take]
+            detail[take] = o_detail if isinstance(o_detail, str) else o_detail[take[o.fail]]
             hard |= o.fail
         else:
             soft_flags = np.where(o.fail, soft_flags + ("," + o.check.name), soft_flags)
         findings.append(pd.DataFrame({
             "row_number": batch.rows[o.fail], "rule": o.check.name, "dimension": o.check.dimension,
             "category": o.check.category, "hard": o.hard,
-            "detail": o_detail if isinstance(o_detail, str) else o_detail[o.fail]}))
+            "detail": o_detail}))
 
     keep = ~hard
     clean = batch.typed.loc[keep].reset_index(drop=True)
@@ -374,13 +375,35 @@ def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, catego
                       detail) -> pd.DataFrame:
     if not hard.any():
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    rejected_raw = raw.loc[hard, batch.spec.source_columns]
-    records = rejected_raw.astype(object).where(rejected_raw.notna(), None).to_dict("records")
     return pd.DataFrame({
         "row_number": batch.rows[hard], "category": category[hard], "rule": rule[hard],
         "detail": pd.Series(detail[hard]).astype(str).to_numpy(),
-        "raw_record": [json.dumps(r, ensure_ascii=False) for r in records],  # rejected rows only
+        "raw_record": json_records(raw.loc[hard, batch.spec.source_columns]),
     }).sort_values("row_number").reset_index(drop=True)
+
+
+_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+
+
+def json_records(frame: pd.DataFrame) -> np.ndarray:
+    """Each row as a JSON object of its text fields (missing -> null), built column-wise."""
+    if frame.empty:
+        return np.empty(0, dtype=object)
+    out = None
+    for i, column in enumerate(frame.columns):
+        values = frame[column].astype("string")
+        escaped = (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
+                   .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
+                   .str.replace("\t", "\\t", regex=False))
+        piece = ('"' + escaped + '"').fillna("null")
+        key = ("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "
+        out = key + piece if out is None else out + key + piece
+    records = (out + "}").to_numpy(dtype=object)
+    rare = frame.apply(lambda col: col.astype("string").str.contains(_CONTROL, regex=True)).any(axis=1).to_numpy()
+    if rare.any():   # other control characters: let json do the escaping, for these few rows
+        sub = frame.loc[rare].astype(object).where(frame.loc[rare].notna(), None)
+        records[rare] = [json.dumps(r, ensure_ascii=False) for r in sub.to_dict("records")]
+    return records
 
 
 def _row_masks(batch: _Batch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
