@@ -25,9 +25,11 @@ import pyarrow.compute as pc
 
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789abcdef", np.uint8)] = np.arange(16, dtype=np.uint8)
-_HEX[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+_HEX_BYTES = np.frombuffer(b"0123456789abcdef", np.uint8).astype(np.uint16)
+#: 1 where two bytes (read as one little-endian uint16) are both lower-case hex digits.
+_HEX_PAIRS = np.zeros(1 << 16, dtype=np.uint8)
+_HEX_PAIRS[(_HEX_BYTES[:, None] | (_HEX_BYTES[None, :] << 8)).ravel()] = 1
+_ALL_ONES = np.uint64(0x0101010101010101)
 
 _TS_SHAPE = r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$"
 _NUMBER_SHAPE = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
@@ -67,8 +69,15 @@ class ParsedIds:
 
 
 def parse_hex_ids(values: pd.Series) -> ParsedIds:
-    """32-hex ids: lower-cased, checked and hashed in one pass over their bytes."""
-    arr = to_arrow(values)
+    """32-hex ids: lower-cased, checked and hashed in one pass over their bytes.
+
+    The bytes of the 32-character values are one contiguous block: two bytes
+    at a time go through a 64K lookup table (valid hex pair or not), and the
+    four 8-byte words of each id are mixed into its hash.
+    """
+    arr = pc.ascii_lower(to_arrow(values))
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     n = len(arr)
     present = _np_bool(pc.is_valid(arr))
     right_length = present & (np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(
@@ -76,23 +85,22 @@ def parse_hex_ids(values: pd.Series) -> ParsedIds:
     hashes = np.zeros(n, dtype=np.uint64)
     bad = present & ~right_length
     if right_length.any():
-        sub = pc.filter(arr, pa.array(right_length))
-        if isinstance(sub, pa.ChunkedArray):
-            sub = sub.combine_chunks()
+        sub = arr if right_length.all() else pc.filter(arr, pa.array(right_length))
         offsets_type = np.int64 if pa.types.is_large_string(sub.type) else np.int32
         offsets = np.frombuffer(sub.buffers()[1], dtype=offsets_type)[sub.offset:sub.offset + len(sub) + 1]
-        data = np.frombuffer(sub.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 32)
-        nibbles = _HEX[data]
-        not_hex = (nibbles == 255).any(axis=1)
-        packed = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).view(np.uint64)
-        sub_hash = packed[:, 0] * _K1 ^ packed[:, 1]
+        data = np.ascontiguousarray(
+            np.frombuffer(sub.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]).reshape(-1, 32)
+        pair_ok = _HEX_PAIRS[data.view(np.uint16)]                       # (m, 16) of 0/1
+        not_hex = ~(pair_ok.view(np.uint64) == _ALL_ONES).all(axis=1)
+        words = data.view(np.uint64)                                     # (m, 4)
+        sub_hash = ((words[:, 0] * _K1 ^ words[:, 1]) * _K1 ^ words[:, 2]) * _K1 ^ words[:, 3]
         sub_hash[sub_hash == 0] = 1  # 0 is reserved for "no key"
         idx = np.flatnonzero(right_length)
         bad[idx[not_hex]] = True
         sub_hash[not_hex] = 0
         hashes[idx] = sub_hash
-    lowered = pd.Series(pd.arrays.ArrowStringArray(pc.utf8_lower(arr).cast(pa.large_string())),
-                        index=values.index) if n else values
+    lowered = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), index=values.index) \
+        if n else values
     return ParsedIds(lowered, bad, hashes)
 
 
@@ -143,7 +151,7 @@ class KeySet:
     def contains(self, h: np.ndarray) -> np.ndarray:
         if not len(self.hashes) or not len(h):
             return np.zeros(len(h), dtype=bool)
-        if len(self.hashes) < (1 << 20):            # fits in cache: probe directly
+        if len(self.hashes) < (1 << 16):            # fits in cache: probe directly
             pos = np.searchsorted(self.hashes, h)
             pos[pos == len(self.hashes)] = 0
             return self.hashes[pos] == h
@@ -182,10 +190,19 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     """
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
-    shaped = _np_bool(pc.match_substring_regex(arr, _TS_SHAPE))
     full = pc.strptime(arr, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
-    date_only = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
-    parsed = pc.coalesce(full, date_only)
+    parsed_full = _np_bool(pc.is_valid(full))
+    length = np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False))
+    # A 19-character value strptime accepts has exactly the ISO shape; only the
+    # others need the (slower) regex to tell a format error from an impossible date.
+    shaped = parsed_full & (length == 19)
+    rest = present & ~shaped
+    if rest.any():
+        shaped |= rest & _np_bool(pc.match_substring_regex(arr, _TS_SHAPE))
+    parsed = full
+    if (present & ~parsed_full).any():
+        date_only = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+        parsed = pc.coalesce(full, date_only)
     # strptime rolls impossible days over (Feb 30 -> Mar 2): the day must survive the round trip.
     day_text = pc.cast(pc.utf8_slice_codeunits(pc.if_else(pa.array(shaped), arr, pa.scalar("0000-00-00", arr.type)),
                                                8, 10), pa.int64())

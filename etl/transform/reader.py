@@ -22,8 +22,15 @@ from etl.errors import SourceError
 from etl.ingest import ROW_NUMBER
 from etl.olist import TableSpec
 
-#: Rough bytes per CSV row, to turn a row budget into pyarrow's block size.
-_BYTES_PER_ROW = 160
+#: pyarrow parses blocks of this size and reads several ahead: its memory is
+#: about 36 x this (measured), so blocks stay small and are gathered into chunks.
+BLOCK_BYTES = 4 << 20
+
+
+def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> pd.DataFrame:
+    frame = pa.Table.from_batches(batches).combine_chunks().to_pandas(types_mapper=_as_string)[wanted]
+    frame[ROW_NUMBER] = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame
 
 
 def _header(path: Path) -> list[str]:
@@ -39,7 +46,7 @@ def _as_string(t: pa.DataType):
 
 
 def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
-    """Yield frames of about ``chunk_rows`` rows with the spec's source columns as strings."""
+    """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
     try:
         header = _header(path)
@@ -50,21 +57,27 @@ def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000) -> Itera
         raise SourceError(f"{path}: missing column(s) {', '.join(missing)} "
                           f"(the file has: {', '.join(header) or 'no header'})")
     wanted = spec.source_columns
-    read_options = pacsv.ReadOptions(column_names=header, skip_rows=1,
-                                     block_size=max(1 << 20, chunk_rows * _BYTES_PER_ROW))
+    read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=BLOCK_BYTES)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, include_columns=wanted,
                                    strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
     parse = pacsv.ParseOptions(newlines_in_values=True)
     stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
     next_row = 2
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
     try:
         with pacsv.open_csv(stream, read_options=read_options, parse_options=parse,
                             convert_options=convert) as reader:
             for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                frame = batch.to_pandas(types_mapper=_as_string)[wanted]
-                frame[ROW_NUMBER] = pd.RangeIndex(next_row, next_row + len(frame))
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= chunk_rows:
+                    frame = _frame(pending, wanted, next_row)
+                    next_row += len(frame)
+                    pending, pending_rows = [], 0
+                    yield frame
+            if pending_rows:
+                frame = _frame(pending, wanted, next_row)
                 next_row += len(frame)
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,13 @@ _REFERENCED = {"dim_customers": "customer_id", "dim_products": "product_id", "di
 
 
 class Sink:
-    """Appends chunks to one Parquet file (and optionally a CSV twin) with a fixed schema."""
+    """Appends chunks to one Parquet file (and optionally a CSV twin) with a fixed schema.
+
+    Writing happens on a background thread (pyarrow releases the GIL), one chunk
+    behind the transform, so the second core encodes while the first checks;
+    at most one chunk waits, so memory stays flat. Staging files are
+    uncompressed: they live for one run and writing them fast matters more.
+    """
 
     def __init__(self, path: Path, csv: bool = False) -> None:
         self.path, self.csv = path, csv
@@ -52,12 +59,13 @@ class Sink:
         self.writer: pq.ParquetWriter | None = None
         self.csv_writer = None
         self.rows = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
+        self._pending: Future | None = None
 
     def _table(self, frame: pd.DataFrame) -> pa.Table:
-        frame = frame.copy()
-        for c in frame.columns:
-            if frame[c].dtype == object:
-                frame[c] = frame[c].astype("string")
+        objects = [c for c in frame.columns if frame[c].dtype == object]
+        if objects:   # plain Python strings: give them a string type so empty chunks agree
+            frame = frame.assign(**{c: frame[c].astype("string") for c in objects})
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.schema is None:
             fields = [f.with_type(pa.large_string()) if pa.types.is_null(f.type) else f for f in table.schema]
@@ -67,21 +75,34 @@ class Sink:
     def write(self, frame: pd.DataFrame) -> None:
         table = self._table(frame)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.schema)
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="none")
             if self.csv:
                 self.csv_writer = pacsv.CSVWriter(str(self.path.with_suffix(".csv")), self.schema)
+        self._wait()
+        self._pending = self._pool.submit(self._write_table, table)
+        self.rows += len(frame)
+
+    def _write_table(self, table: pa.Table) -> None:
         self.writer.write_table(table)
         if self.csv_writer is not None:
             self.csv_writer.write_table(table)
-        self.rows += len(frame)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()     # re-raises a write error here, in the caller
+            self._pending = None
 
     def close(self, empty_like: pd.DataFrame | None = None) -> None:
-        if self.writer is None and empty_like is not None:
-            self.write(empty_like)
-        if self.writer is not None:
-            self.writer.close()
-        if self.csv_writer is not None:
-            self.csv_writer.close()
+        try:
+            if self.writer is None and empty_like is not None:
+                self.write(empty_like)
+            self._wait()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self.writer is not None:
+                self.writer.close()
+            if self.csv_writer is not None:
+                self.csv_writer.close()
 
 
 @dataclass

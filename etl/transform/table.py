@@ -359,8 +359,11 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     keep = ~hard
     clean = batch.typed.loc[keep].reset_index(drop=True)
     if batch.spec.name in FLAGGED_TABLES:
-        dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
-        clean["dq_flags"] = dq.array
+        if any(not o.hard and o.fail.any() for o in batch.outcomes):
+            dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
+            clean["dq_flags"] = dq.array
+        else:   # the common case: nothing to flag, no string work
+            clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
     for name, mask in flags.items():
         clean[name] = mask[keep]
     quarantined = _quarantine_frame(raw, batch, hard, category, rule, detail)
