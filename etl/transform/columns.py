@@ -170,6 +170,12 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(float64 with NaN for missing/invalid, bad_format mask). Fast path: arrow cast."""
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
+    try:   # fast path: the whole column casts and every value has only digits, sign and point
+        numbers = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if not pc.any(pc.match_substring_regex(arr, "[^0-9.+-]")).as_py():
+            return numbers, np.zeros(len(numbers), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     shaped = _np_bool(pc.match_substring_regex(arr, _NUMBER_SHAPE))
     bad = present & ~shaped
     if bad.any():

@@ -18,6 +18,7 @@ So for every batch: rows read = rows clean + rows quarantined.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -116,10 +117,13 @@ class _Batch:
         self.hashes: dict[str, np.ndarray] = {}
         self.text = pd.DataFrame(index=raw.index)
         for col in spec.columns:
-            arr = pc.utf8_trim_whitespace(to_arrow(raw[col.source]))
-            arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
-            self.text[col.source] = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())),
-                                              index=raw.index)
+            original = to_arrow(raw[col.source])
+            arr = pc.utf8_trim_whitespace(original)
+            if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():   # blank after trimming -> missing
+                arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+            if not pa.types.is_large_string(arr.type):
+                arr = arr.cast(pa.large_string())
+            self.text[col.source] = pd.Series(pd.arrays.ArrowStringArray(arr), index=raw.index)
         self.typed = pd.DataFrame(index=raw.index)
 
     def emit(self, check: ck.Check, fail: np.ndarray, applicable: np.ndarray,
@@ -146,7 +150,20 @@ def _repair_encoding(batch: _Batch, col: Column) -> None:
                    f"{col.source} was mis-encoded (UTF-8 read as Latin-1) and was repaired")
 
 
-def _type_column(batch: _Batch, col: Column) -> None:
+@dataclass
+class _Typed:
+    """One column's parse: typed values, key hash, and the checks to emit (in order)."""
+
+    target: str
+    value: pd.Series
+    hashes: np.ndarray | None = None
+    emits: list = field(default_factory=list)
+
+
+def _type_column(batch: _Batch, col: Column) -> _Typed:
+    """Parse one column; reads the batch, changes nothing (columns can run in parallel)."""
+    emits: list = []
+    hashes = None
     text = batch.text[col.source]
     present = text.notna().to_numpy(dtype=bool)
     lookups = batch.config.lookups
@@ -155,7 +172,7 @@ def _type_column(batch: _Batch, col: Column) -> None:
     if col.kind == "id":
         ids = parse_hex_ids(text)
         value, bad_format, expected = ids.values, ids.bad_format, "32 hex digits"
-        batch.hashes[col.target] = ids.hashes
+        hashes = ids.hashes
     elif col.kind in ("int", "float", "money"):
         numbers, bad_format = parse_numbers(text)
         if col.kind == "int":
@@ -163,7 +180,7 @@ def _type_column(batch: _Batch, col: Column) -> None:
             bad_format = bad_format | fractional
             numbers = np.where(fractional, np.nan, numbers)
             value, expected = pd.Series(numbers, index=text.index).astype("Int64"), "a whole number"
-            batch.hashes[col.target] = hash_ints(value)
+            hashes = hash_ints(value)
         elif col.kind == "money":
             value = pd.Series(np.rint(numbers * 100), index=text.index).astype("Int64")
             expected = "an amount like 12.34"
@@ -172,8 +189,8 @@ def _type_column(batch: _Batch, col: Column) -> None:
     elif col.kind == "timestamp":
         value, bad_format, bad_value = parse_timestamps(text, batch.timezone)
         expected = "a timestamp YYYY-MM-DD HH:MM:SS"
-        batch.emit(ck.parse_check(col.target), bad_value, present & ~bad_format,
-                   ck.quoted(f"{col.source} = '", text, "' is not a real date and time"))
+        emits.append((ck.parse_check(col.target), bad_value, present & ~bad_format,
+                      ck.quoted(f"{col.source} = '", text, "' is not a real date and time")))
     elif col.kind == "zip":
         ok = matches(text, r"^\d{1,5}$")
         bad_format = present & ~ok
@@ -194,9 +211,32 @@ def _type_column(batch: _Batch, col: Column) -> None:
     else:
         value = text
     if col.kind not in ("text", "category"):
-        batch.emit(ck.format_check(col.target), bad_format, present,
-                   ck.quoted(f"{col.source} = '", text, f"' is not {expected}"))
-    batch.typed[col.target] = value
+        emits.insert(0, (ck.format_check(col.target), bad_format, present,
+                         ck.quoted(f"{col.source} = '", text, f"' is not {expected}")))
+    return _Typed(col.target, value, hashes, emits)
+
+
+#: Columns of big chunks are parsed on two threads: pyarrow and numpy release the GIL.
+_PARALLEL_ROWS = 50_000
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _type_columns(batch: _Batch) -> None:
+    global _POOL
+    columns = list(batch.spec.columns)
+    if len(batch.rows) >= _PARALLEL_ROWS and len(columns) > 1:
+        _POOL = _POOL or ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+        results = list(_POOL.map(lambda c: _type_column(batch, c), columns))
+    else:
+        results = [_type_column(batch, c) for c in columns]
+    for typed in results:            # emitted in column order: results never depend on threads
+        for emit in typed.emits:
+            batch.emit(*emit)
+        if typed.hashes is not None:
+            batch.hashes[typed.target] = typed.hashes
+        batch.typed[typed.target] = typed.value
+
+
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -221,10 +261,14 @@ def _check_unique(batch: _Batch, state: TableState) -> None:
     dup_before = applicable & state.seen_keys.contains(h)
     fail = dup_here | dup_before
     detail: pd.Series | str = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
-    if fail.any():
-        first_row = pd.Series(batch.rows, index=batch.index).groupby(candidates.to_numpy()).transform("first")
-        detail = pd.Series(np.where(dup_before, detail, "duplicate of row " + first_row.astype(str)
-                                    + " (same " + ", ".join(key) + ")"), index=batch.index)
+    if fail.any():   # name the first row of each repeated key (looked up for the repeated keys only)
+        involved = candidates.isin(candidates[dup_here]).to_numpy() & applicable
+        first = pd.Series(batch.rows[involved], index=candidates[involved].to_numpy()).groupby(level=0).first()
+        text = np.full(len(h), detail, dtype=object)
+        repeated = candidates[dup_here & ~dup_before].to_numpy()
+        text[dup_here & ~dup_before] = ("duplicate of row " + first.reindex(repeated).astype(str)
+                                        + " (same " + ", ".join(key) + ")").to_numpy()
+        detail = pd.Series(text, index=batch.index)
     batch.emit(ck.unique_check(key), fail, applicable, detail)
     state.seen_keys.add(h[applicable & ~fail])
 
@@ -301,8 +345,7 @@ def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America
             present = batch.text[col.source].notna().to_numpy(dtype=bool)
             batch.emit(ck.required(col.target), ~present, np.ones(len(present), dtype=bool),
                        f"{col.source} is empty")
-    for col in spec.columns:
-        _type_column(batch, col)
+    _type_columns(batch)
     flags = _impute(batch, references)
     ck.table_rules(spec.name, batch.typed, batch.text, config, references, batch.emit)
     _check_unique(batch, state)
@@ -357,6 +400,7 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
             "detail": o_detail}))
 
     keep = ~hard
+    masks = _row_masks(batch)
     clean = batch.typed.loc[keep].reset_index(drop=True)
     if batch.spec.name in FLAGGED_TABLES:
         if any(not o.hard and o.fail.any() for o in batch.outcomes):
@@ -370,8 +414,8 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     return TableResult(batch.spec, clean, quarantined, rows_read=n,
                        findings=(pd.concat(findings, ignore_index=True) if findings
                                  else pd.DataFrame(columns=FINDING_COLUMNS)),
-                       tally=_tally(batch), row_numbers=batch.rows[keep],
-                       clean_masks={d: (app[keep], fail[keep]) for d, (app, fail) in _row_masks(batch).items()})
+                       tally=_tally(batch, masks), row_numbers=batch.rows[keep],
+                       clean_masks={d: (app[keep], fail[keep]) for d, (app, fail) in masks.items()})
 
 
 def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, category, rule,
@@ -395,14 +439,18 @@ def json_records(frame: pd.DataFrame) -> np.ndarray:
     out = None
     for i, column in enumerate(frame.columns):
         values = frame[column].astype("string")
-        escaped = (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
-                   .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
-                   .str.replace("\t", "\\t", regex=False))
+        escaped = values
+        if matches(values, '["\\\\\\n\\r\\t]').any():     # ids, numbers, dates: nothing to escape
+            escaped = (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
+                       .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
+                       .str.replace("\t", "\\t", regex=False))
         piece = ('"' + escaped + '"').fillna("null")
         key = ("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "
         out = key + piece if out is None else out + key + piece
     records = (out + "}").to_numpy(dtype=object)
-    rare = frame.apply(lambda col: col.astype("string").str.contains(_CONTROL, regex=True)).any(axis=1).to_numpy()
+    rare = np.zeros(len(frame), dtype=bool)
+    for column in frame.columns:
+        rare |= matches(frame[column].astype("string"), _CONTROL)
     if rare.any():   # other control characters: let json do the escaping, for these few rows
         sub = frame.loc[rare].astype(object).where(frame.loc[rare].notna(), None)
         records[rare] = [json.dumps(r, ensure_ascii=False) for r in sub.to_dict("records")]
@@ -422,13 +470,13 @@ def _row_masks(batch: _Batch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return by_dim
 
 
-def _tally(batch: _Batch) -> Tally:
+def _tally(batch: _Batch, masks: dict[str, tuple[np.ndarray, np.ndarray]]) -> Tally:
     tally = Tally()
     for o in batch.outcomes:
         if o.check.dimension == "completeness":          # cells, not rows
             tally.checked["completeness"] += int(o.applicable.sum())
             tally.failed["completeness"] += int(o.fail.sum())
-    for d, (app, fail) in _row_masks(batch).items():
+    for d, (app, fail) in masks.items():
         tally.checked[d] += int(app.sum())
         tally.failed[d] += int((fail & app).sum())
     counted = [c.source for c in batch.spec.columns if c.source not in FREE_TEXT]
