@@ -45,7 +45,8 @@ def _as_string(t: pa.DataType):
                                         or pa.types.is_null(t)) else None
 
 
-def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000) -> Iterator[pd.DataFrame]:
+def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000,
+                block_bytes: int = BLOCK_BYTES) -> Iterator[pd.DataFrame]:
     """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
     try:
@@ -57,7 +58,7 @@ def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000) -> Itera
         raise SourceError(f"{path}: missing column(s) {', '.join(missing)} "
                           f"(the file has: {', '.join(header) or 'no header'})")
     wanted = spec.source_columns
-    read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=BLOCK_BYTES)
+    read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
     convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, include_columns=wanted,
                                    strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
     parse = pacsv.ParseOptions(newlines_in_values=True)

@@ -154,6 +154,8 @@ def transform_sources(settings: Settings, run_id: str, sources: list[SourceFile]
         span = pd.DataFrame({"purchased_at": [lo, hi]}).dropna()
         dates = shape.build_dim_dates(span, settings.source_timezone)
         dates.to_parquet(out / "dim_dates.parquet", index=False)
+        if settings.clean_csv:
+            dates.to_csv(out / "dim_dates.csv", index=False)
         outcomes.append(TableOutcome("dim_dates", "derived:fact_orders", len(dates), len(dates), 0))
         schemas["dim_dates"] = {c: str(t) for c, t in dates.dtypes.items()}
     report = QualityReport.from_tallies(run_id, {o.table: o.tally for o in outcomes if o.table != "dim_dates"},
