@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatch
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -276,7 +276,3 @@ def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
              lambda m, column=column: (column + " '" + t[column][m].astype(str) + "' does not match zip prefix "
                                        + t["zip_code_prefix"][m].astype(str)
                                        + " in the geolocation data").to_numpy(dtype=object))
-
-
-def iter_dimensions() -> Iterator[str]:
-    return iter(DIMENSIONS)
