@@ -25,6 +25,9 @@ def _resolve_database(settings: Settings) -> Settings:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from etl.pipeline import run_pipeline
 
+    if args.no_quality_gate or args.clean_csv:
+        settings = settings.with_overrides(dq_enforce=settings.dq_enforce and not args.no_quality_gate,
+                                           clean_csv=settings.clean_csv or args.clean_csv)
     summary = run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
     print(summary.render())
     return 0
@@ -116,6 +119,33 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     for t in result["tables"]:
         print(f"  {t['table']:<20} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
               f"quarantined {t['rows_quarantined']:>7,}")
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.generate import generate
+
+    summary = generate(args.orders, args.dirty_rate, args.seed, args.out)
+    print(f"wrote {sum(summary['rows'].values()):,} rows in 9 files to {args.out} "
+          f"({summary['hard_rows']:,} rows must be quarantined; see ground_truth.csv)")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from etl import quarantine
+
+    if args.q_command == "retry":
+        print(quarantine.retry(settings, args.run, args.table).render())
+        return 0
+    quarantine.require_run(settings, args.run)
+    if args.q_command == "list":
+        rows = quarantine.summary(settings, args.run, args.table)
+        print(f"{'table':<20} {'category':<24} {'rule':<32} {'open':>8} {'retried':>8}")
+        for table, category, rule, open_rows, retried in rows:
+            print(f"{table:<20} {category:<24} {rule:<32} {open_rows:>8,} {retried:>8,}")
+        print(f"{sum(r[3] for r in rows):,} open rows in run {args.run}")
+    elif args.q_command == "show":
+        quarantine.print_table(quarantine.rows(settings, args.run, args.table, args.rule, args.limit))
+    elif args.q_command == "export":
+        n = quarantine.export(settings, args.run, args.out, args.table)
+        print(f"wrote {n:,} rows to {args.out}")
     return 0
 
 
@@ -129,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder with the Olist CSV files (.csv or .csv.gz); "
                           "default: the sample shipped in data/sample/olist")
     run.add_argument("--run-id", default=None, help="identifier for the audit trail (default: new)")
+    run.add_argument("--no-quality-gate", action="store_true",
+                     help="load even when a quality score misses its target (scores are still stored)")
+    run.add_argument("--clean-csv", action="store_true", help="also write the clean batches as CSV")
     run.set_defaults(func=cmd_run, needs_db=True)
 
     ing = sub.add_parser("ingest", help="ingest the sources of sources.yml, then transform and load")
@@ -163,6 +196,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=cmd_export, needs_db=True)
     dbp.add_parser("stop-local", help="stop the private cluster under .local/ if running").set_defaults(
         func=cmd_db_stop_local, needs_db=False)
+
+    gen = sub.add_parser("generate", help="write Olist-shaped dirty CSVs and their ground truth")
+    gen.add_argument("--orders", type=int, required=True, help="number of orders (items, payments... follow)")
+    gen.add_argument("--dirty-rate", type=float, default=0.05, help="share of rows per table given a defect")
+    gen.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
+    gen.add_argument("--out", type=Path, required=True, help="folder to write the CSVs into")
+    gen.set_defaults(func=cmd_generate, needs_db=False)
+
+    qp = sub.add_parser("quarantine", help="see, export and retry rejected rows").add_subparsers(
+        dest="q_command", required=True)
+    for name, text in (("list", "counts per table, category and rule"), ("show", "the rows, with reasons"),
+                       ("export", "write the rows to .csv or .jsonl"),
+                       ("retry", "re-run open rows after a lookup fix; load those that pass")):
+        q = qp.add_parser(name, help=text)
+        q.add_argument("--run", required=True, help="run id (see ingest_audit)")
+        q.add_argument("--table", default=None, help="only this warehouse table")
+        if name == "show":
+            q.add_argument("--rule", default=None, help="only this rule, e.g. price_positive")
+            q.add_argument("--limit", type=int, default=50)
+        if name == "export":
+            q.add_argument("--out", type=Path, required=True, help="file.csv or file.jsonl")
+        q.set_defaults(func=cmd_quarantine, needs_db=True)
     return parser
 
 

@@ -48,6 +48,7 @@ class RunSummary:
     database: str
     seconds: float
     tables: list[TableSummary] = field(default_factory=list)
+    quality: str = ""   # the score grid (etl.quality.QualityReport.render)
 
     @property
     def rows_quarantined(self) -> int:
@@ -64,6 +65,8 @@ class RunSummary:
             lines.append(f"{t.table:<{width}}  {t.rows_read:>9,}  {t.rows_loaded:>9,}  "
                          f"{t.rows_quarantined:>11,}  {t.rows_written:>9,}")
         lines.append(f"{self.rows_quarantined:,} rows quarantined; {self.seconds:.1f} s")
+        if self.quality:
+            lines += ["", self.quality]
         return "\n".join(lines)
 
 
@@ -109,55 +112,23 @@ def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     return lookup
 
 
-def _with_warehouse_translations(conn, run_rows: pd.DataFrame) -> pd.DataFrame:
-    """This run's category translations over those already in the warehouse.
-
-    A daily run reads only new files, so products may arrive without the
-    translation file; they must still get their English category, not lose it.
-    """
-    with conn.cursor() as cur:
-        cur.execute("SELECT category_name, category_name_english FROM category_translation")
-        stored = pd.DataFrame(cur.fetchall(), columns=["category_name", "category_name_english"])
-    conn.rollback()
-    merged = pd.concat([run_rows[["category_name", "category_name_english"]], stored])
-    return merged.drop_duplicates("category_name", keep="first").reset_index(drop=True)
-
-
 def transform_stage(settings: Settings, run_id: str) -> dict:
-    """Clean every ingested table into Parquet files, rejected rows beside them."""
+    """Clean every ingested table into Parquet files, rejected rows and findings beside them.
+
+    Scores, metrics and findings go to quality_scores / quality_metrics /
+    quality_issues right away (etl.transform.stage.run_stage), so the validate
+    step can judge the run before anything is loaded.
+    """
+    from etl.transform.stage import run_stage
+
     manifest, sources = _ingested_sources(settings, run_id)
     out = staging.clean_dir(settings, run_id)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_by_table: dict[str, pd.DataFrame] = {}
-    tables = []
     db.init_schema(settings)
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        lookup = _warehouse_key_lookup(conn)
-        for source in sources:
-            raw = ingest.read(source)
-            result = transform.transform_table(source.spec, raw, settings.source_timezone,
-                                               reference_keys=clean_by_table, lookup_keys=lookup)
-            if source.spec.name == "fact_orders":
-                transform.add_purchase_date_key(result.clean, settings.source_timezone)
-            clean_by_table[source.spec.name] = (
-                _with_warehouse_translations(conn, result.clean)
-                if source.spec.name == "category_translation" else result.clean)
-            result.clean.to_parquet(out / f"{source.spec.name}.parquet", index=False)
-            result.quarantined.to_parquet(out / f"{source.spec.name}.quarantine.parquet", index=False)
-            tables.append({"table": source.spec.name, "source": source.name, "rows_read": result.rows_read,
-                           "rows_loaded": result.rows_clean, "rows_quarantined": len(result.quarantined)})
-            log.info("%s: %d read, %d clean, %d quarantined", source.name, result.rows_read,
-                     result.rows_clean, len(result.quarantined))
+        metadata = run_stage(settings, run_id, manifest, sources, out, conn, _warehouse_key_lookup(conn))
     finally:
         conn.close()
-    dates = transform.build_dim_dates(clean_by_table["fact_orders"], settings.source_timezone)
-    dates.to_parquet(out / "dim_dates.parquet", index=False)
-    tables.append({"table": "dim_dates", "source": "derived:fact_orders", "rows_read": len(dates),
-                   "rows_loaded": len(dates), "rows_quarantined": 0})
-    metadata = {"run_id": run_id, "sources": manifest["sources"], "tables": tables,
-                "schema": {name: {c: str(t) for c, t in frame.dtypes.items()}
-                           for name, frame in clean_by_table.items()}}
     staging.write_json(out / "_metadata.json", metadata)
     return metadata
 
@@ -253,11 +224,14 @@ def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str |
     started = time.monotonic()
     run_id = run_id or new_run_id()
     manifest = ingest_stage(settings, run_id, data_dir, specs)
-    transform_stage(settings, run_id)
+    metadata = transform_stage(settings, run_id)
+    if settings.dq_enforce:
+        from etl import quality
+        quality.gate(quality.QualityReport.from_dict(metadata["score"]), settings.quality_targets)
     tables = load_stage(settings, run_id)
     refresh_aggregates_stage(settings, run_id)
     return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
-                      time.monotonic() - started, tables)
+                      time.monotonic() - started, tables, quality=metadata.get("score_text", ""))
 
 
 # --- orchestration helpers (the Airflow DAG fans out over sources, then refreshes) ---------

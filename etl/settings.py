@@ -18,6 +18,23 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = PROJECT_ROOT / "data" / "sample" / "olist"
 SQL_DIR = PROJECT_ROOT / "sql"
 
+#: Quality targets (etl.quality): dimension scores are minimums (0-100);
+#: null_pct and duplicate_pct are maximum shares in percent. ETL_DQ_TARGET_<NAME>.
+DEFAULT_QUALITY_TARGETS: dict[str, float] = {
+    "completeness": 90, "validity": 85, "consistency": 95, "timeliness": 80, "uniqueness": 95,
+    "accuracy": 90, "conformity": 85, "integrity": 100, "overall": 80,
+    "null_pct": 20, "duplicate_pct": 5,
+}
+
+
+def _csv_set(text: str | None) -> frozenset[str]:
+    return frozenset(p.strip() for p in (text or "").split(",") if p.strip())
+
+
+def _quality_targets(env: Mapping[str, str]) -> dict[str, float]:
+    return {name: float(env.get(f"ETL_DQ_TARGET_{name.upper()}", default))
+            for name, default in DEFAULT_QUALITY_TARGETS.items()}
+
 
 def default_database_url(env: Mapping[str, str]) -> str:
     """The warehouse on the local server, honouring libpq's PGHOST/PGPORT/PGUSER."""
@@ -75,6 +92,27 @@ class Settings:
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
     notify_emails: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
+    # --- transform and quality (etl.transform, etl.quality; docs/data_quality.md) ---
+    #: Canonical lists (categories, states, statuses, payment types) people edit.
+    lookup_dir: Path = PROJECT_ROOT / "data" / "lookups"
+    quality_targets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_QUALITY_TARGETS))
+    #: Rule names (fnmatch patterns) made hard (quarantine) or soft (load and flag),
+    #: overriding each rule's default; soft wins when both match.
+    dq_hard_rules: frozenset[str] = frozenset()
+    dq_soft_rules: frozenset[str] = frozenset()
+    #: The run's data interval (Airflow's data_interval_start/end); records whose
+    #: event time is after the end, or older than start - freshness, are not timely.
+    data_interval_start: str | None = None
+    data_interval_end: str | None = None
+    freshness_days: float = 30.0
+    #: |payments - (items + freight)| above this many cents is inconsistent.
+    payment_tolerance_cents: int = 1
+    #: Rows per chunk when transforming: memory stays flat whatever the file size.
+    chunk_rows: int = 250_000
+    #: Also write the clean batches as CSV beside the Parquet files.
+    clean_csv: bool = False
+    #: `etl run` stops before loading when a score misses its target.
+    dq_enforce: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -97,6 +135,17 @@ class Settings:
             validate_require_quality_scores=parse_bool(env.get("ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
+            lookup_dir=Path(env.get("ETL_LOOKUP_DIR", PROJECT_ROOT / "data" / "lookups")),
+            quality_targets=_quality_targets(env),
+            dq_hard_rules=_csv_set(env.get("ETL_DQ_HARD_RULES")),
+            dq_soft_rules=_csv_set(env.get("ETL_DQ_SOFT_RULES")),
+            data_interval_start=env.get("ETL_DATA_INTERVAL_START") or None,
+            data_interval_end=env.get("ETL_DATA_INTERVAL_END") or None,
+            freshness_days=float(env.get("ETL_DQ_FRESHNESS_DAYS", "30")),
+            payment_tolerance_cents=int(env.get("ETL_DQ_PAYMENT_TOLERANCE_CENTS", "1")),
+            chunk_rows=int(env.get("ETL_CHUNK_ROWS", "250000")),
+            clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
+            dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

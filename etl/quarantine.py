@@ -1,0 +1,255 @@
+"""``etl quarantine list|show|export|retry``: let a person see and fix rejected rows.
+
+Nothing is ever deleted from ``quarantine``. ``retry --run R`` re-runs the
+still-open rows of run R through the same transform with today's lookups
+(``data/lookups/*.json``) and the warehouse as reference, in one transaction:
+
+* rows that now pass are loaded; their quarantine rows get
+  ``retried_by_run`` = the retry run and ``retry_outcome = 'loaded'``;
+* rows that still fail are marked ``'quarantined again'`` and quarantined anew
+  under the retry run, with the rule they break now;
+* the retry run gets its ``ingest_audit`` rows: read = loaded + quarantined.
+
+A row whose natural key is already in the warehouse stays a DUPLICATE.
+Geolocation points are not retried (the table holds per-prefix aggregates).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg2.extensions
+from psycopg2 import sql
+from psycopg2.extras import execute_values
+
+from etl import audit, db, load
+from etl import lookups as lk
+from etl.errors import ConfigError, SourceError
+from etl.ingest import ROW_NUMBER
+from etl.olist import ALL_TABLES
+from etl.settings import Settings
+from etl.transform import checks as ck
+from etl.transform.columns import KeySet, parse_hex_ids
+from etl.transform.shape import add_purchase_date_key
+from etl.transform.table import TableState, transform_table
+
+SPECS = {spec.name: spec for spec in ALL_TABLES}
+_NOT_RETRIED = {"dim_geolocation"}
+_REFERENCED = {"dim_customers": "customer_id", "dim_products": "product_id", "dim_sellers": "seller_id",
+               "fact_orders": "order_id"}
+
+
+def _connect(settings: Settings):
+    db.init_schema(settings)
+    return db.connect(settings.database_url, settings.connect_timeout)
+
+
+def _where(run_id: str, table: str | None, open_only: bool = False) -> tuple[sql.Composable, list]:
+    clauses, params = [sql.SQL("run_id = %s")], [run_id]
+    if table:
+        clauses.append(sql.SQL("table_name = %s"))
+        params.append(table)
+    if open_only:
+        clauses.append(sql.SQL("retried_by_run IS NULL"))
+    return sql.SQL(" AND ").join(clauses), params
+
+
+def summary(settings: Settings, run_id: str, table: str | None = None) -> list[tuple]:
+    """(table, category, rule, open rows, retried rows) of one run."""
+    conn = _connect(settings)
+    try:
+        where, params = _where(run_id, table)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("""SELECT table_name, category, rule,
+                                          count(*) FILTER (WHERE retried_by_run IS NULL),
+                                          count(*) FILTER (WHERE retried_by_run IS NOT NULL)
+                                     FROM quarantine WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3""")
+                        .format(where), params)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def rows(settings: Settings, run_id: str, table: str | None = None, rule: str | None = None,
+         limit: int | None = None) -> pd.DataFrame:
+    """The quarantined rows of a run, with their reasons and records as read."""
+    conn = _connect(settings)
+    try:
+        where, params = _where(run_id, table)
+        if rule:
+            where = sql.SQL("{} AND rule = %s").format(where)
+            params.append(rule)
+        query = sql.SQL("""SELECT quarantine_id, run_id, table_name, source_file, row_number, category, rule,
+                                  detail, raw_record::text AS raw_record, retried_by_run, retry_outcome
+                             FROM quarantine WHERE {} ORDER BY table_name, row_number{}""").format(
+            where, sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit else sql.SQL(""))
+        with conn.cursor() as cur:
+            cur.execute(query, params)
+            names = [d[0] for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=names)
+    finally:
+        conn.close()
+
+
+def export(settings: Settings, run_id: str, out: Path, table: str | None = None) -> int:
+    """Write a run's quarantine to CSV (raw record as JSON text) or JSON Lines (``.jsonl``)."""
+    frame = rows(settings, run_id, table)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".jsonl":
+        with open(out, "w", encoding="utf-8") as fh:
+            for rec in frame.to_dict("records"):
+                rec["raw_record"] = json.loads(rec["raw_record"])
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+    elif out.suffix == ".csv":
+        frame.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
+    else:
+        raise ConfigError(f"{out}: export writes .csv or .jsonl files")
+    return len(frame)
+
+
+# --- retry ------------------------------------------------------------------------------
+
+@dataclass
+class RetryResult:
+    run_id: str
+    retry_run_id: str
+    tables: dict[str, dict] = field(default_factory=dict)   # table -> read/loaded/quarantined
+
+    def render(self) -> str:
+        if not self.tables:
+            return f"run {self.run_id}: no open quarantined rows to retry"
+        lines = [f"retry of run {self.run_id} as run {self.retry_run_id}:"]
+        for table, c in self.tables.items():
+            lines.append(f"  {table:<20} retried {c['rows_read']:>7,}  loaded {c['rows_loaded']:>7,}  "
+                         f"still quarantined {c['rows_quarantined']:>7,}")
+        return "\n".join(lines)
+
+
+def _existing_keys(cur, table: str, key: tuple[str, ...], frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``frame`` have a natural key already in the warehouse."""
+    if frame.empty or not key:
+        return np.zeros(len(frame), dtype=bool)
+    arrays = [frame[c].astype(str).tolist() for c in key]
+    cols = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key)
+    unnest = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in key)
+    cur.execute(sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN (SELECT * FROM unnest({unnest}))").format(
+        cols=cols, table=sql.Identifier(table), unnest=unnest), arrays)
+    found = {tuple(r) for r in cur.fetchall()}
+    return np.array([tuple(v) in found for v in zip(*arrays)], dtype=bool)
+
+
+def _warehouse_lookup(cur):
+    def lookup(fk, values: pd.Series) -> set[str]:
+        (ref_column,) = fk.ref_columns
+        cur.execute(sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} = ANY(%s)").format(
+            c=sql.Identifier(ref_column), t=sql.Identifier(fk.table)), (list(values.astype(str)),))
+        return {r[0] for r in cur.fetchall()}
+    return lookup
+
+
+def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryResult:
+    """Re-run the open quarantined rows of ``run_id`` and load those that pass now."""
+    if table and table not in SPECS:
+        raise ConfigError(f"unknown table {table!r} (one of {', '.join(SPECS)})")
+    retry_run = f"{run_id}-retry-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    result = RetryResult(run_id, retry_run)
+    config = ck.RuleConfig.from_settings(settings, lk.load_lookups(settings.lookup_dir))
+    conn = _connect(settings)
+    try:
+        where, params = _where(run_id, table, open_only=True)
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("""SELECT quarantine_id, table_name, source_file, row_number, raw_record::text
+                                     FROM quarantine WHERE {} ORDER BY quarantine_id""").format(where), params)
+            pending = pd.DataFrame(cur.fetchall(), columns=["quarantine_id", "table_name", "source_file",
+                                                            "row_number", "raw_record"])
+        pending = pending[~pending["table_name"].isin(_NOT_RETRIED)]
+        if pending.empty:
+            return result
+        tables = [s.name for s in ALL_TABLES if s.name in set(pending["table_name"])]
+        audit.open_run(conn, retry_run, [audit.AuditEntry(t, "retry:" + run_id) for t in tables])
+        with conn, conn.cursor() as cur:
+            references: dict = {}
+            translation = _translation(cur)
+            if translation is not None:
+                references["category_translation"] = translation
+                references["category_translation:names"] = pd.Index(translation["category_name"])
+            for name in tables:
+                counts = _retry_table(cur, settings, config, run_id, retry_run, SPECS[name],
+                                      pending[pending["table_name"] == name], references)
+                audit.close_table(cur, retry_run, name, **counts)
+                result.tables[name] = counts
+        return result
+    finally:
+        conn.close()
+
+
+def _translation(cur) -> pd.DataFrame | None:
+    cur.execute("SELECT category_name, category_name_english FROM category_translation")
+    rows_ = cur.fetchall()
+    return pd.DataFrame(rows_, columns=["category_name", "category_name_english"]) if rows_ else None
+
+
+def _retry_table(cur, settings: Settings, config: ck.RuleConfig, run_id: str, retry_run: str, spec,
+                 pending: pd.DataFrame, references: dict) -> dict:
+    records = [json.loads(r) for r in pending["raw_record"]]
+    raw = pd.DataFrame({c: pd.Series([rec.get(c) for rec in records], dtype="string")
+                        for c in spec.source_columns})
+    raw[ROW_NUMBER] = pending["row_number"].to_numpy(dtype=np.int64)
+    res = transform_table(spec, raw, settings.source_timezone, references, _warehouse_lookup(cur), config,
+                          TableState())
+    clean = res.clean
+    already = _existing_keys(cur, spec.name, spec.key, clean)
+    if spec.name == "fact_orders" and len(clean):
+        add_purchase_date_key(clean, settings.source_timezone)
+    loadable = clean.loc[~already].reset_index(drop=True)
+    if len(loadable):
+        load.merge(cur, spec.name, loadable)
+    if spec.name in _REFERENCED:
+        keys = references.setdefault(spec.name, KeySet())
+        keys.add(parse_hex_ids(loadable[_REFERENCED[spec.name]]).hashes)
+    loaded_rows = set(res.row_numbers[~already].tolist())
+    again = res.quarantined
+    if already.any():
+        again = pd.concat([again, pd.DataFrame({
+            "row_number": res.row_numbers[already], "category": ck.DUPLICATE,
+            "rule": "unique:" + "+".join(spec.key),
+            "detail": "the same " + ", ".join(spec.key) + " is already in the warehouse",
+            "raw_record": raw.set_index(ROW_NUMBER).loc[res.row_numbers[already], spec.source_columns]
+            .astype(object).where(lambda f: f.notna(), None).apply(
+                lambda r: json.dumps(r.to_dict(), ensure_ascii=False), axis=1).to_numpy()})], ignore_index=True)
+    source_file = pending["source_file"].iloc[0]
+    if len(again):
+        load.insert_quarantine(cur, retry_run, source_file, spec.name, again)
+    outcome = np.where(pending["row_number"].isin(loaded_rows), "loaded", "quarantined again")
+    execute_values(cur, """UPDATE quarantine AS q SET retried_by_run = v.run, retry_outcome = v.outcome,
+                                                      retried_at = now()
+                             FROM (VALUES %s) AS v(id, run, outcome) WHERE q.quarantine_id = v.id""",
+                   [(int(q), retry_run, o) for o, q in zip(outcome, pending["quarantine_id"])])
+    return {"rows_read": len(pending), "rows_loaded": len(loaded_rows), "rows_quarantined": len(again)}
+
+
+def print_table(frame: pd.DataFrame, stream=sys.stdout) -> None:
+    if frame.empty:
+        print("no rows", file=stream)
+        return
+    print(frame.to_string(index=False, max_colwidth=80), file=stream)
+
+
+def require_run(settings: Settings, run_id: str) -> None:
+    conn = _connect(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM ingest_audit WHERE run_id = %s UNION ALL "
+                        "SELECT 1 FROM quarantine WHERE run_id = %s LIMIT 1", (run_id, run_id))
+            if cur.fetchone() is None:
+                raise SourceError(f"run {run_id} is not in the warehouse (see ingest_audit for run ids)")
+    finally:
+        conn.close()

@@ -1,0 +1,485 @@
+"""Transform one batch of one source table: type, check, quarantine or flag. Never drop a row.
+
+Steps, all on whole columns:
+
+1. trim text, empty -> missing, repair mojibake ("SÃ£o" -> "São"; soft finding);
+2. type every column (ids lower-cased 32 hex, money -> integer cents, São Paulo
+   wall clock -> UTC, zip prefixes zero-padded, states/statuses/payment types/
+   categories mapped through ``data/lookups``, cities folded);
+3. evaluate every check of the catalogue (``etl.transform.checks``) on every row;
+4. uniqueness of the natural key among rows that pass the other hard checks
+   (first wins; across chunks via ``TableState``), then foreign keys;
+5. hard failure -> quarantine (first failing hard rule); soft only -> loaded
+   with ``dq_flags``; documented imputations set a flag column.
+
+So for every batch: rows read = rows clean + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from etl import lookups as lk
+from etl.ingest import ROW_NUMBER
+from etl.olist import Column, ForeignKey, TableSpec
+from etl.transform import checks as ck
+from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches,
+                                   parse_hex_ids, parse_numbers, parse_timestamps, to_arrow)
+
+QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
+FINDING_COLUMNS = ["row_number", "rule", "dimension", "category", "hard", "detail"]
+
+#: Tables whose warehouse rows carry ``dq_flags`` (sql/schema.d/33_transform_columns.sql).
+FLAGGED_TABLES = {"dim_customers", "dim_products", "dim_sellers", "fact_orders", "fact_order_items",
+                  "fact_payments", "fact_reviews"}
+#: Free-text columns that are empty by nature; left out of the null share.
+FREE_TEXT = {"review_comment_title", "review_comment_message"}
+
+#: Looks up which of the given keys exist outside this batch (e.g. in the warehouse).
+KeyLookup = Callable[[ForeignKey, pd.Series], "set[str]"]
+
+
+@dataclass
+class Tally:
+    """Counts the scores are computed from: per dimension (checked, failed) units."""
+
+    checked: dict[str, int] = field(default_factory=lambda: {d: 0 for d in ck.DIMENSIONS})
+    failed: dict[str, int] = field(default_factory=lambda: {d: 0 for d in ck.DIMENSIONS})
+    cells: int = 0
+    null_cells: int = 0
+
+    def add(self, other: "Tally") -> "Tally":
+        for d in ck.DIMENSIONS:
+            self.checked[d] += other.checked[d]
+            self.failed[d] += other.failed[d]
+        self.cells += other.cells
+        self.null_cells += other.null_cells
+        return self
+
+    def to_dict(self) -> dict:
+        return {"checked": dict(self.checked), "failed": dict(self.failed),
+                "cells": self.cells, "null_cells": self.null_cells}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tally":
+        return cls(dict(d["checked"]), dict(d["failed"]), d["cells"], d["null_cells"])
+
+
+@dataclass
+class TableState:
+    """What must survive from one chunk of a table to the next."""
+
+    seen_keys: KeySet = field(default_factory=KeySet)
+
+
+@dataclass
+class TableResult:
+    spec: "TableSpec"
+    clean: pd.DataFrame           # typed, target column names, ready to load
+    quarantined: pd.DataFrame     # QUARANTINE_COLUMNS
+    rows_read: int
+    findings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINDING_COLUMNS))
+    tally: Tally = field(default_factory=Tally)
+    row_numbers: np.ndarray | None = None   # source row of each clean row (before aggregation)
+    #: per dimension, (applicable, failed) masks over the *clean* rows, for checks added later
+    clean_masks: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The one invariant the whole product rests on.
+        assert self.rows_read == self.rows_clean + len(self.quarantined), (
+            f"{self.spec.name}: {self.rows_read} read != {self.rows_clean} clean "
+            f"+ {len(self.quarantined)} quarantined")
+
+    @property
+    def rows_clean(self) -> int:
+        """Source rows accepted (geolocation: before merging points per zip prefix)."""
+        return int(self.clean.attrs.get("source_rows", len(self.clean)))
+
+
+# --- typing -------------------------------------------------------------------------------
+
+class _Batch:
+    """One chunk being checked: its text, typed columns, and the outcomes so far."""
+
+    def __init__(self, spec: TableSpec, raw: pd.DataFrame, config: ck.RuleConfig, timezone: str) -> None:
+        self.spec, self.config, self.timezone = spec, config, timezone
+        self.rows = np.asarray(raw[ROW_NUMBER], dtype=np.int64)
+        self.index = raw.index
+        self.outcomes: list[ck.Outcome] = []
+        self.hashes: dict[str, np.ndarray] = {}
+        self.text = pd.DataFrame(index=raw.index)
+        for col in spec.columns:
+            original = to_arrow(raw[col.source])
+            arr = pc.utf8_trim_whitespace(original)
+            if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():   # blank after trimming -> missing
+                arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
+            if not pa.types.is_large_string(arr.type):
+                arr = arr.cast(pa.large_string())
+            self.text[col.source] = pd.Series(pd.arrays.ArrowStringArray(arr), index=raw.index)
+        self.typed = pd.DataFrame(index=raw.index)
+
+    def emit(self, check: ck.Check, fail: np.ndarray, applicable: np.ndarray,
+             detail: pd.Series | str) -> None:
+        self.outcomes.append(ck.Outcome(check, self.config.is_hard(check), np.asarray(fail, dtype=bool),
+                                        np.asarray(applicable, dtype=bool), detail))
+
+    def hard_so_far(self) -> np.ndarray:
+        mask = np.zeros(len(self.rows), dtype=bool)
+        for o in self.outcomes:
+            if o.hard:
+                mask |= o.fail
+        return mask
+
+
+def _repair_encoding(batch: _Batch, col: Column) -> None:
+    values = batch.text[col.source]
+    suspicious = matches(values, "[ÃÂ]")
+    if suspicious.any():
+        repaired = lk.map_distinct(values, lk.repair_mojibake)
+        changed = suspicious & (repaired != values).fillna(False).to_numpy(dtype=bool)
+        batch.text[col.source] = repaired
+        batch.emit(ck.ENCODING_REPAIRED, changed, batch.text[col.source].notna().to_numpy(dtype=bool),
+                   f"{col.source} was mis-encoded (UTF-8 read as Latin-1) and was repaired")
+
+
+@dataclass
+class _Typed:
+    """One column's parse: typed values, key hash, and the checks to emit (in order)."""
+
+    target: str
+    value: pd.Series
+    hashes: np.ndarray | None = None
+    emits: list = field(default_factory=list)
+
+
+def _type_column(batch: _Batch, col: Column) -> _Typed:
+    """Parse one column; reads the batch, changes nothing (columns can run in parallel)."""
+    emits: list = []
+    hashes = None
+    text = batch.text[col.source]
+    present = text.notna().to_numpy(dtype=bool)
+    lookups = batch.config.lookups
+    bad_format = np.zeros(len(text), dtype=bool)
+    expected = "text"
+    if col.kind == "id":
+        ids = parse_hex_ids(text)
+        value, bad_format, expected = ids.values, ids.bad_format, "32 hex digits"
+        hashes = ids.hashes
+    elif col.kind in ("int", "float", "money"):
+        numbers, bad_format = parse_numbers(text)
+        if col.kind == "int":
+            fractional = ~np.isnan(numbers) & (np.mod(numbers, 1) != 0)
+            bad_format = bad_format | fractional
+            numbers = np.where(fractional, np.nan, numbers)
+            value, expected = pd.Series(numbers, index=text.index).astype("Int64"), "a whole number"
+            hashes = hash_ints(value)
+        elif col.kind == "money":
+            value = pd.Series(np.rint(numbers * 100), index=text.index).astype("Int64")
+            expected = "an amount like 12.34"
+        else:
+            value, expected = pd.Series(numbers, index=text.index, dtype="float64"), "a number"
+    elif col.kind == "timestamp":
+        value, bad_format, bad_value = parse_timestamps(text, batch.timezone)
+        expected = "a timestamp YYYY-MM-DD HH:MM:SS"
+        emits.append((ck.parse_check(col.target), bad_value, present & ~bad_format,
+                      ck.quoted(f"{col.source} = '", text, "' is not a real date and time")))
+    elif col.kind == "zip":
+        ok = matches(text, r"^\d{1,5}$")
+        bad_format = present & ~ok
+        value, expected = text.str.zfill(5).where(ok, pd.NA), "a zip prefix of up to 5 digits"
+    elif col.kind == "state":
+        value = lookups.states.resolve(text)
+        bad_format = present & value.eq(lookups.states.unknown).fillna(False).to_numpy(dtype=bool)
+        value = value.where(~bad_format, pd.NA)
+        expected = "a Brazilian state code (e.g. SP)"
+    elif col.kind == "category":
+        value = lookups.categories.resolve(text)
+    elif col.target == "order_status":
+        value = lookups.order_statuses.resolve(text)
+    elif col.target == "payment_type":
+        value = lookups.payment_types.resolve(text)
+    elif col.target == "city":
+        value = lk.map_distinct(text, lk.fold_city)
+    else:
+        value = text
+    if col.kind not in ("text", "category"):
+        emits.insert(0, (ck.format_check(col.target), bad_format, present,
+                         ck.quoted(f"{col.source} = '", text, f"' is not {expected}")))
+    return _Typed(col.target, value, hashes, emits)
+
+
+#: Columns of big chunks are parsed on two threads: pyarrow and numpy release the GIL.
+_PARALLEL_ROWS = 50_000
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _type_columns(batch: _Batch) -> None:
+    global _POOL
+    columns = list(batch.spec.columns)
+    if len(batch.rows) >= _PARALLEL_ROWS and len(columns) > 1:
+        _POOL = _POOL or ThreadPoolExecutor(max_workers=2, thread_name_prefix="parse")
+        results = list(_POOL.map(lambda c: _type_column(batch, c), columns))
+    else:
+        results = [_type_column(batch, c) for c in columns]
+    for typed in results:            # emitted in column order: results never depend on threads
+        for emit in typed.emits:
+            batch.emit(*emit)
+        if typed.hashes is not None:
+            batch.hashes[typed.target] = typed.hashes
+        batch.typed[typed.target] = typed.value
+
+
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+def _key_hash(batch: _Batch, columns: tuple[str, ...]) -> np.ndarray:
+    parts = []
+    for column in columns:
+        if column not in batch.hashes:
+            batch.hashes[column] = hash_text(batch.typed[column])
+        parts.append(batch.hashes[column])
+    return combine_hashes(parts)
+
+
+def _check_unique(batch: _Batch, state: TableState) -> None:
+    key = batch.spec.key
+    if not key:
+        return
+    h = _key_hash(batch, key)
+    applicable = (h != 0) & ~batch.hard_so_far()
+    candidates = pd.Series(np.where(applicable, h, 0), index=batch.index)
+    dup_here = candidates.duplicated(keep="first").to_numpy() & applicable
+    dup_before = applicable & state.seen_keys.contains(h)
+    fail = dup_here | dup_before
+    detail: pd.Series | str = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
+    if fail.any():   # name the first row of each repeated key (looked up for the repeated keys only)
+        involved = candidates.isin(candidates[dup_here]).to_numpy() & applicable
+        first = pd.Series(batch.rows[involved], index=candidates[involved].to_numpy()).groupby(level=0).first()
+        text = np.full(len(h), detail, dtype=object)
+        repeated = candidates[dup_here & ~dup_before].to_numpy()
+        text[dup_here & ~dup_before] = ("duplicate of row " + first.reindex(repeated).astype(str)
+                                        + " (same " + ", ".join(key) + ")").to_numpy()
+        detail = pd.Series(text, index=batch.index)
+    batch.emit(ck.unique_check(key), fail, applicable, detail)
+    state.seen_keys.add(h[applicable & ~fail])
+
+
+def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup | None) -> None:
+    for fk in batch.spec.foreign_keys:
+        (column,), (ref_column,) = fk.columns, fk.ref_columns
+        h = batch.hashes.get(column)
+        if h is None:
+            h = batch.hashes[column] = hash_text(batch.typed[column])
+        applicable = h != 0
+        ref = references.get(fk.table)
+        known = np.zeros(len(h), dtype=bool)
+        if isinstance(ref, KeySet):
+            known = ref.contains(h)
+        elif isinstance(ref, pd.DataFrame):
+            known = batch.typed[column].isin(ref[ref_column]).to_numpy(dtype=bool)
+        unknown = applicable & ~known
+        if lookup_keys is not None and unknown.any():
+            values = batch.typed[column]
+            found = lookup_keys(fk, values[unknown].drop_duplicates())
+            if found:
+                known |= values.isin(list(found)).to_numpy(dtype=bool)
+        batch.emit(ck.fk_check(column, fk.table), applicable & ~known, applicable,
+                   ck.quoted(f"{column} = '", batch.typed[column], f"' is not in {fk.table}"))
+
+
+# --- imputation ---------------------------------------------------------------------------
+
+def _impute(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
+    """Documented imputations (docs/data_quality.md); returns flag columns to add."""
+    t, name = batch.typed, batch.spec.name
+    flags: dict[str, np.ndarray] = {}
+    if name == "dim_products":
+        missing = t["category_name"].isna().to_numpy(dtype=bool)
+        t["category_name"] = t["category_name"].fillna(batch.config.lookups.categories.unknown)
+        flags["category_imputed"] = missing
+    elif name in ("dim_customers", "dim_sellers"):
+        geo = references.get("dim_geolocation:places")
+        imputed = np.zeros(len(t), dtype=bool)
+        if geo is not None:
+            for column in ("city", "state"):
+                missing = t[column].isna() & t["zip_code_prefix"].notna()
+                fill = t.loc[missing, "zip_code_prefix"].map(geo["mode_" + column])
+                t.loc[fill.dropna().index, column] = fill.dropna()
+                imputed |= t.index.isin(fill.dropna().index)
+        flags["location_imputed"] = imputed
+    return flags
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America/Sao_Paulo",
+                    reference_keys: dict | None = None, lookup_keys: KeyLookup | None = None,
+                    config: ck.RuleConfig | None = None, state: TableState | None = None,
+                    finish: bool = True) -> TableResult:
+    """Clean one table (or one chunk of it) read by ``ingest.read``.
+
+    ``reference_keys`` maps a referenced table to its keys from this run (a
+    ``KeySet`` or a frame with the key column) plus reference data for the
+    accuracy checks; ``lookup_keys`` asks the warehouse for keys not in this run.
+    ``state`` carries the keys seen in earlier chunks of the same table.
+    """
+    config = config or ck.RuleConfig(lookups=lk.load_lookups(), interval_end=pd.Timestamp.now(tz="UTC"))
+    state = state or TableState()
+    references = reference_keys or {}
+    batch = _Batch(spec, raw, config, timezone)
+
+    for col in spec.columns:
+        if col.kind in ("text", "category"):
+            _repair_encoding(batch, col)
+    for col in spec.columns:
+        if col.required:
+            present = batch.text[col.source].notna().to_numpy(dtype=bool)
+            batch.emit(ck.required(col.target), ~present, np.ones(len(present), dtype=bool),
+                       f"{col.source} is empty")
+    _type_columns(batch)
+    flags = _impute(batch, references)
+    ck.table_rules(spec.name, batch.typed, batch.text, config, references, batch.emit)
+    _check_unique(batch, state)
+    _check_foreign_keys(batch, references, lookup_keys)
+    result = _assemble(batch, raw, flags)
+    if finish:
+        result.clean = _finish(spec, result.clean, references, config)
+    return result
+
+
+def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.RuleConfig) -> pd.DataFrame:
+    """Table-specific shaping after the checks (aggregation, translation)."""
+    if spec.name == "dim_geolocation":
+        from etl.transform.shape import aggregate_geolocation
+        return aggregate_geolocation(clean)
+    if spec.name == "dim_products":
+        categories = config.lookups.categories
+        english = clean["category_name"].map(categories.canonical)
+        translation = references.get("category_translation")
+        if isinstance(translation, pd.DataFrame) and "category_name_english" in translation:
+            from_file = clean["category_name"].map(
+                translation.drop_duplicates("category_name").set_index("category_name")["category_name_english"])
+            english = from_file.fillna(english)
+        english = english.where(clean["category_name"] != categories.unknown, categories.unknown)
+        position = clean.columns.get_loc("category_name") + 1
+        clean.insert(position, "category_name_english", english.astype("string"))
+    return clean
+
+
+def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) -> TableResult:
+    n = len(batch.rows)
+    hard = np.zeros(n, dtype=bool)
+    category = np.full(n, None, dtype=object)
+    rule = np.full(n, None, dtype=object)
+    detail = np.full(n, None, dtype=object)
+    soft_flags = np.full(n, "", dtype=object)
+    findings = []
+    for o in batch.outcomes:
+        if not o.fail.any():
+            continue
+        o_detail = o.details()     # one per failing row
+        if o.hard:
+            take = o.fail & ~hard
+            category[take], rule[take] = o.check.category, o.check.name
+            detail[take] = o_detail if isinstance(o_detail, str) else o_detail[take[o.fail]]
+            hard |= o.fail
+        else:
+            soft_flags = np.where(o.fail, soft_flags + ("," + o.check.name), soft_flags)
+        findings.append(pd.DataFrame({
+            "row_number": batch.rows[o.fail], "rule": o.check.name, "dimension": o.check.dimension,
+            "category": o.check.category, "hard": o.hard,
+            "detail": o_detail}))
+
+    keep = ~hard
+    masks = _row_masks(batch)
+    clean = batch.typed.loc[keep].reset_index(drop=True)
+    if batch.spec.name in FLAGGED_TABLES:
+        if any(not o.hard and o.fail.any() for o in batch.outcomes):
+            dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
+            clean["dq_flags"] = dq.array
+        else:   # the common case: nothing to flag, no string work
+            clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
+    for name, mask in flags.items():
+        clean[name] = mask[keep]
+    quarantined = _quarantine_frame(raw, batch, hard, category, rule, detail)
+    return TableResult(batch.spec, clean, quarantined, rows_read=n,
+                       findings=(pd.concat(findings, ignore_index=True) if findings
+                                 else pd.DataFrame(columns=FINDING_COLUMNS)),
+                       tally=_tally(batch, masks), row_numbers=batch.rows[keep],
+                       clean_masks={d: (app[keep], fail[keep]) for d, (app, fail) in masks.items()})
+
+
+def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, category, rule,
+                      detail) -> pd.DataFrame:
+    if not hard.any():
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    return pd.DataFrame({
+        "row_number": batch.rows[hard], "category": category[hard], "rule": rule[hard],
+        "detail": pd.Series(detail[hard]).astype(str).to_numpy(),
+        "raw_record": json_records(raw.loc[hard, batch.spec.source_columns]),
+    }).sort_values("row_number").reset_index(drop=True)
+
+
+_CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
+
+
+def json_records(frame: pd.DataFrame) -> np.ndarray:
+    """Each row as a JSON object of its text fields (missing -> null), built column-wise."""
+    if frame.empty:
+        return np.empty(0, dtype=object)
+    out = None
+    for i, column in enumerate(frame.columns):
+        values = frame[column].astype("string")
+        escaped = values
+        if matches(values, '["\\\\\\n\\r\\t]').any():     # ids, numbers, dates: nothing to escape
+            escaped = (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
+                       .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
+                       .str.replace("\t", "\\t", regex=False))
+        piece = ('"' + escaped + '"').fillna("null")
+        key = ("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "
+        out = key + piece if out is None else out + key + piece
+    records = (out + "}").to_numpy(dtype=object)
+    rare = np.zeros(len(frame), dtype=bool)
+    for column in frame.columns:
+        rare |= matches(frame[column].astype("string"), _CONTROL)
+    if rare.any():   # other control characters: let json do the escaping, for these few rows
+        sub = frame.loc[rare].astype(object).where(frame.loc[rare].notna(), None)
+        records[rare] = [json.dumps(r, ensure_ascii=False) for r in sub.to_dict("records")]
+    return records
+
+
+def _row_masks(batch: _Batch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per row-counted dimension: did any of its checks apply / fail on the row."""
+    n = len(batch.rows)
+    by_dim: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for o in batch.outcomes:
+        d = o.check.dimension
+        if d == "completeness":
+            continue
+        app, fail = by_dim.get(d, (np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)))
+        by_dim[d] = (app | o.applicable, fail | o.fail)
+    return by_dim
+
+
+def _tally(batch: _Batch, masks: dict[str, tuple[np.ndarray, np.ndarray]]) -> Tally:
+    tally = Tally()
+    for o in batch.outcomes:
+        if o.check.dimension == "completeness":          # cells, not rows
+            tally.checked["completeness"] += int(o.applicable.sum())
+            tally.failed["completeness"] += int(o.fail.sum())
+    for d, (app, fail) in masks.items():
+        tally.checked[d] += int(app.sum())
+        tally.failed[d] += int((fail & app).sum())
+    counted = [c.source for c in batch.spec.columns if c.source not in FREE_TEXT]
+    tally.cells = len(batch.rows) * len(counted)
+    tally.null_cells = int(batch.text[counted].isna().to_numpy().sum())
+    return tally
