@@ -6,7 +6,8 @@
 -- a later re-categorisation does not rewrite past sales.
 --   * purchase_date is the São Paulo calendar day (dim_dates), as everywhere.
 --   * category is English via category_translation; untranslated categories keep
---     their Portuguese name, products without a category are '(unknown)'.
+--     their Portuguese name, products without a category are 'UNKNOWN' (the transform imputes the
+--     lookup's UNKNOWN bucket and flags it in dim_products.category_imputed).
 -- sales_order_lines: the lines that count as sales. Revenue excludes orders that
 -- were 'canceled' or 'unavailable' (never fulfilled); every other status counts.
 CREATE OR REPLACE VIEW order_lines AS
@@ -21,7 +22,7 @@ SELECT i.order_id,
        d.full_date                                                      AS purchase_date,
        c.customer_unique_id,
        c.state                                                          AS customer_state,
-       coalesce(t.category_name_english, p.category_name, '(unknown)') AS category
+       coalesce(t.category_name_english, p.category_name, 'UNKNOWN')   AS category
   FROM fact_order_items i
   JOIN fact_orders o    ON o.order_id = i.order_id
   JOIN dim_dates d      ON d.date_key = o.purchase_date_key

@@ -11,7 +11,7 @@ import pytest
 
 from dashboard.app import API, PAGES, create_app
 from dashboard.config import DashboardConfig
-from tests.conftest import scalar
+from tests.conftest import query, scalar
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +91,12 @@ def test_every_api_route_answers_json(client, name):
     assert body["data"], f"/api/{name} returned no rows from the loaded warehouse"
 
 
-def test_quality_and_quarantine_come_from_their_tables(client):
+def test_quality_and_quarantine_come_from_their_tables(client, warehouse):
     scores = api(client, "/api/quality")
-    assert [(s["run_id"], s["dimension"], s["score"]) for s in scores][-1] == ("subset-2-broken-rows", "validity", 99.2)
+    stored = query(warehouse, "SELECT run_id, dimension, score::float FROM quality_scores "
+                              "WHERE table_name = '_overall' ORDER BY computed_at, run_id, dimension")
+    assert [(s["run_id"], s["dimension"], float(s["score"])) for s in scores] == stored
+    assert {s["run_id"] for s in scores} == {"subset-1", "subset-2-broken-rows"}
     counts = {(r["category"], r["table_name"]): r["rows"] for r in api(client, "/api/quarantine")}
     assert counts == {("DUPLICATE", "fact_orders"): 1, ("DATA_FORMAT_ERROR", "fact_orders"): 1,
                       ("MISSING_REQUIRED_FIELD", "fact_orders"): 1,
