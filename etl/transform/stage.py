@@ -126,6 +126,8 @@ class _RunState:
     purchase_range: list = field(default_factory=list)
     #: Reads a reference table already in the warehouse (None: this run's rows only).
     stored_reference: Callable[[str], pd.DataFrame] | None = None
+    #: Per-order item and payment totals already in the warehouse, for given order ids.
+    stored_totals: Callable[[list[str], list[str]], tuple[pd.DataFrame, pd.DataFrame]] | None = None
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -136,6 +138,8 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 def transform_sources(settings: Settings, run_id: str, sources: list[SourceFile], out: Path,
                       lookup_keys: KeyLookup | None = None,
                       stored_reference: Callable[[str], pd.DataFrame] | None = None,
+                      stored_totals: Callable[[list[str], list[str]],
+                                              tuple[pd.DataFrame, pd.DataFrame]] | None = None,
                       ) -> tuple[list[TableOutcome], QualityReport, dict]:
     """Transform every source into ``out``; returns per-table counts, the scores and schemas.
 
@@ -146,7 +150,7 @@ def transform_sources(settings: Settings, run_id: str, sources: list[SourceFile]
     out.mkdir(parents=True, exist_ok=True)
     lookups = lk.load_lookups(settings.lookup_dir)
     config = ck.RuleConfig.from_settings(settings, lookups)
-    run = _RunState(stored_reference=stored_reference)
+    run = _RunState(stored_reference=stored_reference, stored_totals=stored_totals)
     outcomes: list[TableOutcome] = []
     schemas: dict[str, dict] = {}
     for source in sources:
@@ -247,6 +251,17 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
     payments = (pd.concat(run.payment_totals).groupby(level=0).sum() if run.payment_totals
                 else pd.DataFrame(columns=["payment_total_cents"]))
     path = out / "fact_orders.parquet"
+    if run.stored_totals is not None:
+        # Orders re-read without their items or payments (a daily run reads only
+        # changed files) keep the totals the warehouse already has for them.
+        order_ids = pq.read_table(path, columns=["order_id"]).column(0).to_pandas().astype(str)
+        stored_items, stored_payments = run.stored_totals(
+            order_ids[~order_ids.isin(items.index)].tolist(),
+            order_ids[~order_ids.isin(payments.index)].tolist())
+        if len(stored_items):
+            items = pd.concat([items, stored_items])
+        if len(stored_payments):
+            payments = pd.concat([payments, stored_payments])
     rows = pq.read_table(out / "fact_orders.rows.parquet").to_pandas() if (out / "fact_orders.rows.parquet").exists() \
         else pd.DataFrame(columns=["row_number", "cons_app", "cons_fail"])
     tmp = path.with_suffix(".enriched.parquet")
@@ -313,14 +328,34 @@ def _stored_reference(conn, table: str) -> pd.DataFrame:
     return frame
 
 
+def _stored_totals(conn, item_orders: list[str], payment_orders: list[str]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Item and payment totals per order as loaded by earlier runs (same shape as shape.*_totals)."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT order_id, count(*), sum(price_cents), sum(freight_cents)
+                         FROM fact_order_items WHERE order_id = ANY(%s) GROUP BY order_id""",
+                    (item_orders,))
+        items = pd.DataFrame(cur.fetchall(), columns=["order_id", "item_count", "items_gross_cents",
+                                                      "freight_total_cents"])
+        cur.execute("""SELECT order_id, sum(payment_value_cents) FROM fact_payments
+                        WHERE order_id = ANY(%s) GROUP BY order_id""", (payment_orders,))
+        payments = pd.DataFrame(cur.fetchall(), columns=["order_id", "payment_total_cents"])
+    conn.rollback()
+    return (items.astype({"item_count": "int64", "items_gross_cents": "int64",
+                          "freight_total_cents": "int64"}).set_index("order_id"),
+            payments.astype({"payment_total_cents": "int64"}).set_index("order_id"))
+
+
 def run_stage(settings: Settings, run_id: str, manifest: dict, sources: list[SourceFile], out: Path,
               conn, lookup_keys: KeyLookup | None) -> dict:
     """Transform, store the scores and findings, and describe the batch in _metadata.json."""
     from etl import quality
 
     out.mkdir(parents=True, exist_ok=True)
-    outcomes, report, schemas = transform_sources(settings, run_id, sources, out, lookup_keys,
-                                                  stored_reference=lambda t: _stored_reference(conn, t))
+    outcomes, report, schemas = transform_sources(
+        settings, run_id, sources, out, lookup_keys,
+        stored_reference=lambda table: _stored_reference(conn, table),
+        stored_totals=lambda item_ids, payment_ids: _stored_totals(conn, item_ids, payment_ids))
     quality.store(conn, report, [(o.table, o.source, out / f"{o.table}.findings.parquet") for o in outcomes])
     lookup_files = sorted(Path(settings.lookup_dir).glob("*.json"))
     return {
