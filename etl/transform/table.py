@@ -363,12 +363,13 @@ def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.R
         return aggregate_geolocation(clean)
     if spec.name == "dim_products":
         categories = config.lookups.categories
-        english = clean["category_name"].map(categories.canonical)
+        english = clean["category_name"].map(categories.canonical).astype("string")
         translation = references.get("category_translation")
         if isinstance(translation, pd.DataFrame) and "category_name_english" in translation:
             from_file = clean["category_name"].map(
                 translation.drop_duplicates("category_name").set_index("category_name")["category_name_english"])
-            english = from_file.fillna(english)
+            # astype: a batch whose categories all miss the file maps to float NaN
+            english = from_file.astype("string").fillna(english)
         english = english.where(clean["category_name"] != categories.unknown, categories.unknown)
         position = clean.columns.get_loc("category_name") + 1
         clean.insert(position, "category_name_english", english.astype("string"))
