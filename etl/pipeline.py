@@ -65,6 +65,9 @@ class RunSummary:
             lines.append(f"{t.table:<{width}}  {t.rows_read:>9,}  {t.rows_loaded:>9,}  "
                          f"{t.rows_quarantined:>11,}  {t.rows_written:>9,}")
         lines.append(f"{self.rows_quarantined:,} rows quarantined; {self.seconds:.1f} s")
+        if not any(t.rows_read for t in self.tables):
+            lines.append("nothing new: every input was loaded by an earlier run (files are tracked "
+                         "by name and sha256; changed or new files are read)")
         if self.quality:
             lines += ["", self.quality]
         return "\n".join(lines)
@@ -208,9 +211,18 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
         result = aggregates.refresh_pending(conn, settings.source_timezone)
+    except psycopg2.Error as exc:
+        raise DatabaseError(f"run {run_id} loaded, but refreshing hourly_sales/daily_customer_metrics "
+                            f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
+                            "and the next run catches up") from exc
     finally:
         conn.close()
-    views = analytics.refresh(settings)
+    try:
+        views = analytics.refresh(settings)
+    except psycopg2.Error as exc:
+        # The load has committed; say so, so nobody reloads to fix a view.
+        raise DatabaseError(f"run {run_id} loaded, but refreshing the analytics views failed: "
+                            f"{' '.join(str(exc).split())[:300]} (rerun `etl db refresh`)") from exc
     log.info("run %s: aggregates refreshed over %d range(s), %d views", run_id,
              len(result.ranges), len(views))
     return {"run_id": run_id, "mode": result.mode, "ranges": len(result.ranges),

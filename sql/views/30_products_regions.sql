@@ -1,16 +1,17 @@
 -- top_products (materialized): every sold product with its English category,
 -- revenue (item prices), units and orders, ranked by revenue and by units
--- (ties broken by product_id so the order is stable).
+-- (ties broken by product_id so the order is stable). One row per product even
+-- when its category changed (SCD2 history): it shows the category of its latest sale.
 CREATE MATERIALIZED VIEW IF NOT EXISTS top_products AS
 SELECT product_id,
-       category,
+       (array_agg(category ORDER BY purchased_at DESC, order_id))[1] AS category,
        sum(price_cents)::bigint                   AS revenue_cents,
        count(*)::bigint                           AS units,
        count(DISTINCT order_id)::bigint           AS orders,
        row_number() OVER (ORDER BY sum(price_cents) DESC, product_id) AS revenue_rank,
        row_number() OVER (ORDER BY count(*) DESC, product_id)         AS units_rank
   FROM sales_order_lines
- GROUP BY product_id, category
+ GROUP BY product_id
 WITH DATA;
 CREATE UNIQUE INDEX IF NOT EXISTS top_products_key ON top_products (product_id);
 CREATE INDEX IF NOT EXISTS top_products_revenue_rank ON top_products (revenue_rank);
