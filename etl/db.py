@@ -7,7 +7,9 @@ problems into one-line ``DatabaseError`` messages naming the server.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -170,8 +172,10 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
     ensure_database(settings.database_url, settings.connect_timeout)
     with transaction(settings.database_url, settings.connect_timeout) as conn:
         with conn.cursor() as cur:
-            # Quiet the NOTICEs of IF NOT EXISTS on reruns.
+            # Quiet the NOTICEs of IF NOT EXISTS on reruns; one init at a time (the
+            # DAG's mapped tasks may start together on a new warehouse).
             cur.execute("SET LOCAL client_min_messages = warning")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_INIT_LOCK,))
             if use_timescaledb and settings.timescaledb and timescale_mode(conn).available:
                 _try_create_timescaledb(conn)
             files = schema_files(SQL_DIR, timescale_mode(conn).installed)
@@ -182,10 +186,44 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
             mode = timescale_mode(conn)
             # The aggregates come after the facts and before the views that read them.
             aggregates.ensure(cur, mode, settings.source_timezone)
-            for path in views:
-                cur.execute(path.read_text())
+            _apply_views(cur, views)
             _apply_roles(cur)
     return mode
+
+
+_INIT_LOCK = 0x65746C31  # 'etl1': pg_advisory_xact_lock key of `etl db init`
+_VIEW_DEFINITION = re.compile(
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)",
+    re.IGNORECASE)
+
+
+def _apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
+    """Apply sql/views/*.sql, rebuilding every view when any file changed since the last init.
+
+    ``CREATE MATERIALIZED VIEW IF NOT EXISTS`` never changes an existing view and
+    ``CREATE OR REPLACE VIEW`` cannot change its columns, so an upgraded
+    definition would silently not reach an existing warehouse. The files'
+    checksums are kept in ``etl_view_versions``; when they differ, the views the
+    files declare are dropped (with what depends on them) and created afresh.
+    """
+    cur.execute("""CREATE TABLE IF NOT EXISTS etl_view_versions (
+                       file_name TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
+                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
+    current = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in views}
+    cur.execute("SELECT file_name, sha256 FROM etl_view_versions")
+    if dict(cur.fetchall()) != current:
+        names = [m.group(1) for p in views for m in _VIEW_DEFINITION.finditer(p.read_text())]
+        for name in reversed(names):
+            cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (name,))
+            row = cur.fetchone()
+            if row and row[0] in ("v", "m"):
+                kind = sql.SQL("MATERIALIZED VIEW" if row[0] == "m" else "VIEW")
+                cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(kind, sql.Identifier(name)))
+        cur.execute("DELETE FROM etl_view_versions")
+        cur.executemany("INSERT INTO etl_view_versions (file_name, sha256) VALUES (%s, %s)",
+                        sorted(current.items()))
+    for path in views:
+        cur.execute(path.read_text())
 
 
 def _apply_roles(cur: psycopg2.extensions.cursor) -> None:

@@ -29,3 +29,26 @@ def test_plain_postgresql_without_the_extension(fresh_db):
     assert mode.name == "postgresql" and not mode.installed
     assert SEED_TABLES <= tables(fresh_db)
     assert scalar(fresh_db, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
+
+
+def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path, monkeypatch):
+    """A materialized view whose SQL changed is rebuilt by the next `etl db init`."""
+    import shutil
+
+    from etl import db as db_module
+
+    db.init_schema(fresh_db)
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(db_module.SQL_DIR, sql_dir)
+    view_file = sql_dir / "views" / "30_products_regions.sql"
+    view_file.write_text(view_file.read_text().replace(
+        "count(*)::bigint                           AS units,",
+        "count(*)::bigint                           AS units,\n       42 AS upgraded_column,"))
+    monkeypatch.setattr(db_module, "SQL_DIR", sql_dir)
+    db.init_schema(fresh_db)
+    assert scalar(fresh_db, """SELECT count(*) FROM pg_attribute
+                               WHERE attrelid = 'top_products'::regclass AND attname = 'upgraded_column'""") == 1
+    # and an unchanged init leaves the rebuilt view alone
+    before = scalar(fresh_db, "SELECT 'top_products'::regclass::oid")
+    db.init_schema(fresh_db)
+    assert scalar(fresh_db, "SELECT 'top_products'::regclass::oid") == before
