@@ -31,6 +31,10 @@ from dashboard.params import Filters
 from dashboard.queries import _jsonable
 
 MANIFEST = "export.json"  # as written by etl.export
+#: The exported views the answers below read (others in the folder are not loaded).
+VIEWS = ("sales_daily_state", "sales_monthly_category", "top_products", "region_wise_performance",
+         "category_discount_map", "clv_segments", "anomaly_records", "quality_overall",
+         "quarantine_counts", "pipeline_runs")
 
 
 class FallbackUnavailable(Exception):
@@ -115,6 +119,8 @@ def load(directory: Path) -> Snapshot:
         raise FallbackUnavailable(f"the export manifest {manifest_path} cannot be read: {exc}") from None
     snapshot = Snapshot(directory, manifest["exported_at"], manifest["format"], manifest.get("database", "?"))
     for view, entry in manifest["views"].items():
+        if view not in VIEWS:
+            continue
         try:
             snapshot.views[view] = _read(directory / entry["file"], manifest["format"], entry["columns"])
         except (OSError, ValueError) as exc:
