@@ -3,7 +3,10 @@
 Pages render their tables and KPI cards on the server and draw charts in the
 browser with Plotly, whose ``plotly.min.js`` is served from the installed
 ``plotly`` package (``/vendor/plotly.min.js``): no CDN, works offline.
-Everything is read from the analytics views through a read-only connection.
+Everything is read from the analytics views through a read-only connection;
+when the warehouse is unreachable and ``DASHBOARD_FALLBACK_DIR`` names an
+``etl export`` folder, from those files instead (``dashboard/fallback.py``),
+with a notice saying how old they are. ``/healthz`` tells a load balancer which.
 
 Run: ``gunicorn wsgi:app`` (see docs/dashboards.md), or ``create_app(config)`` in tests.
 """
@@ -20,7 +23,7 @@ from typing import Callable
 import plotly
 from flask import Flask, Response, abort, render_template, request, send_file
 
-from dashboard import queries
+from dashboard import fallback, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
 from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable
@@ -90,6 +93,45 @@ def _money(cents) -> str:
     return ("-" if cents < 0 else "") + "R$ " + text
 
 
+class _Sources:
+    """The warehouse first; the exported files while it is unreachable (if configured).
+
+    After a failure the warehouse is left alone for ``retry_seconds`` (an
+    unreachable host would otherwise cost a connect timeout per request).
+    """
+
+    def __init__(self, warehouse: ReadOnlyWarehouse, exports: fallback.ExportedAggregates | None,
+                 retry_seconds: float) -> None:
+        self.warehouse, self.exports, self.retry_seconds = warehouse, exports, retry_seconds
+        self._down: tuple[float, str] | None = None  # (retry after, reason)
+
+    def answer(self, load: dict[str, Callable], filters: Filters | None) -> tuple[dict, dict | None]:
+        """Each query's answer, and the fallback description when they come from the export."""
+        down = self._down
+        if down is None or self.exports is None or time.monotonic() >= down[0]:
+            try:
+                with self.warehouse.connection() as conn:
+                    result = {name: fn(conn, filters) for name, fn in load.items()}
+                self._down = None
+                return result, None
+            except WarehouseUnavailable as exc:
+                if self.exports is None:
+                    raise
+                down = self._down = (time.monotonic() + self.retry_seconds, str(exc))
+        snapshot = self.export_snapshot(down[1])
+        try:
+            return ({name: fallback.answer(snapshot, fn, filters) for name, fn in load.items()},
+                    snapshot.describe(down[1]))
+        except fallback.FallbackUnavailable as exc:
+            raise WarehouseUnavailable(f"{down[1]}; the fallback export cannot answer: {exc}") from exc
+
+    def export_snapshot(self, reason: str) -> fallback.Snapshot:
+        try:
+            return self.exports.snapshot()
+        except fallback.FallbackUnavailable as exc:
+            raise WarehouseUnavailable(f"{reason}; the fallback export cannot be used either: {exc}") from exc
+
+
 def create_app(config: DashboardConfig | None = None) -> Flask:
     config = config or DashboardConfig.from_env()
     settings = config.settings
@@ -99,6 +141,8 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
                                   connect_timeout=settings.connect_timeout,
                                   statement_timeout_ms=config.statement_timeout_ms)
     cache = _Cache(config.cache_seconds)
+    exports = fallback.ExportedAggregates(config.fallback_dir) if config.fallback_dir else None
+    sources = _Sources(warehouse, exports, config.fallback_retry_seconds)
     app.extensions["warehouse"] = warehouse
     app.jinja_env.filters["money"] = _money
     app.jinja_env.filters["num"] = lambda n: "–" if n is None else f"{n:,}"
@@ -109,14 +153,10 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         cached = cache.get(key)
         if cached is not None:
             return frozenset(json.loads(cached))
-        with warehouse.connection() as conn:
-            names = queries.categories(conn)
-        cache.put(key, json.dumps(names).encode())
-        return frozenset(names)
-
-    def run(query: Callable, filters: Filters):
-        with warehouse.connection() as conn:
-            return query(conn, filters)
+        answers, served_from = sources.answer({"names": queries.categories}, None)
+        if served_from is None:
+            cache.put(key, json.dumps(answers["names"]).encode())
+        return frozenset(answers["names"])
 
     # --- JSON API ---------------------------------------------------------------------
     @app.get("/api/")
@@ -127,7 +167,10 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
                                 "dates": "São Paulo calendar days, YYYY-MM-DD; start/end inclusive",
                                 "state": "Brazilian state code, e.g. SP",
                                 "errors": "400 with {'error': message} for a bad parameter; "
-                                          "503 when the warehouse is unreachable"}}
+                                          "503 when the warehouse is unreachable",
+                                "fallback": "answers from an `etl export` (warehouse unreachable, "
+                                            "DASHBOARD_FALLBACK_DIR set) carry a 'fallback' field "
+                                            "with exported_at"}}
 
     @app.get("/api/<name>")
     def api(name: str):
@@ -140,20 +183,23 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             if any(len(v) > 1 for v in request.args.listvalues()):
                 raise BadParameter("each parameter may be given once")
             filters = parse(request.args, endpoint.params, known_categories)
-            data = run(endpoint.query, filters)
+            answers, served_from = sources.answer({"data": endpoint.query}, filters)
             params = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                       for k, v in asdict(filters).items() if v is not None}
-            body = json.dumps({"endpoint": name, "params": params, "data": data}).encode()
-            cache.put(key, body)
+            answer = {"endpoint": name, "params": params, "data": answers["data"]}
+            if served_from is not None:
+                answer["fallback"] = served_from
+            body = json.dumps(answer).encode()
+            if served_from is None:  # export answers are not cached: recovery shows at once
+                cache.put(key, body)
         return Response(body, mimetype="application/json")
 
     # --- pages ------------------------------------------------------------------------
     def page(template: str, allowed: tuple[str, ...], **load: Callable):
         filters = parse(request.args, allowed, known_categories)
-        with warehouse.connection() as conn:
-            context = {name: fn(conn, filters) for name, fn in load.items()}
+        context, served_from = sources.answer(load, filters)
         return render_template(template, pages=PAGES, filters=filters, states=sorted(BR_STATES),
-                               allowed=allowed, **context)
+                               allowed=allowed, fallback=served_from, **context)
 
     @app.get("/")
     def overview():
@@ -162,7 +208,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     @app.get("/sales")
     def sales():
         return page("sales.html", ("start", "end", "state", "category"), months=queries.monthly_sales,
-                    categories=lambda conn, f: queries.categories(conn))
+                    categories=queries.categories)
 
     @app.get("/products")
     def products():
@@ -181,6 +227,25 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     @app.get("/runs")
     def runs():
         return page("runs.html", ("limit",), runs=queries.pipeline_runs)
+
+    @app.get("/healthz")
+    def healthz():
+        """200 ok / 200 "degraded: fallback" (serving an export) / 503: for load balancers."""
+        try:
+            with warehouse.connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM sales_daily_state LIMIT 1")
+            sources._down = None
+            return {"status": "ok", "warehouse": warehouse.where}
+        except WarehouseUnavailable as exc:
+            reason = str(exc)
+        if exports is not None:
+            try:
+                snapshot = exports.snapshot()
+                return {"status": "degraded: fallback", "reason": reason,
+                        "exported_at": snapshot.exported_at, "export": str(exports.directory)}
+            except fallback.FallbackUnavailable as exc:
+                reason += f"; the fallback export cannot be used either: {exc}"
+        return {"status": "unavailable", "reason": reason}, 503, {"Retry-After": "30"}
 
     @app.get("/vendor/plotly.min.js")
     def plotly_js():

@@ -6,12 +6,17 @@ Built when the app is created (never at import), from the environment:
     views only change when they are refreshed after a load. 0 turns caching off.
 ``DASHBOARD_POOL_SIZE`` (default 4)       read-only connections per process.
 ``DASHBOARD_STATEMENT_TIMEOUT_MS`` (5000) a query running longer is cancelled.
+``DASHBOARD_FALLBACK_DIR`` (unset)        an ``etl export`` folder answered from while
+    the warehouse is unreachable (docs/dashboards.md); unset = 503 instead.
+``DASHBOARD_FALLBACK_RETRY_SECONDS`` (10) while on the fallback, how long to wait
+    before trying the warehouse again (a dead host costs a connect timeout).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from etl.settings import Settings
@@ -23,6 +28,8 @@ class DashboardConfig:
     cache_seconds: float = 30.0
     pool_size: int = 4
     statement_timeout_ms: int = 5000
+    fallback_dir: Path | None = None
+    fallback_retry_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None,
@@ -31,4 +38,6 @@ class DashboardConfig:
         return cls(settings=settings or Settings.from_env(env),
                    cache_seconds=float(env.get("DASHBOARD_CACHE_SECONDS", "30")),
                    pool_size=int(env.get("DASHBOARD_POOL_SIZE", "4")),
-                   statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")))
+                   statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")),
+                   fallback_dir=Path(env["DASHBOARD_FALLBACK_DIR"]) if env.get("DASHBOARD_FALLBACK_DIR") else None,
+                   fallback_retry_seconds=float(env.get("DASHBOARD_FALLBACK_RETRY_SECONDS", "10")))

@@ -71,7 +71,7 @@ def _month_filters(f: Filters) -> tuple[list[sql.Composable], dict]:
     return conditions, params
 
 
-def categories(conn) -> list[str]:
+def categories(conn, f: Filters | None = None) -> list[str]:
     return [r["category"] for r in _rows(conn, "SELECT category FROM category_discount_map ORDER BY 1")]
 
 
@@ -167,8 +167,7 @@ def anomalies(conn, f: Filters) -> list[dict]:
 def quality_scores(conn, f: Filters) -> list[dict]:
     """Run-wide score per quality dimension for each run (oldest first), with targets."""
     return _rows(conn, "SELECT run_id, dimension, score, target, rows_checked, rows_failed, computed_at "
-                       "FROM quality_scores WHERE table_name = '_overall' "
-                       "ORDER BY computed_at, run_id, dimension")
+                       "FROM quality_overall ORDER BY computed_at, run_id, dimension")
 
 
 def quarantine_counts(conn, f: Filters) -> list[dict]:
@@ -176,22 +175,16 @@ def quarantine_counts(conn, f: Filters) -> list[dict]:
     where, params = sql.SQL(""), {}
     if f.run_id:
         where, params = sql.SQL(" WHERE run_id = %(run_id)s"), {"run_id": f.run_id}
-    return _rows(conn, sql.SQL("SELECT category, table_name, count(*)::bigint AS rows FROM quarantine{} "
+    return _rows(conn, sql.SQL("SELECT category, table_name, sum(rows)::bigint AS rows FROM quarantine_counts{} "
                                "GROUP BY category, table_name ORDER BY rows DESC, category, table_name"
                                ).format(where), params)
 
 
 def pipeline_runs(conn, f: Filters) -> list[dict]:
     """The latest runs from ingest_audit: when, status, rows read/loaded/quarantined."""
-    return _rows(conn, sql.SQL(
-        "SELECT run_id, min(started_at) AS started_at, max(finished_at) AS finished_at, "
-        "CASE WHEN bool_or(status = 'failed') THEN 'failed' WHEN bool_or(status = 'running') THEN 'running' "
-        "ELSE 'succeeded' END AS status, count(*)::bigint AS tables, sum(rows_read)::bigint AS rows_read, "
-        "sum(rows_loaded)::bigint AS rows_loaded, sum(rows_quarantined)::bigint AS rows_quarantined, "
-        "round(extract(epoch FROM max(finished_at) - min(started_at))::numeric, 1) AS seconds, "
-        "string_agg(DISTINCT error, '; ') AS error "
-        "FROM ingest_audit GROUP BY run_id ORDER BY min(started_at) DESC LIMIT %(limit)s"),
-        {"limit": f.limit or 50})
+    return _rows(conn, "SELECT run_id, started_at, finished_at, status, tables, rows_read, rows_loaded, "
+                       "rows_quarantined, seconds, error FROM pipeline_runs "
+                       "ORDER BY started_at DESC, run_id LIMIT %(limit)s", {"limit": f.limit or 50})
 
 
 ORDER_STATUSES = ("approved", "canceled", "created", "delivered", "invoiced", "processing",

@@ -41,6 +41,10 @@ EXPORT_VIEWS: tuple[str, ...] = (
     "clv_segments",
     "sales_daily_state",
     "sales_monthly_category",
+    # Operational views (sql/views/50_dashboard_operations.sql): the dashboard's fallback reads them.
+    "quality_overall",
+    "quarantine_counts",
+    "pipeline_runs",
 )
 OPTIONAL_EXPORT_VIEWS: tuple[str, ...] = ("hourly_sales", "daily_customer_metrics")
 

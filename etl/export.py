@@ -4,11 +4,18 @@ For people and tools without database access, and the dashboards' fallback.
 One file per view, named after it (``monthly_sales_summary.csv`` …). Files are
 written to a temporary name and renamed, so a reader never sees half a file.
 Money stays in integer cents, timestamps in UTC (ISO 8601).
+
+Last, ``export.json`` (the manifest) records when the export was taken, from
+which database, and each file's rows and column types, so a reader (the
+dashboard's fallback, ``dashboard/fallback.py``) can restore exact values from
+CSV text (numeric as Decimal, dates as dates) and say how old the data is.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +28,11 @@ from etl.errors import ConfigError
 from etl.settings import Settings
 
 FORMATS = ("csv", "parquet")
+MANIFEST = "export.json"
+
+#: PostgreSQL type OIDs -> the kind of value a reader restores (anything else is text).
+_KINDS = {20: "int", 21: "int", 23: "int", 1700: "decimal", 700: "float", 701: "float",
+          1082: "date", 1114: "timestamp", 1184: "timestamp", 16: "bool"}
 
 
 @dataclass(frozen=True)
@@ -31,11 +43,26 @@ class ExportedFile:
 
 
 def read_view(conn: psycopg2.extensions.connection, view: str) -> pd.DataFrame:
-    """Every row of a view, with its column names, in a stable order."""
+    """Every row of a view, with its column names, in a stable order.
+
+    ``frame.attrs["kinds"]`` maps each column to int/decimal/float/date/timestamp/bool/text.
+    """
     with conn.cursor() as cur:
         cur.execute(sql.SQL("SELECT * FROM {} ORDER BY 1").format(sql.Identifier(view)))
         columns = [d.name for d in cur.description]
-        return pd.DataFrame(cur.fetchall(), columns=columns)
+        frame = pd.DataFrame(cur.fetchall(), columns=columns)
+        frame.attrs["kinds"] = {d.name: _KINDS.get(d.type_code, "text") for d in cur.description}
+        return frame
+
+
+def _write_manifest(out_dir: Path, fmt: str, database: str, files: list[tuple["ExportedFile", dict]]) -> None:
+    manifest = {"exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "format": fmt, "database": database,
+                "views": {f.view: {"file": f.path.name, "rows": f.rows, "columns": kinds}
+                          for f, kinds in files}}
+    tmp = out_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    os.replace(tmp, out_dir / MANIFEST)
 
 
 def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -61,17 +88,21 @@ def export_views(settings: Settings, out_dir: Path, fmt: str = "csv") -> list[Ex
         raise ConfigError(f"cannot create export folder {out_dir}: {exc.strerror}") from exc
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        conn.set_session(readonly=True)
+        # One snapshot for all files (REPEATABLE READ), timestamps rendered in UTC.
+        conn.set_session(readonly=True, isolation_level="REPEATABLE READ")
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
         views = analytics.existing_relations(conn, analytics.EXPORT_VIEWS + analytics.OPTIONAL_EXPORT_VIEWS)
         missing = [v for v in analytics.EXPORT_VIEWS if v not in views]
         if missing:
             raise ConfigError(f"the warehouse has no view {missing[0]}; run `etl db init` first")
-        written = []
+        written: list[tuple[ExportedFile, dict]] = []
         for view in views:
             frame = read_view(conn, view)
             path = out_dir / f"{view}.{fmt}"
             _write(frame, path, fmt)
-            written.append(ExportedFile(view, path, len(frame)))
-        return written
+            written.append((ExportedFile(view, path, len(frame)), frame.attrs["kinds"]))
+        _write_manifest(out_dir, fmt, db.describe_url(settings.database_url), written)
+        return [f for f, _ in written]
     finally:
         conn.close()
