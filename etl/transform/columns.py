@@ -140,13 +140,22 @@ class KeySet:
         return len(self.hashes)
 
     def add(self, new: np.ndarray) -> None:
-        new = np.sort(new[new != 0])
-        if len(new):
-            merged = np.concatenate([self.hashes, new])
-            merged.sort(kind="stable")   # two sorted runs: linear time
-            keep = np.ones(len(merged), dtype=bool)
-            keep[1:] = merged[1:] != merged[:-1]
-            self.hashes = merged[keep]
+        """Insert new hashes in one pass (``np.insert`` at their sorted positions).
+
+        Cheaper than concatenating and re-sorting: the big array is copied
+        once per call, not four times, which matters when it holds 10 M keys.
+        """
+        new = np.unique(new[new != 0])            # sorted, without repeats
+        if not len(new):
+            return
+        if len(self.hashes):
+            pos = np.searchsorted(self.hashes, new)
+            there = self.hashes[np.minimum(pos, len(self.hashes) - 1)] == new
+            if there.any():
+                new, pos = new[~there], pos[~there]
+            self.hashes = np.insert(self.hashes, pos, new)
+        else:
+            self.hashes = new
 
     def contains(self, h: np.ndarray) -> np.ndarray:
         if not len(self.hashes) or not len(h):

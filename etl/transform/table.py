@@ -256,21 +256,32 @@ def _check_unique(batch: _Batch, state: TableState) -> None:
         return
     h = _key_hash(batch, key)
     applicable = (h != 0) & ~batch.hard_so_far()
-    candidates = pd.Series(np.where(applicable, h, 0), index=batch.index)
-    dup_here = candidates.duplicated(keep="first").to_numpy() & applicable
+    candidates = np.where(applicable, h, np.uint64(0))
+    dup_here = pd.Series(candidates).duplicated(keep="first").to_numpy() & applicable
     dup_before = applicable & state.seen_keys.contains(h)
     fail = dup_here | dup_before
-    detail: pd.Series | str = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
-    if fail.any():   # name the first row of each repeated key (looked up for the repeated keys only)
-        involved = candidates.isin(candidates[dup_here]).to_numpy() & applicable
-        first = pd.Series(batch.rows[involved], index=candidates[involved].to_numpy()).groupby(level=0).first()
-        text = np.full(len(h), detail, dtype=object)
-        repeated = candidates[dup_here & ~dup_before].to_numpy()
-        text[dup_here & ~dup_before] = ("duplicate of row " + first.reindex(repeated).astype(str)
-                                        + " (same " + ", ".join(key) + ")").to_numpy()
-        detail = pd.Series(text, index=batch.index)
+    detail: ck.Detail = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
+    if fail.any():   # sentences for the failing rows only (pandas 3 would box 250k strings)
+        detail = _duplicate_sentences(batch.rows, candidates, applicable, dup_here, dup_before, key, detail)
     batch.emit(ck.unique_check(key), fail, applicable, detail)
     state.seen_keys.add(h[applicable & ~fail])
+
+
+def _duplicate_sentences(rows: np.ndarray, candidates: np.ndarray, applicable: np.ndarray,
+                         dup_here: np.ndarray, dup_before: np.ndarray, key: tuple[str, ...],
+                         earlier: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Name the first row of each repeated key (looked up for the repeated keys only)."""
+    repeated_here = dup_here & ~dup_before
+    involved = np.isin(candidates, candidates[dup_here]) & applicable
+    first = pd.Series(rows[involved], index=candidates[involved]).groupby(level=0).first()
+    firsts = first.reindex(candidates[repeated_here]).to_numpy()
+    same = " (same " + ", ".join(key) + ")"
+
+    def sentences(fail: np.ndarray) -> np.ndarray:
+        text = np.full(int(fail.sum()), earlier, dtype=object)
+        text[repeated_here[fail]] = [f"duplicate of row {r}{same}" for r in firsts]
+        return text
+    return sentences
 
 
 def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup | None) -> None:
