@@ -50,6 +50,47 @@ def _np_bool(arr: pa.Array | pa.ChunkedArray, fill: bool = False) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, fill).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data bytes) of a string array, zero-copy, offsets relative to the data."""
+    offsets_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offsets_type)[arr.offset:arr.offset + len(arr) + 1]
+    if buffers[2] is None:
+        return offsets - offsets[0], np.empty(0, dtype=np.uint8)
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return offsets - offsets[0], data
+
+
+#: Bytes a plain decimal number is made of: digits, sign, point.
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789.+-", np.uint8)] = True
+
+
+def only_number_bytes(arr: pa.Array) -> bool:
+    """True if every byte of the column (nulls included) is a digit, sign or point."""
+    return bool(_NUMBER_BYTES[string_parts(arr)[1]].all())
+
+
+#: First/last bytes that may be (part of) whitespace: ASCII blanks and any non-ASCII byte.
+_EDGE_BYTES = np.zeros(256, dtype=bool)
+_EDGE_BYTES[[9, 10, 11, 12, 13, 32]] = True
+_EDGE_BYTES[128:] = True
+
+
+def may_need_trim(arr: pa.Array) -> bool:
+    """False when no value starts or ends with a byte that could be whitespace.
+
+    Checks two bytes per value instead of rewriting the column: generated and
+    exported files rarely carry padding, so trimming is usually a no-op copy.
+    """
+    offsets, data = string_parts(arr)
+    nonempty = np.diff(offsets) > 0
+    if not nonempty.any():
+        return False
+    return bool(_EDGE_BYTES[data[offsets[:-1][nonempty]]].any()
+                or _EDGE_BYTES[data[offsets[1:][nonempty] - 1]].any())
+
+
 def present_mask(values: pd.Series) -> np.ndarray:
     return values.notna().to_numpy(dtype=bool)
 
@@ -145,9 +186,11 @@ class KeySet:
         Cheaper than concatenating and re-sorting: the big array is copied
         once per call, not four times, which matters when it holds 10 M keys.
         """
-        new = np.unique(new[new != 0])            # sorted, without repeats
+        new = np.sort(new[new != 0])               # np.unique is ~10x slower here
         if not len(new):
             return
+        if len(new) > 1 and (repeats := new[1:] == new[:-1]).any():
+            new = new[np.concatenate(([True], ~repeats))]
         if len(self.hashes):
             pos = np.searchsorted(self.hashes, new)
             there = self.hashes[np.minimum(pos, len(self.hashes) - 1)] == new
@@ -181,7 +224,7 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     present = _np_bool(pc.is_valid(arr))
     try:   # fast path: the whole column casts and every value has only digits, sign and point
         numbers = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if not pc.any(pc.match_substring_regex(arr, "[^0-9.+-]")).as_py():
+        if only_number_bytes(arr):      # one table lookup over the bytes, no regex
             return numbers, np.zeros(len(numbers), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass

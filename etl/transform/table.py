@@ -31,7 +31,7 @@ from etl import lookups as lk
 from etl.ingest import ROW_NUMBER
 from etl.olist import Column, ForeignKey, TableSpec
 from etl.transform import checks as ck
-from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches,
+from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches, may_need_trim,
                                    parse_hex_ids, parse_numbers, parse_timestamps, to_arrow)
 
 QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
@@ -118,7 +118,7 @@ class _Batch:
         self.text = pd.DataFrame(index=raw.index)
         for col in spec.columns:
             original = to_arrow(raw[col.source])
-            arr = pc.utf8_trim_whitespace(original)
+            arr = pc.utf8_trim_whitespace(original) if may_need_trim(original) else original
             if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():   # blank after trimming -> missing
                 arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
             if not pa.types.is_large_string(arr.type):
