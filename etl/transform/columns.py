@@ -248,6 +248,10 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     """
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
+    fast = _iso_seconds(arr, present)
+    if fast is not None:      # every value a real 'YYYY-MM-DD HH:MM:SS': no strptime, nothing to flag
+        nothing = np.zeros(len(arr), dtype=bool)
+        return _to_utc(fast, values.index, timezone), nothing, nothing
     full = pc.strptime(arr, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
     parsed_full = _np_bool(pc.is_valid(full))
     length = np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False))
@@ -268,8 +272,61 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     ok = _np_bool(pc.and_(pc.is_valid(parsed), same_day))
     if not ok.all():
         parsed = pc.if_else(pa.array(ok), parsed, pa.scalar(None, parsed.type))
-    naive = pd.Series(parsed.to_numpy(zero_copy_only=False), index=values.index).astype("datetime64[s]")
-    localized = naive.dt.tz_localize(timezone, ambiguous=np.zeros(len(naive), dtype=bool),
-                                     nonexistent=pd.Timedelta(hours=1))
-    utc = localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    return utc, present & ~shaped, present & shaped & ~ok
+    naive = np.asarray(parsed.to_numpy(zero_copy_only=False)).astype("datetime64[s]")
+    return _to_utc(naive, values.index, timezone), present & ~shaped, present & shaped & ~ok
+
+
+def _to_utc(naive: np.ndarray, index: pd.Index, timezone: str) -> pd.Series:
+    localized = pd.Series(naive, index=index).dt.tz_localize(
+        timezone, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent=pd.Timedelta(hours=1))
+    return localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), vectorised."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _iso_seconds(arr: pa.Array, present: np.ndarray) -> np.ndarray | None:
+    """Local datetime64[s] (NaT where missing) when *every* present value is a valid
+    ``YYYY-MM-DD HH:MM:SS``, read straight from the bytes; None otherwise (exact path).
+
+    Strict: digits and separators in place, month 1-12, day within its month,
+    hour < 24, minute and second < 60. Anything else (a date only, Feb 30th,
+    a leap second, stray text) leaves the column to strptime and its checks.
+    """
+    offsets, data = string_parts(arr)
+    lengths = np.diff(offsets)
+    if not present.any() or not (lengths[present] == 19).all() or (lengths[~present] != 0).any():
+        return None
+    chars = data.reshape(-1, 19)
+    if any((chars[:, i] != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))):
+        return None
+    digits = {p: chars[:, p] - np.uint8(48) for p in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)}
+    if any((d > 9).any() for d in digits.values()):          # uint8: bytes below '0' wrap round
+        return None
+
+    def number(*positions: int) -> np.ndarray:
+        value = digits[positions[0]].astype(np.int32)
+        for p in positions[1:]:
+            value = value * 10 + digits[p]
+        return value
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    if ((month < 1) | (month > 12) | (day < 1) | (hour > 23) | (minute > 59) | (second > 59)).any():
+        return None
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    if (day > _MONTH_DAYS[month] + (leap & (month == 2))).any():
+        return None
+    seconds = (_days_from_civil(year.astype(np.int64), month, day) * 86400
+               + hour * 3600 + minute * 60 + second)
+    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[s]")
+    out[present] = seconds.astype("datetime64[s]")
+    return out
