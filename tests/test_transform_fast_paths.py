@@ -85,3 +85,27 @@ def test_raw_records_are_json_of_the_text_fields():
                           "b c": _strings(["1", None, "2", "3", "4", "5"])})
     for record, (_, row) in zip(json_records(frame), frame.iterrows()):
         assert json.loads(record) == {k: (None if pd.isna(v) else v) for k, v in row.items()}
+
+
+def test_big_key_set_byte_map_and_hash_table_agree_with_isin():
+    rng = np.random.default_rng(1)
+    keys = C.KeySet()
+    added = []
+    for _ in range(6):                                     # grows past the byte-map threshold
+        new = rng.integers(1, 2**63, 30_000, dtype=np.int64).view(np.uint64)
+        new[:50] = added[-1][:50] if added else new[:50]   # some repeats of earlier keys
+        probes = np.concatenate([new[:1000], rng.integers(1, 2**63, 1000, dtype=np.int64).view(np.uint64),
+                                 np.zeros(3, dtype=np.uint64)])
+        known = np.concatenate(added) if added else np.empty(0, dtype=np.uint64)
+        assert keys.contains(probes).tolist() == np.isin(probes, known).tolist()
+        keys.add(new)
+        added.append(new)
+    everything = np.unique(np.concatenate(added))
+    assert len(keys) == len(everything) and keys._filter is not None
+    probes = np.concatenate([everything[::7], rng.integers(1, 2**63, 5000, dtype=np.int64).view(np.uint64),
+                             np.array([0, 1, 2**64 - 1], dtype=np.uint64)])
+    expected = np.isin(probes, everything).tolist()
+    assert keys.contains(probes).tolist() == expected      # byte map + runs
+    assert keys.contains(probes).tolist() == expected      # second look without an add: hash table
+    assert keys._table is not None
+    assert keys.hashes.tolist() == everything.tolist()
