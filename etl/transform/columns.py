@@ -84,11 +84,12 @@ def may_need_trim(arr: pa.Array) -> bool:
     exported files rarely carry padding, so trimming is usually a no-op copy.
     """
     offsets, data = string_parts(arr)
-    nonempty = np.diff(offsets) > 0
-    if not nonempty.any():
+    if not len(data):
         return False
-    return bool(_EDGE_BYTES[data[offsets[:-1][nonempty]]].any()
-                or _EDGE_BYTES[data[offsets[1:][nonempty] - 1]].any())
+    # An empty value reads a neighbour's byte instead: harmless, it can only say "maybe".
+    last = len(data) - 1
+    return bool(_EDGE_BYTES[data[np.minimum(offsets[:-1], last)]].any()
+                or _EDGE_BYTES[data[np.maximum(offsets[1:] - 1, 0)]].any())
 
 
 def present_mask(values: pd.Series) -> np.ndarray:
