@@ -50,6 +50,48 @@ def _np_bool(arr: pa.Array | pa.ChunkedArray, fill: bool = False) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, fill).to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, data bytes) of a string array, zero-copy, offsets relative to the data."""
+    offsets_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offsets_type)[arr.offset:arr.offset + len(arr) + 1]
+    if buffers[2] is None:
+        return offsets - offsets[0], np.empty(0, dtype=np.uint8)
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return offsets - offsets[0], data
+
+
+#: Bytes a plain decimal number is made of: digits, sign, point.
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789.+-", np.uint8)] = True
+
+
+def only_number_bytes(arr: pa.Array) -> bool:
+    """True if every byte of the column (nulls included) is a digit, sign or point."""
+    return bool(_NUMBER_BYTES[string_parts(arr)[1]].all())
+
+
+#: First/last bytes that may be (part of) whitespace: ASCII blanks and any non-ASCII byte.
+_EDGE_BYTES = np.zeros(256, dtype=bool)
+_EDGE_BYTES[[9, 10, 11, 12, 13, 32]] = True
+_EDGE_BYTES[128:] = True
+
+
+def may_need_trim(arr: pa.Array) -> bool:
+    """False when no value starts or ends with a byte that could be whitespace.
+
+    Checks two bytes per value instead of rewriting the column: generated and
+    exported files rarely carry padding, so trimming is usually a no-op copy.
+    """
+    offsets, data = string_parts(arr)
+    if not len(data):
+        return False
+    # An empty value reads a neighbour's byte instead: harmless, it can only say "maybe".
+    last = len(data) - 1
+    return bool(_EDGE_BYTES[data[np.minimum(offsets[:-1], last)]].any()
+                or _EDGE_BYTES[data[np.maximum(offsets[1:] - 1, 0)]].any())
+
+
 def present_mask(values: pd.Series) -> np.ndarray:
     return values.notna().to_numpy(dtype=bool)
 
@@ -130,37 +172,140 @@ def combine_hashes(parts: list[np.ndarray]) -> np.ndarray:
     return combined
 
 
-@dataclass
 class KeySet:
-    """A growing set of 64-bit key hashes: sorted numpy array, membership by binary search."""
+    """A set of 64-bit key hashes (0 = no key) that holds millions of keys cheaply.
 
-    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    Adding: each batch of new keys becomes a sorted run; runs of equal size
+    are merged (a binary counter), so adding a chunk costs sorting the chunk,
+    not copying the whole set.
+
+    Membership, the hot part of uniqueness and foreign-key checks, avoids
+    binary search over tens of megabytes (one cache miss per step):
+
+    * a byte map indexed by the top bits of the hash (4-8 bytes per key) says
+      "certainly absent" with one memory access; only the few probes it
+      passes are searched in the runs. This suits uniqueness, where almost
+      every probe is a new key.
+    * once the set stops changing (asked twice without an add in between, as
+      a referenced table is for every chunk of the table pointing at it), a
+      linear-probing hash table of its sorted keys answers exactly with one or
+      two accesses per probe. This suits foreign keys, where almost every
+      probe is present.
+    """
+
+    _SMALL = 1 << 16          # below this, runs are searched directly (they fit in cache)
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+        self._size = 0
+        self._filter: np.ndarray | None = None
+        self._filter_shift = np.uint64(0)
+        self._table: np.ndarray | None = None
+        self._table_shift = np.uint64(0)
+        self._probes_since_add = 0
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return self._size
+
+    @property
+    def hashes(self) -> np.ndarray:
+        """All keys, sorted (merges the runs into one)."""
+        if len(self.runs) > 1:
+            merged = np.concatenate(self.runs)
+            merged.sort(kind="stable")
+            self.runs = [merged]
+        return self.runs[0] if self.runs else np.empty(0, dtype=np.uint64)
 
     def add(self, new: np.ndarray) -> None:
         new = np.sort(new[new != 0])
-        if len(new):
-            merged = np.concatenate([self.hashes, new])
-            merged.sort(kind="stable")   # two sorted runs: linear time
-            keep = np.ones(len(merged), dtype=bool)
-            keep[1:] = merged[1:] != merged[:-1]
-            self.hashes = merged[keep]
+        if len(new) > 1 and (repeats := new[1:] == new[:-1]).any():
+            new = new[np.concatenate(([True], ~repeats))]
+        if self._size and len(new):
+            new = new[~self._member(new)]
+        if not len(new):
+            return
+        self.runs.append(new)
+        self._size += len(new)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= len(self.runs[-1]):
+            last, before = self.runs.pop(), self.runs.pop()
+            merged = np.concatenate([before, last])
+            merged.sort(kind="stable")     # two sorted runs: linear time
+            self.runs.append(merged)
+        self._table = None
+        self._probes_since_add = 0
+        self._update_filter(new)
 
     def contains(self, h: np.ndarray) -> np.ndarray:
-        if not len(self.hashes) or not len(h):
+        if not self._size or not len(h):
             return np.zeros(len(h), dtype=bool)
-        if len(self.hashes) < (1 << 16):            # fits in cache: probe directly
-            pos = np.searchsorted(self.hashes, h)
-            pos[pos == len(self.hashes)] = 0
-            return self.hashes[pos] == h
-        order = np.argsort(h)                      # sorted probes walk a big table in order:
-        probes = h[order]                          # far fewer cache misses
-        pos = np.searchsorted(self.hashes, probes)
-        pos[pos == len(self.hashes)] = 0
-        found = np.empty(len(h), dtype=bool)
-        found[order] = self.hashes[pos] == probes
+        self._probes_since_add += 1
+        if self._table is None and self._probes_since_add >= 2 and self._size >= self._SMALL:
+            self._build_table()
+        if self._table is not None:
+            return self._table_lookup(h)
+        return self._member(h)
+
+    # -- byte map + runs ------------------------------------------------------------------
+
+    def _update_filter(self, new: np.ndarray) -> None:
+        """4-8 bytes per key: memory matters at 10 M keys, and a probe passed by
+        mistake (at most 1 - e^-1/4, about 22 %) only costs a binary search."""
+        if self._size < self._SMALL:
+            return
+        if self._filter is None or len(self._filter) < 4 * self._size:
+            bits = int(np.ceil(np.log2(4 * self._size)))
+            self._filter = None                       # free the old map before the new one
+            self._filter = np.zeros(1 << bits, dtype=np.bool_)
+            self._filter_shift = np.uint64(64 - bits)
+            for run in self.runs:
+                self._filter[run >> self._filter_shift] = True
+        else:
+            self._filter[new >> self._filter_shift] = True
+
+    def _member(self, h: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(h), dtype=bool)
+        candidates = (np.arange(len(h)) if self._filter is None
+                      else np.flatnonzero(self._filter[h >> self._filter_shift]))
+        if not len(candidates):
+            return found
+        order = np.argsort(h[candidates])          # sorted probes walk each run in order
+        probes = h[candidates][order]
+        hit = np.zeros(len(probes), dtype=bool)
+        for run in self.runs:
+            pos = np.searchsorted(run, probes)
+            pos[pos == len(run)] = 0
+            hit |= run[pos] == probes
+        found[candidates[order]] = hit
+        return found
+
+    # -- hash table of a set that stopped changing ----------------------------------------
+
+    def _build_table(self) -> None:
+        """Linear probing over the sorted keys: key i lands at i + max(slot_j - j, j <= i).
+
+        Slots are the top bits of the hash, so sorted keys have non-decreasing
+        slots and every cluster is in increasing order: a probe stops at an
+        empty slot or a larger key. At most half the slots are used.
+        """
+        keys = self.hashes
+        bits = max(int(np.ceil(np.log2(2 * len(keys)))), 1)
+        shift = np.uint64(64 - bits)
+        i = np.arange(len(keys), dtype=np.int64)
+        positions = i + np.maximum.accumulate((keys >> shift).astype(np.int64) - i)
+        table = np.zeros(max(int(positions[-1]) + 2, (1 << bits) + 1), dtype=np.uint64)  # ends empty
+        table[positions] = keys
+        self._table, self._table_shift = table, shift
+
+    def _table_lookup(self, h: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(h), dtype=bool)
+        active = np.arange(len(h))
+        slot = (h >> self._table_shift).astype(np.int64)
+        probes = h
+        while len(active):
+            value = self._table[slot]
+            found[active[value == probes]] = True
+            go_on = (value != 0) & (value < probes)
+            active, slot, probes = active[go_on], slot[go_on] + 1, probes[go_on]
         return found
 
 
@@ -172,7 +317,7 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     present = _np_bool(pc.is_valid(arr))
     try:   # fast path: the whole column casts and every value has only digits, sign and point
         numbers = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if not pc.any(pc.match_substring_regex(arr, "[^0-9.+-]")).as_py():
+        if only_number_bytes(arr):      # one table lookup over the bytes, no regex
             return numbers, np.zeros(len(numbers), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
@@ -196,6 +341,10 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     """
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
+    fast = _iso_seconds(arr, present)
+    if fast is not None:      # every value a real 'YYYY-MM-DD HH:MM:SS': no strptime, nothing to flag
+        nothing = np.zeros(len(arr), dtype=bool)
+        return _to_utc(fast, values.index, timezone), nothing, nothing
     full = pc.strptime(arr, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
     parsed_full = _np_bool(pc.is_valid(full))
     length = np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False))
@@ -216,8 +365,61 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     ok = _np_bool(pc.and_(pc.is_valid(parsed), same_day))
     if not ok.all():
         parsed = pc.if_else(pa.array(ok), parsed, pa.scalar(None, parsed.type))
-    naive = pd.Series(parsed.to_numpy(zero_copy_only=False), index=values.index).astype("datetime64[s]")
-    localized = naive.dt.tz_localize(timezone, ambiguous=np.zeros(len(naive), dtype=bool),
-                                     nonexistent=pd.Timedelta(hours=1))
-    utc = localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    return utc, present & ~shaped, present & shaped & ~ok
+    naive = np.asarray(parsed.to_numpy(zero_copy_only=False)).astype("datetime64[s]")
+    return _to_utc(naive, values.index, timezone), present & ~shaped, present & shaped & ~ok
+
+
+def _to_utc(naive: np.ndarray, index: pd.Index, timezone: str) -> pd.Series:
+    localized = pd.Series(naive, index=index).dt.tz_localize(
+        timezone, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent=pd.Timedelta(hours=1))
+    return localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), vectorised."""
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def _iso_seconds(arr: pa.Array, present: np.ndarray) -> np.ndarray | None:
+    """Local datetime64[s] (NaT where missing) when *every* present value is a valid
+    ``YYYY-MM-DD HH:MM:SS``, read straight from the bytes; None otherwise (exact path).
+
+    Strict: digits and separators in place, month 1-12, day within its month,
+    hour < 24, minute and second < 60. Anything else (a date only, Feb 30th,
+    a leap second, stray text) leaves the column to strptime and its checks.
+    """
+    offsets, data = string_parts(arr)
+    lengths = np.diff(offsets)
+    if not present.any() or not (lengths[present] == 19).all() or (lengths[~present] != 0).any():
+        return None
+    chars = data.reshape(-1, 19)
+    if any((chars[:, i] != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))):
+        return None
+    digits = {p: chars[:, p] - np.uint8(48) for p in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)}
+    if any((d > 9).any() for d in digits.values()):          # uint8: bytes below '0' wrap round
+        return None
+
+    def number(*positions: int) -> np.ndarray:
+        value = digits[positions[0]].astype(np.int32)
+        for p in positions[1:]:
+            value = value * 10 + digits[p]
+        return value
+    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
+    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
+    if ((month < 1) | (month > 12) | (day < 1) | (hour > 23) | (minute > 59) | (second > 59)).any():
+        return None
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    if (day > _MONTH_DAYS[month] + (leap & (month == 2))).any():
+        return None
+    seconds = (_days_from_civil(year.astype(np.int64), month, day) * 86400
+               + hour * 3600 + minute * 60 + second)
+    out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[s]")
+    out[present] = seconds.astype("datetime64[s]")
+    return out

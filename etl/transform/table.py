@@ -31,7 +31,7 @@ from etl import lookups as lk
 from etl.ingest import ROW_NUMBER
 from etl.olist import Column, ForeignKey, TableSpec
 from etl.transform import checks as ck
-from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches,
+from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches, may_need_trim,
                                    parse_hex_ids, parse_numbers, parse_timestamps, to_arrow)
 
 QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
@@ -118,7 +118,7 @@ class _Batch:
         self.text = pd.DataFrame(index=raw.index)
         for col in spec.columns:
             original = to_arrow(raw[col.source])
-            arr = pc.utf8_trim_whitespace(original)
+            arr = pc.utf8_trim_whitespace(original) if may_need_trim(original) else original
             if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():   # blank after trimming -> missing
                 arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
             if not pa.types.is_large_string(arr.type):
@@ -256,21 +256,32 @@ def _check_unique(batch: _Batch, state: TableState) -> None:
         return
     h = _key_hash(batch, key)
     applicable = (h != 0) & ~batch.hard_so_far()
-    candidates = pd.Series(np.where(applicable, h, 0), index=batch.index)
-    dup_here = candidates.duplicated(keep="first").to_numpy() & applicable
+    candidates = np.where(applicable, h, np.uint64(0))
+    dup_here = pd.Series(candidates).duplicated(keep="first").to_numpy() & applicable
     dup_before = applicable & state.seen_keys.contains(h)
     fail = dup_here | dup_before
-    detail: pd.Series | str = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
-    if fail.any():   # name the first row of each repeated key (looked up for the repeated keys only)
-        involved = candidates.isin(candidates[dup_here]).to_numpy() & applicable
-        first = pd.Series(batch.rows[involved], index=candidates[involved].to_numpy()).groupby(level=0).first()
-        text = np.full(len(h), detail, dtype=object)
-        repeated = candidates[dup_here & ~dup_before].to_numpy()
-        text[dup_here & ~dup_before] = ("duplicate of row " + first.reindex(repeated).astype(str)
-                                        + " (same " + ", ".join(key) + ")").to_numpy()
-        detail = pd.Series(text, index=batch.index)
+    detail: ck.Detail = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
+    if fail.any():   # sentences for the failing rows only (pandas 3 would box 250k strings)
+        detail = _duplicate_sentences(batch.rows, candidates, applicable, dup_here, dup_before, key, detail)
     batch.emit(ck.unique_check(key), fail, applicable, detail)
     state.seen_keys.add(h[applicable & ~fail])
+
+
+def _duplicate_sentences(rows: np.ndarray, candidates: np.ndarray, applicable: np.ndarray,
+                         dup_here: np.ndarray, dup_before: np.ndarray, key: tuple[str, ...],
+                         earlier: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Name the first row of each repeated key (looked up for the repeated keys only)."""
+    repeated_here = dup_here & ~dup_before
+    involved = np.isin(candidates, candidates[dup_here]) & applicable
+    first = pd.Series(rows[involved], index=candidates[involved]).groupby(level=0).first()
+    firsts = first.reindex(candidates[repeated_here]).to_numpy()
+    same = " (same " + ", ".join(key) + ")"
+
+    def sentences(fail: np.ndarray) -> np.ndarray:
+        text = np.full(int(fail.sum()), earlier, dtype=object)
+        text[repeated_here[fail]] = [f"duplicate of row {r}{same}" for r in firsts]
+        return text
+    return sentences
 
 
 def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup | None) -> None:
@@ -433,22 +444,30 @@ def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, catego
 _CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
 
 
+def _text(value: str) -> pa.Scalar:
+    return pa.scalar(value, pa.large_string())
+
+
 def json_records(frame: pd.DataFrame) -> np.ndarray:
-    """Each row as a JSON object of its text fields (missing -> null), built column-wise."""
+    """Each row as a JSON object of its text fields (missing -> null), built column-wise.
+
+    Straight on the arrow arrays (one element-wise join for the whole record):
+    pandas string operators cost a few milliseconds each even on small frames.
+    """
     if frame.empty:
         return np.empty(0, dtype=object)
-    out = None
+    parts: list = []
     for i, column in enumerate(frame.columns):
-        values = frame[column].astype("string")
-        escaped = values
-        if matches(values, '["\\\\\\n\\r\\t]').any():     # ids, numbers, dates: nothing to escape
-            escaped = (values.str.replace("\\", "\\\\", regex=False).str.replace('"', '\\"', regex=False)
-                       .str.replace("\n", "\\n", regex=False).str.replace("\r", "\\r", regex=False)
-                       .str.replace("\t", "\\t", regex=False))
-        piece = ('"' + escaped + '"').fillna("null")
-        key = ("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "
-        out = key + piece if out is None else out + key + piece
-    records = (out + "}").to_numpy(dtype=object)
+        values = to_arrow(frame[column].astype("string")).cast(pa.large_string())
+        if pc.any(pc.match_substring_regex(values, '["\\\\\n\r\t]')).as_py():
+            for plain, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"),
+                                   ("\t", "\\t")):
+                values = pc.replace_substring(values, plain, escaped)
+        piece = pc.fill_null(pc.binary_join_element_wise(_text('"'), values, _text('"'), _text("")),
+                             _text("null"))
+        parts += [_text(("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "), piece]
+    joined = pc.binary_join_element_wise(*parts, _text("}"), _text(""))
+    records = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
     rare = np.zeros(len(frame), dtype=bool)
     for column in frame.columns:
         rare |= matches(frame[column].astype("string"), _CONTROL)
