@@ -68,6 +68,6 @@ def by_chunk(data: pa.Table, partitioning: TimePartitioning | None) -> pa.Table:
         return data
     # Floor division, so times before 1970 fall into their own chunk as TimescaleDB's do.
     chunk = pc.floor(pc.divide(pc.cast(micros, pa.float64()), float(partitioning.interval_us)))
-    order = pc.sort_indices(pa.table({"chunk": chunk}), sort_keys=[("chunk", "ascending")],
-                            null_placement="at_end")   # sort_indices is stable
+    # sort_indices is stable; nulls (refused by the NOT NULL time column anyway) go last.
+    order = pc.sort_indices(pa.table({"chunk": chunk}), sort_keys=[("chunk", "ascending")])
     return data.take(order)
