@@ -103,6 +103,13 @@ def run_loader(url: str, table: str, rows: pa.Table) -> None:
         conn.close()
 
 
+def run_loader_unordered(url: str, table: str, rows: pa.Table) -> None:
+    """The loader without its chunk-by-chunk ordering (etl/chunk_order.py), to show what it buys."""
+    from unittest import mock
+    with mock.patch.object(load.chunk_order, "time_partitioning", lambda cur, table: None):
+        run_loader(url, table, rows)
+
+
 def run_psql(url: str, table: str, csv_path: Path) -> None:
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
                     f"\\copy {table} FROM '{csv_path}' WITH (FORMAT csv)"], check=True)
@@ -208,6 +215,7 @@ def main() -> int:
                    if t in args.targets]
         methods: list[tuple[str, int, Callable[[Bench, str], None]]] = [
             ("etl loader (pgpq binary COPY, psycopg2)", args.rows, lambda b, t: run_loader(url_dsn, t, rows)),
+            ("etl loader, rows not ordered by chunk", args.rows, lambda b, t: run_loader_unordered(url_dsn, t, rows)),
             ("psql \\copy CSV (yardstick)", args.rows, lambda b, t: run_psql(url_dsn, t, csv_path)),
             ("pgpq binary COPY via psycopg 3", args.rows, lambda b, t: run_pgpq_psycopg3(url_dsn, t, rows)),
         ]
