@@ -36,7 +36,7 @@ import psycopg2.extensions
 import pyarrow as pa
 from psycopg2 import sql
 
-from etl import binary_copy
+from etl import binary_copy, chunk_order
 from etl.errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
     result = LoadResult(table, data.num_rows)
     if data.num_rows == 0:
         return result
+    # Into a hypertable, rows arriving chunk by chunk COPY up to ~1.3x faster (etl/chunk_order.py).
+    data = chunk_order.by_chunk(data, chunk_order.time_partitioning(cur, table))
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
     if empty and table not in LINKS and not binary_copy.unsupported_columns(types, data.column_names):

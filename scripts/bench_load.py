@@ -103,6 +103,13 @@ def run_loader(url: str, table: str, rows: pa.Table) -> None:
         conn.close()
 
 
+def run_loader_unordered(url: str, table: str, rows: pa.Table) -> None:
+    """The loader without its chunk-by-chunk ordering (etl/chunk_order.py), to show what it buys."""
+    from unittest import mock
+    with mock.patch.object(load.chunk_order, "time_partitioning", lambda cur, table: None):
+        run_loader(url, table, rows)
+
+
 def run_psql(url: str, table: str, csv_path: Path) -> None:
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
                     f"\\copy {table} FROM '{csv_path}' WITH (FORMAT csv)"], check=True)
@@ -173,7 +180,10 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=20_000, help="rows for to_sql (scaled)")
     parser.add_argument("--medium-rows", type=int, default=100_000, help="rows for execute_values (scaled)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per method (median reported)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of all methods, alternating (median reported)")
+    parser.add_argument("--only", nargs="*", help="run only methods whose name contains one of these words")
+    parser.add_argument("--targets", nargs="*", default=["plain", "hypertable"], help="plain and/or hypertable")
+    parser.add_argument("--no-merge", action="store_true", help="skip the merge measurements")
     args = parser.parse_args()
 
     server = Settings.from_env().database_url
@@ -201,9 +211,11 @@ def main() -> int:
               f"CSV {csv_path.stat().st_size / 2**20:.0f} MiB; server {db.describe_url(url)}; "
               f"TimescaleDB {'yes' if has_tsdb else 'no'}", flush=True)
 
-        targets = [("plain", False)] + ([("hypertable", True)] if has_tsdb else [])
+        targets = [(t, h) for t, h in [("plain", False)] + ([("hypertable", True)] if has_tsdb else [])
+                   if t in args.targets]
         methods: list[tuple[str, int, Callable[[Bench, str], None]]] = [
             ("etl loader (pgpq binary COPY, psycopg2)", args.rows, lambda b, t: run_loader(url_dsn, t, rows)),
+            ("etl loader, rows not ordered by chunk", args.rows, lambda b, t: run_loader_unordered(url_dsn, t, rows)),
             ("psql \\copy CSV (yardstick)", args.rows, lambda b, t: run_psql(url_dsn, t, csv_path)),
             ("pgpq binary COPY via psycopg 3", args.rows, lambda b, t: run_pgpq_psycopg3(url_dsn, t, rows)),
         ]
@@ -213,27 +225,33 @@ def main() -> int:
             ("psycopg2 execute_values", args.medium_rows, lambda b, t: run_execute_values(url_dsn, t, medium)),
             ("pandas to_sql(method='multi')", args.small_rows, lambda b, t: run_to_sql(url_dsn, t, small)),
         ]
+        if available("dlt"):
+            methods.append(("dlt parquet (ADBC) pipeline.run", args.rows, None))
+        if args.only:
+            methods = [m for m in methods if any(w.lower() in m[0].lower() for w in args.only)]
         results: dict[tuple[str, str], float] = {}
         for target, hyper in targets:
             bench = Bench(url_dsn, hyper)
-            for name, n, fn in methods:
-                times = []
-                for _ in range(args.repeat):
-                    table = bench.fresh_table(f"bench_{target}")
-                    times.append(timed(lambda: fn(bench, table)))
-                results[(name, target)] = n / statistics.median(times)
-                print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s "
+            # Alternate the methods round by round (A B C A B C ...), so a burst of
+            # load from other users of the machine hits every method alike.
+            times: dict[str, list[float]] = {name: [] for name, _, _ in methods}
+            for i in range(args.repeat):
+                for name, n, fn in methods:
+                    if fn is None:   # dlt creates its own table in its own dataset schema
+                        dataset = f"dlt_{target}_{i}"
+                        bench.fresh_table(f"bench_{target}", schema=dataset)
+                        seconds = timed(lambda: run_dlt(url_dsn, f"bench_{target}", rows, dataset))
+                    else:
+                        table = bench.fresh_table(f"bench_{target}")
+                        seconds = timed(lambda: fn(bench, table))
+                    times[name].append(seconds)
+                    print(f"    round {i + 1} {target:<10} {name:<42} {n / seconds:>12,.0f} rows/s", flush=True)
+            for name, n, _ in methods:
+                results[(name, target)] = n / statistics.median(times[name])
+                print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s median "
                       f"(n={n:,}, peak RSS {peak_rss_mib():,.0f} MiB)", flush=True)
-            if available("dlt"):
-                name = "dlt parquet (ADBC) pipeline.run"
-                times = []
-                for i in range(args.repeat):
-                    dataset = f"dlt_{target}_{i}"
-                    bench.fresh_table(f"bench_{target}", schema=dataset)
-                    times.append(timed(lambda: run_dlt(url_dsn, f"bench_{target}", rows, dataset)))
-                results[(name, target)] = args.rows / statistics.median(times)
-                print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s "
-                      f"(peak RSS {peak_rss_mib():,.0f} MiB)", flush=True)
+            if args.no_merge:
+                continue
             # Merges: the loader over a full table.
             table = bench.fresh_table(f"bench_{target}")
             run_loader(url_dsn, table, rows)
@@ -243,21 +261,23 @@ def main() -> int:
                 print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s", flush=True)
 
         names = list(dict.fromkeys(name for name, _ in results))
-        loader, psql, to_sql = names[0], "psql \\copy CSV (yardstick)", "pandas to_sql(method='multi')"
+        loader, psql, to_sql = "etl loader (pgpq binary COPY, psycopg2)", "psql \\copy CSV (yardstick)", "pandas to_sql(method='multi')"
         print()
         print("| method | " + " | ".join(f"{t} rows/s" for t, _ in targets) + " | vs psql \\copy |")
         print("|---|" + "---:|" * (len(targets) + 1))
         for name in names:
             cells = [f"{results[(name, t)]:,.0f}" if (name, t) in results else "n/a" for t, _ in targets]
             ratio = " / ".join(f"{results[(name, t)] / results[(psql, t)]:.2f}" for t, _ in targets
-                               if (name, t) in results)
+                               if (name, t) in results and (psql, t) in results)
             print(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
         print()
+        dlt_name = "dlt parquet (ADBC) pipeline.run"
         for t, _ in targets:
-            print(f"{t}: loader/psql = {results[(loader, t)] / results[(psql, t)]:.2f}x, "
-                  f"loader/to_sql = {results[(loader, t)] / results[(to_sql, t)]:.0f}x"
-                  + (f", loader/dlt = {results[(loader, t)] / results[('dlt parquet (ADBC) pipeline.run', t)]:.2f}x"
-                     if ("dlt parquet (ADBC) pipeline.run", t) in results else ""))
+            ratios = [f"{label} = {results[(loader, t)] / results[(other, t)]:.{digits}f}x"
+                      for label, other, digits in [("loader/psql", psql, 2), ("loader/to_sql", to_sql, 0),
+                                                   ("loader/dlt", dlt_name, 2)]
+                      if (loader, t) in results and (other, t) in results]
+            print(f"{t}: " + ", ".join(ratios))
         print(f"peak RSS of this process: {peak_rss_mib():,.0f} MiB")
     finally:
         db.drop_database(url)

@@ -10,7 +10,7 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl import aggregates, binary_copy, db, load
+from etl import aggregates, binary_copy, chunk_order, db, load
 from etl.pipeline import run_pipeline
 from tests.conftest import query, scalar
 
@@ -71,6 +71,40 @@ def test_empty_table_gets_a_direct_copy(conn):
                                                          "ok": [True, None]}), key=("id",))
     assert (result.path, result.rows_inserted) == ("direct", 2)
     assert query_conn(conn, "SELECT id, label, ok FROM plain ORDER BY id") == [(1, "abc", True), (2, "de ", None)]
+
+
+def test_rows_are_ordered_chunk_by_chunk_keeping_input_order_within_a_chunk():
+    week = 7 * 86_400 * 1_000_000
+    day = lambda d: datetime(2017, 1, d, tzinfo=UTC)  # noqa: E731  # 2017-01-05 starts an epoch week
+    data = pa.table({"id": [1, 2, 3, 4, 5, 6],
+                     "at": pa.array([day(20), day(2), day(21), day(3), day(6), day(1)], pa.timestamp("ns", tz="UTC"))})
+    ordered = chunk_order.by_chunk(data, chunk_order.TimePartitioning("at", week))
+    # weeks: [..-01-04] holds 2, 4, 6; [01-05..01-11] holds 5; [01-19..01-25] holds 1, 3 (input order kept)
+    assert ordered.column("id").to_pylist() == [2, 4, 6, 5, 1, 3]
+    assert chunk_order.by_chunk(data, None) is data
+    assert chunk_order.by_chunk(data, chunk_order.TimePartitioning("other", week)) is data
+    dates = pa.table({"id": [1, 2], "d": pa.array([day(20).date(), day(2).date()], pa.date32())})
+    assert chunk_order.by_chunk(dates, chunk_order.TimePartitioning("d", week)).column("id").to_pylist() == [2, 1]
+
+
+def test_hypertable_load_is_ordered_by_chunk_and_loses_nothing(conn):
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+        if cur.fetchone() is None:
+            pytest.skip("TimescaleDB is not installed on this server")
+        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+        cur.execute("CREATE TABLE plain_t (id BIGINT, at TIMESTAMPTZ NOT NULL)")
+        cur.execute("CREATE TABLE hyper (id BIGINT, at TIMESTAMPTZ NOT NULL, PRIMARY KEY (id, at))")
+        cur.execute("SELECT create_hypertable('hyper', by_range('at', INTERVAL '1 day'))")
+        assert chunk_order.time_partitioning(cur, "plain_t") is None
+        assert chunk_order.time_partitioning(cur, "hyper") == chunk_order.TimePartitioning("at", 86_400 * 10**6)
+        ids = list(range(300))
+        at = [datetime(2017, 3, 1 + (i * 7) % 20, i % 24, tzinfo=UTC) for i in ids]   # 20 days, shuffled
+        result = load.load_table(cur, "hyper", pa.table({"id": ids, "at": pa.array(at, pa.timestamp("us", tz="UTC"))}),
+                                 key=("id", "at"))
+    assert (result.path, result.rows_inserted) == ("direct", 300)
+    assert query_conn(conn, "SELECT id, at FROM hyper ORDER BY id") == list(zip(ids, at))
+    assert scalar_conn(conn, "SELECT count(*) FROM show_chunks('hyper')") == 20
 
 
 def test_bad_data_fails_the_transaction_not_silently(conn):
