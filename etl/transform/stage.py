@@ -14,7 +14,6 @@ enriched in a second pass once items and payments are known.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from etl import lookups as lk
-from etl.ingest import SourceFile
+from etl.ingest import SourceFile, file_sha256
 from etl.quality import QualityReport
 from etl.settings import Settings
 from etl.transform import checks as ck
@@ -304,14 +303,6 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
     (out / "fact_orders.rows.parquet").unlink(missing_ok=True)
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _STORED_REFERENCE_SQL = {
     "category_translation": "SELECT category_name, category_name_english FROM category_translation",
     "dim_geolocation": "SELECT zip_code_prefix, city, state FROM dim_geolocation",
@@ -365,7 +356,7 @@ def run_stage(settings: Settings, run_id: str, manifest: dict, sources: list[Sou
         "schema": schemas,
         "score": report.to_dict(),
         "score_text": report.render(),
-        "lookups": [{"path": str(p), "sha256": file_digest(p)} for p in lookup_files],
+        "lookups": [{"path": str(p), "sha256": file_sha256(p)} for p in lookup_files],
         "rules": {"hard_overrides": sorted(settings.dq_hard_rules), "soft_overrides": sorted(settings.dq_soft_rules)},
         "formats": ["parquet"] + (["csv"] if settings.clean_csv else []),
     }
