@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import psycopg2
 from psycopg2 import sql
 
-from etl import aggregates, analytics, audit, db, ingest, load, staging, transform
+from etl import aggregates, analytics, audit, db, ingest, load, staging
 from etl.errors import ConfigError, DatabaseError, SourceError
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.settings import Settings

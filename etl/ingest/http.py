@@ -75,7 +75,7 @@ class Page:
     data: Any
 
 
-def parse_retry_after(value: str | None, clock_now: float | None = None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date)."""
     if not value:
         return None

@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import requests
 
@@ -430,12 +430,6 @@ def replay(settings: Settings, source_name: str, day: str, archived_run: str | N
 def commit_state(conn, settings: Settings, run_id: str) -> dict:
     """After the run's load committed: advance watermarks and record loaded files."""
     return state.commit(conn, settings, run_id)
-
-
-def iter_summaries(settings: Settings, run_id: str) -> Iterator[dict]:
-    directory = _sources_dir(settings, run_id)
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        yield staging.read_json(path)
 
 
 def ingest_and_load(settings: Settings, run_id: str, names: list[str] | None = None,

@@ -16,7 +16,7 @@ memory. Two different 32-hex ids collide with probability 2^-64 per pair.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -90,10 +90,6 @@ def may_need_trim(arr: pa.Array) -> bool:
     last = len(data) - 1
     return bool(_EDGE_BYTES[data[np.minimum(offsets[:-1], last)]].any()
                 or _EDGE_BYTES[data[np.maximum(offsets[1:] - 1, 0)]].any())
-
-
-def present_mask(values: pd.Series) -> np.ndarray:
-    return values.notna().to_numpy(dtype=bool)
 
 
 def matches(values: pd.Series, pattern: str) -> np.ndarray:
