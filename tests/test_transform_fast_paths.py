@@ -109,3 +109,35 @@ def test_big_key_set_byte_map_and_hash_table_agree_with_isin():
     assert keys.contains(probes).tolist() == expected      # second look without an add: hash table
     assert keys._table is not None
     assert keys.hashes.tolist() == everything.tolist()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100, 3_100, 33_000])
+def test_small_key_set_hash_table_agrees_with_isin(size):
+    """Small referenced sets get a sparse hash table too (probed without sorting)."""
+    rng = np.random.default_rng(size)
+    keys = C.KeySet()
+    members = rng.integers(1, 2**63, size, dtype=np.int64).view(np.uint64)
+    members[:1] = 2**64 - 1                               # the largest key: probes walk to the end
+    keys.add(members)
+    probes = np.concatenate([members[rng.integers(0, size, 5000)], members + np.uint64(1), members - np.uint64(1),
+                             rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64), np.array([0, 1], dtype=np.uint64)])
+    expected = np.isin(probes, members).tolist()
+    assert keys.contains(probes).tolist() == expected      # first look: runs
+    assert keys.contains(probes).tolist() == expected      # second look: hash table
+    assert keys._table is not None
+    assert keys.contains(np.empty(0, dtype=np.uint64)).tolist() == []
+
+
+def test_key_set_add_of_known_absent_keys_equals_plain_add():
+    rng = np.random.default_rng(7)
+    plain, trusted = C.KeySet(), C.KeySet()
+    for _ in range(8):
+        new = np.unique(rng.integers(1, 2**63, 20_000, dtype=np.int64).view(np.uint64))
+        new = new[~plain.contains(new)] if len(plain) else new
+        rng.shuffle(new)
+        plain.add(new)
+        trusted.add(np.concatenate([new, np.zeros(3, dtype=np.uint64)]), absent=True)
+        assert len(plain) == len(trusted)
+    assert plain.hashes.tolist() == trusted.hashes.tolist()
+    probes = np.concatenate([plain.hashes[::5], rng.integers(1, 2**63, 1000, dtype=np.int64).view(np.uint64)])
+    assert plain.contains(probes).tolist() == trusted.contains(probes).tolist()

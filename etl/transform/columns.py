@@ -189,7 +189,8 @@ class KeySet:
       probe is present.
     """
 
-    _SMALL = 1 << 16          # below this, runs are searched directly (they fit in cache)
+    _SMALL = 1 << 16          # below this, no byte map: runs are searched directly (they fit in cache)
+    _SPARSE_BITS = 19         # hash tables of small sets get up to 2^19 slots (4 MB)
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
@@ -212,12 +213,15 @@ class KeySet:
             self.runs = [merged]
         return self.runs[0] if self.runs else np.empty(0, dtype=np.uint64)
 
-    def add(self, new: np.ndarray) -> None:
+    def add(self, new: np.ndarray, absent: bool = False) -> None:
+        """Add keys (0s ignored). ``absent=True`` promises they are distinct and not in
+        the set yet (uniqueness has just checked exactly that): no membership search."""
         new = np.sort(new[new != 0])
-        if len(new) > 1 and (repeats := new[1:] == new[:-1]).any():
-            new = new[np.concatenate(([True], ~repeats))]
-        if self._size and len(new):
-            new = new[~self._member(new)]
+        if not absent:
+            if len(new) > 1 and (repeats := new[1:] == new[:-1]).any():
+                new = new[np.concatenate(([True], ~repeats))]
+            if self._size and len(new):
+                new = new[~self._member(new)]
         if not len(new):
             return
         self.runs.append(new)
@@ -235,7 +239,7 @@ class KeySet:
         if not self._size or not len(h):
             return np.zeros(len(h), dtype=bool)
         self._probes_since_add += 1
-        if self._table is None and self._probes_since_add >= 2 and self._size >= self._SMALL:
+        if self._table is None and self._probes_since_add >= 2:
             self._build_table()
         if self._table is not None:
             return self._table_lookup(h)
@@ -281,10 +285,13 @@ class KeySet:
 
         Slots are the top bits of the hash, so sorted keys have non-decreasing
         slots and every cluster is in increasing order: a probe stops at an
-        empty slot or a larger key. At most half the slots are used.
+        empty slot or a larger key. At most half the slots are used; a small
+        set gets up to 8x more slots (at most ``_SPARSE_SLOTS``, so it stays
+        in cache), which leaves almost every probe answered by its first slot.
         """
         keys = self.hashes
         bits = max(int(np.ceil(np.log2(2 * len(keys)))), 1)
+        bits = max(bits, min(bits + 3, self._SPARSE_BITS))
         shift = np.uint64(64 - bits)
         i = np.arange(len(keys), dtype=np.int64)
         positions = i + np.maximum.accumulate((keys >> shift).astype(np.int64) - i)
@@ -293,15 +300,18 @@ class KeySet:
         self._table, self._table_shift = table, shift
 
     def _table_lookup(self, h: np.ndarray) -> np.ndarray:
-        found = np.zeros(len(h), dtype=bool)
-        active = np.arange(len(h))
-        slot = (h >> self._table_shift).astype(np.int64)
-        probes = h
-        while len(active):
-            value = self._table[slot]
-            found[active[value == probes]] = True
-            go_on = (value != 0) & (value < probes)
-            active, slot, probes = active[go_on], slot[go_on] + 1, probes[go_on]
+        table = self._table
+        slot = (h >> self._table_shift).astype(np.intp)
+        value = table[slot]                  # first slot for every probe, no index arrays
+        found = (value == h) & (value != 0)
+        active = np.flatnonzero((value < h) & (value != 0))
+        step = 1
+        while len(active):                   # the few probes that must walk their cluster
+            probes = h[active]
+            value = table[slot[active] + step]
+            found[active[(value == probes) & (value != 0)]] = True
+            active = active[(value < probes) & (value != 0)]
+            step += 1
         return found
 
 

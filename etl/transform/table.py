@@ -264,7 +264,8 @@ def _check_unique(batch: _Batch, state: TableState) -> None:
     if fail.any():   # sentences for the failing rows only (pandas 3 would box 250k strings)
         detail = _duplicate_sentences(batch.rows, candidates, applicable, dup_here, dup_before, key, detail)
     batch.emit(ck.unique_check(key), fail, applicable, detail)
-    state.seen_keys.add(h[applicable & ~fail])
+    # distinct (first of each key) and not seen before (else they failed): no search needed
+    state.seen_keys.add(h[applicable & ~fail], absent=True)
 
 
 def _duplicate_sentences(rows: np.ndarray, candidates: np.ndarray, applicable: np.ndarray,
