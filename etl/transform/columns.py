@@ -58,7 +58,7 @@ def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if buffers[2] is None:
         return offsets - offsets[0], np.empty(0, dtype=np.uint8)
     data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return offsets - offsets[0], data
+    return (offsets - offsets[0] if offsets[0] else offsets), data
 
 
 #: Bytes a plain decimal number is made of: digits, sign, point.
@@ -71,25 +71,24 @@ def only_number_bytes(arr: pa.Array) -> bool:
     return bool(_NUMBER_BYTES[string_parts(arr)[1]].all())
 
 
-#: First/last bytes that may be (part of) whitespace: ASCII blanks and any non-ASCII byte.
-_EDGE_BYTES = np.zeros(256, dtype=bool)
-_EDGE_BYTES[[9, 10, 11, 12, 13, 32]] = True
-_EDGE_BYTES[128:] = True
-
-
 def may_need_trim(arr: pa.Array) -> bool:
     """False when no value starts or ends with a byte that could be whitespace.
 
     Checks two bytes per value instead of rewriting the column: generated and
     exported files rarely carry padding, so trimming is usually a no-op copy.
+    "Could be" is generous (any byte below '!' or above 0x7f: blanks, control
+    characters, any non-ASCII character), since answering yes only means
+    taking the exact path: (b - 33) mod 256 >= 95 is one subtraction and a max.
     """
     offsets, data = string_parts(arr)
     if not len(data):
         return False
-    # An empty value reads a neighbour's byte instead: harmless, it can only say "maybe".
-    last = len(data) - 1
-    return bool(_EDGE_BYTES[data[np.minimum(offsets[:-1], last)]].any()
-                or _EDGE_BYTES[data[np.maximum(offsets[1:] - 1, 0)]].any())
+    # An empty value reads a neighbour's byte instead ('clip' keeps -1 and len in range):
+    # harmless, it can only say "maybe".
+    for edge in (offsets[:-1], offsets[1:] - 1):
+        if np.subtract(np.take(data, edge, mode="clip"), np.uint8(33)).max() >= 95:
+            return True
+    return False
 
 
 def matches(values: pd.Series, pattern: str) -> np.ndarray:
@@ -128,15 +127,18 @@ def parse_hex_ids(values: pd.Series) -> ParsedIds:
         offsets = np.frombuffer(sub.buffers()[1], dtype=offsets_type)[sub.offset:sub.offset + len(sub) + 1]
         data = np.ascontiguousarray(
             np.frombuffer(sub.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]).reshape(-1, 32)
-        pair_ok = _HEX_PAIRS[data.view(np.uint16)]                       # (m, 16) of 0/1
-        not_hex = ~(pair_ok.view(np.uint64) == _ALL_ONES).all(axis=1)
+        pair_ok = np.take(_HEX_PAIRS, data.view(np.uint16)).view(np.uint64)  # (m, 2): 8 pairs a word
+        not_hex = (pair_ok[:, 0] & pair_ok[:, 1]) != _ALL_ONES
         words = data.view(np.uint64)                                     # (m, 4)
         sub_hash = ((words[:, 0] * _K1 ^ words[:, 1]) * _K1 ^ words[:, 2]) * _K1 ^ words[:, 3]
         sub_hash[sub_hash == 0] = 1  # 0 is reserved for "no key"
-        idx = np.flatnonzero(right_length)
-        bad[idx[not_hex]] = True
         sub_hash[not_hex] = 0
-        hashes[idx] = sub_hash
+        if len(sub_hash) == n:       # every value 32 characters: no scatter
+            hashes, bad = sub_hash, not_hex
+        else:
+            idx = np.flatnonzero(right_length)
+            bad[idx[not_hex]] = True
+            hashes[idx] = sub_hash
     lowered = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), index=values.index) \
         if n else values
     return ParsedIds(lowered, bad, hashes)
@@ -393,6 +395,25 @@ def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+#: Two ASCII digits read as one little-endian uint16 -> their value 0..99; 255 if not two digits.
+_DIGIT_PAIRS = np.full(1 << 16, 255, dtype=np.uint8)
+_DIGIT_PAIRS[(np.arange(48, 58, dtype=np.int64)[:, None] | (np.arange(48, 58, dtype=np.int64)[None, :] << 8)).ravel()] \
+    = (np.arange(10)[:, None] * 10 + np.arange(10)[None, :]).ravel()
+_YM_TABLES: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _year_month_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per year*12 + month-1 (years 0-9999): days since 1970-01-01 of its first day, and its length."""
+    global _YM_TABLES
+    if _YM_TABLES is None:
+        year = np.repeat(np.arange(10000, dtype=np.int64), 12)
+        month = np.tile(np.arange(1, 13, dtype=np.int64), 10000)
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        _YM_TABLES = (_days_from_civil(year, month, np.ones_like(year)),
+                      (_MONTH_DAYS[month] + (leap & (month == 2))).astype(np.uint8))
+    return _YM_TABLES
+
+
 def _iso_seconds(arr: pa.Array, present: np.ndarray) -> np.ndarray | None:
     """Local datetime64[s] (NaT where missing) when *every* present value is a valid
     ``YYYY-MM-DD HH:MM:SS``, read straight from the bytes; None otherwise (exact path).
@@ -400,32 +421,32 @@ def _iso_seconds(arr: pa.Array, present: np.ndarray) -> np.ndarray | None:
     Strict: digits and separators in place, month 1-12, day within its month,
     hour < 24, minute and second < 60. Anything else (a date only, Feb 30th,
     a leap second, stray text) leaves the column to strptime and its checks.
+
+    Each two-digit field is one strided uint16 read of the 19-byte records and
+    one lookup in a 64K table (its value, or 255 if either byte is not a digit).
     """
     offsets, data = string_parts(arr)
     lengths = np.diff(offsets)
     if not present.any() or not (lengths[present] == 19).all() or (lengths[~present] != 0).any():
         return None
-    chars = data.reshape(-1, 19)
-    if any((chars[:, i] != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))):
-        return None
-    digits = {p: chars[:, p] - np.uint8(48) for p in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)}
-    if any((d > 9).any() for d in digits.values()):          # uint8: bytes below '0' wrap round
-        return None
+    data = np.ascontiguousarray(data)
+    m = len(data) // 19
 
-    def number(*positions: int) -> np.ndarray:
-        value = digits[positions[0]].astype(np.int32)
-        for p in positions[1:]:
-            value = value * 10 + digits[p]
-        return value
-    year, month, day = number(0, 1, 2, 3), number(5, 6), number(8, 9)
-    hour, minute, second = number(11, 12), number(14, 15), number(17, 18)
-    if ((month < 1) | (month > 12) | (day < 1) | (hour > 23) | (minute > 59) | (second > 59)).any():
+    def at(position: int, dtype) -> np.ndarray:
+        return np.ndarray((m,), dtype=dtype, buffer=data, offset=position, strides=(19,))
+    if any((at(i, np.uint8) != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))):
         return None
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    if (day > _MONTH_DAYS[month] + (leap & (month == 2))).any():
+    century, year2, month, day, hour, minute, second = (
+        np.take(_DIGIT_PAIRS, at(p, np.uint16)) for p in (0, 2, 5, 8, 11, 14, 17))
+    if ((century == 255) | (year2 == 255) | (month < 1) | (month > 12) | (day < 1) | (hour > 23)
+            | (minute > 59) | (second > 59)).any():          # 255 (not digits) fails these too
         return None
-    seconds = (_days_from_civil(year.astype(np.int64), month, day) * 86400
-               + hour * 3600 + minute * 60 + second)
+    first_day, length = _year_month_tables()
+    ym = (century.astype(np.int64) * 100 + year2) * 12 + (month - 1)
+    if (day > np.take(length, ym)).any():
+        return None
+    seconds = ((np.take(first_day, ym) + (day - 1)) * 86400
+               + hour.astype(np.int64) * 3600 + minute.astype(np.int64) * 60 + second)
     out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[s]")
     out[present] = seconds.astype("datetime64[s]")
     return out

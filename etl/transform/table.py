@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -31,7 +32,7 @@ from etl import lookups as lk
 from etl.ingest import ROW_NUMBER
 from etl.olist import Column, ForeignKey, TableSpec
 from etl.transform import checks as ck
-from etl.transform.columns import (KeySet, combine_hashes, hash_ints, hash_text, matches, may_need_trim,
+from etl.transform.columns import (KeySet, _np_bool, combine_hashes, hash_ints, hash_text, matches, may_need_trim,
                                    parse_hex_ids, parse_numbers, parse_timestamps, to_arrow)
 
 QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
@@ -391,10 +392,8 @@ def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.R
 def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) -> TableResult:
     n = len(batch.rows)
     hard = np.zeros(n, dtype=bool)
-    category = np.full(n, None, dtype=object)
-    rule = np.full(n, None, dtype=object)
-    detail = np.full(n, None, dtype=object)
-    soft_flags = np.full(n, "", dtype=object)
+    firsts = []                     # per failing hard check: the rows it quarantines (first hard failure)
+    soft = []
     findings = []
     for o in batch.outcomes:
         if not o.fail.any():
@@ -402,11 +401,10 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
         o_detail = o.details()     # one per failing row
         if o.hard:
             take = o.fail & ~hard
-            category[take], rule[take] = o.check.category, o.check.name
-            detail[take] = o_detail if isinstance(o_detail, str) else o_detail[take[o.fail]]
+            firsts.append((o, take, o_detail))
             hard |= o.fail
         else:
-            soft_flags = np.where(o.fail, soft_flags + ("," + o.check.name), soft_flags)
+            soft.append(o)
         findings.append(pd.DataFrame({
             "row_number": batch.rows[o.fail], "rule": o.check.name, "dimension": o.check.dimension,
             "category": o.check.category, "hard": o.hard,
@@ -416,30 +414,64 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     masks = _row_masks(batch)
     clean = batch.typed.loc[keep].reset_index(drop=True)
     if batch.spec.name in FLAGGED_TABLES:
-        if any(not o.hard and o.fail.any() for o in batch.outcomes):
+        if soft:
+            soft_flags = np.full(n, "", dtype=object)
+            for o in soft:
+                soft_flags = np.where(o.fail, soft_flags + ("," + o.check.name), soft_flags)
             dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
             clean["dq_flags"] = dq.array
         else:   # the common case: nothing to flag, no string work
             clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
     for name, mask in flags.items():
         clean[name] = mask[keep]
-    quarantined = _quarantine_frame(raw, batch, hard, category, rule, detail)
+    quarantined = _quarantine_frame(raw, batch, hard, firsts)
     return TableResult(batch.spec, clean, quarantined, rows_read=n,
                        findings=(pd.concat(findings, ignore_index=True) if findings
                                  else pd.DataFrame(columns=FINDING_COLUMNS)),
                        tally=_tally(batch, masks), row_numbers=batch.rows[keep],
-                       clean_masks={d: (app[keep], fail[keep]) for d, (app, fail) in masks.items()})
+                       clean_masks=_CleanMasks(masks, keep))
 
 
-def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, category, rule,
-                      detail) -> pd.DataFrame:
+class _CleanMasks(Mapping):
+    """Per dimension, (applicable, failed) over the clean rows; filtered when asked for
+    (the stage reads one dimension of one table: 16 filters per chunk saved)."""
+
+    def __init__(self, masks: dict[str, tuple[np.ndarray, np.ndarray]], keep: np.ndarray) -> None:
+        self._masks, self._keep, self._done = masks, keep, {}
+
+    def __getitem__(self, dimension: str) -> tuple[np.ndarray, np.ndarray]:
+        if dimension not in self._done:
+            app, fail = self._masks[dimension]
+            self._done[dimension] = (app[self._keep], fail[self._keep])
+        return self._done[dimension]
+
+    def __iter__(self):
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+
+def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, firsts: list) -> pd.DataFrame:
+    """Category, rule and sentence of each quarantined row's first hard failure (built
+    for those rows only), with its raw record."""
     if not hard.any():
         return pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    return pd.DataFrame({
-        "row_number": batch.rows[hard], "category": category[hard], "rule": rule[hard],
-        "detail": pd.Series(detail[hard]).astype(str).to_numpy(),
+    m = int(np.count_nonzero(hard))
+    category, rule, detail = (np.empty(m, dtype=object) for _ in range(3))
+    for o, take, o_detail in firsts:
+        at = take[hard]
+        category[at], rule[at] = o.check.category, o.check.name
+        detail[at] = o_detail if isinstance(o_detail, str) else o_detail[take[o.fail]]
+    rows = batch.rows[hard]
+    frame = pd.DataFrame({
+        "row_number": rows, "category": category, "rule": rule,
+        "detail": pd.Series(detail).astype(str).to_numpy(),
         "raw_record": json_records(raw.loc[hard, batch.spec.source_columns]),
-    }).sort_values("row_number").reset_index(drop=True)
+    })
+    if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():   # chunks come in row order: usually sorted
+        frame = frame.sort_values("row_number")
+    return frame.reset_index(drop=True)
 
 
 _CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"
@@ -469,9 +501,9 @@ def json_records(frame: pd.DataFrame) -> np.ndarray:
         parts += [_text(("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "), piece]
     joined = pc.binary_join_element_wise(*parts, _text("}"), _text(""))
     records = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
-    rare = np.zeros(len(frame), dtype=bool)
-    for column in frame.columns:
-        rare |= matches(frame[column].astype("string"), _CONTROL)
+    # Names are json.dumps'ed and \t \n \r escaped above, so a control character left in
+    # the record is one of a value: one search over the records instead of one per column.
+    rare = _np_bool(pc.match_substring_regex(joined, _CONTROL))
     if rare.any():   # other control characters: let json do the escaping, for these few rows
         sub = frame.loc[rare].astype(object).where(frame.loc[rare].notna(), None)
         records[rare] = [json.dumps(r, ensure_ascii=False) for r in sub.to_dict("records")]
@@ -495,11 +527,11 @@ def _tally(batch: _Batch, masks: dict[str, tuple[np.ndarray, np.ndarray]]) -> Ta
     tally = Tally()
     for o in batch.outcomes:
         if o.check.dimension == "completeness":          # cells, not rows
-            tally.checked["completeness"] += int(o.applicable.sum())
-            tally.failed["completeness"] += int(o.fail.sum())
+            tally.checked["completeness"] += int(np.count_nonzero(o.applicable))
+            tally.failed["completeness"] += int(np.count_nonzero(o.fail))
     for d, (app, fail) in masks.items():
-        tally.checked[d] += int(app.sum())
-        tally.failed[d] += int((fail & app).sum())
+        tally.checked[d] += int(np.count_nonzero(app))
+        tally.failed[d] += int(np.count_nonzero(fail & app))
     counted = [c.source for c in batch.spec.columns if c.source not in FREE_TEXT]
     tally.cells = len(batch.rows) * len(counted)
     tally.null_cells = int(batch.text[counted].isna().to_numpy().sum())
