@@ -141,3 +141,24 @@ def test_key_set_add_of_known_absent_keys_equals_plain_add():
     assert plain.hashes.tolist() == trusted.hashes.tolist()
     probes = np.concatenate([plain.hashes[::5], rng.integers(1, 2**63, 1000, dtype=np.int64).view(np.uint64)])
     assert plain.contains(probes).tolist() == trusted.contains(probes).tolist()
+
+
+def test_timestamp_bytes_agree_with_numpy_over_ten_thousand_years():
+    """Pair lookups + year/month tables against numpy's own ISO parser, leap days included."""
+    rng = np.random.default_rng(3)
+    seconds = rng.integers(np.datetime64("0001-01-01T00:00:00").astype(np.int64),
+                           np.datetime64("9999-12-31T23:59:59").astype(np.int64), 20_000)
+    stamps = seconds.astype("datetime64[s]")
+    leap_days = np.array(["2000-02-29T23:59:59", "2016-02-29T00:00:00", "0004-02-29T12:00:00"], dtype="datetime64[s]")
+    stamps = np.concatenate([stamps, leap_days])
+    text = [str(s).replace("T", " ") for s in stamps] + [None]
+    arr = pa.array(text, pa.large_string())
+    present = arr.is_valid().to_numpy(zero_copy_only=False)
+    got = C._iso_seconds(arr, present)
+    assert got is not None and np.isnat(got[-1])
+    assert (got[:-1] == stamps).all()
+    for bad in ("1900-02-29 00:00:00", "2017-04-31 00:00:00", "2017-00-10 00:00:00", "2017-01-00 00:00:00",
+                "2017-01-01 1a:00:00", "2017-01-01T00:00:00", "20x7-01-01 00:00:00", "2017-01-01 00:00:6/",
+                "2017-01-01 00:60:00", "2017-01-01 24:00:00", "2017-01-01 00:00:0\u00e9"[:19]):
+        with_bad = pa.array(text[:5] + [bad], pa.large_string())
+        assert C._iso_seconds(with_bad, with_bad.is_valid().to_numpy(zero_copy_only=False)) is None, bad
