@@ -50,7 +50,8 @@ class Sink:
     Writing happens on a background thread (pyarrow releases the GIL), one chunk
     behind the transform, so the second core encodes while the first checks;
     at most one chunk waits, so memory stays flat. Staging files are
-    uncompressed: they live for one run and writing them fast matters more.
+    uncompressed, without dictionaries or statistics: they live for one run
+    and writing them fast matters more.
     """
 
     def __init__(self, path: Path, csv: bool = False) -> None:
@@ -75,7 +76,11 @@ class Sink:
     def write(self, frame: pd.DataFrame) -> None:
         table = self._table(frame)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.schema, compression="none")
+            # No dictionaries, no statistics: nothing reads them (every reader takes whole
+            # columns), and they cost more than half of the write (10M items: 40 -> 17 ms
+            # per 250k-row chunk; the clean file is ~1.7x larger, 1.35 GB instead of 0.8).
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression="none",
+                                           use_dictionary=False, write_statistics=False)
             if self.csv:
                 self.csv_writer = pacsv.CSVWriter(str(self.path.with_suffix(".csv")), self.schema)
         self._wait()
