@@ -12,6 +12,9 @@
 
 Prints rows/s of both, their ratio, and the peak RSS of this process
 (``ru_maxrss``: it includes the 64-bit key sets of the referenced tables).
+The machine is shared, so it also prints the CPU seconds the transform used
+(all threads) per million rows and the 1-minute load average before and after:
+wall-clock rows/s swing with other people's jobs, CPU per row much less.
 The generating child runs first so its memory is not counted.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -146,7 +150,8 @@ def measure(directory: Path, chunk_rows: int) -> dict:
     state, tally = TableState(), Tally()
     sinks = {k: Sink(out / f"fact_order_items{k}.parquet") for k in ("", ".quarantine", ".findings")}
     counts = {"read": 0, "loaded": 0, "quarantined": 0}
-    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    started, cpu_started = time.perf_counter(), time.process_time()
     for chunk in read_chunks(path, ORDER_ITEMS, chunk_rows):
         result = transform_table(ORDER_ITEMS, chunk, settings.source_timezone, refs, None, config, state)
         counts["read"] += result.rows_read
@@ -162,6 +167,7 @@ def measure(directory: Path, chunk_rows: int) -> dict:
         sink.close()
     report = QualityReport.from_tallies("bench", {"fact_order_items": tally}, DEFAULT_QUALITY_TARGETS)
     transform_s = time.perf_counter() - started
+    transform_cpu_s = time.process_time() - cpu_started     # every thread of this process
     assert counts["read"] == counts["loaded"] + counts["quarantined"]
     return {
         "rows": counts["read"], "loaded": counts["loaded"], "quarantined": counts["quarantined"],
@@ -169,6 +175,10 @@ def measure(directory: Path, chunk_rows: int) -> dict:
         "baseline_read_s": round(baseline_s, 1), "baseline_rows_per_s": int(baseline_rows / baseline_s),
         "reference_keys_s": round(refs_s, 1), "reference_keys": {k: len(v) for k, v in refs.items()},
         "transform_s": round(transform_s, 1), "transform_rows_per_s": int(counts["read"] / transform_s),
+        # CPU seconds (all threads) per million rows: what the work costs, whatever the load
+        "transform_cpu_s": round(transform_cpu_s, 1),
+        "cpu_s_per_million_rows": round(transform_cpu_s / counts["read"] * 1e6, 2),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "ratio_to_baseline": round((counts["read"] / transform_s) / (baseline_rows / baseline_s), 3),
         "peak_rss_mb_after_baseline": round(rss_after_baseline),
         "peak_rss_mb": round(peak_rss_mb()),
