@@ -303,7 +303,7 @@ class KeySet:
         Slots are the top bits of the hash, so sorted keys have non-decreasing
         slots and every cluster is in increasing order: a probe stops at an
         empty slot or a larger key. At most half the slots are used; a small
-        set gets up to 8x more slots (at most ``_SPARSE_SLOTS``, so it stays
+        set gets up to 8x more slots (at most 2^``_SPARSE_BITS``, so it stays
         in cache), which leaves almost every probe answered by its first slot.
         """
         keys = self.hashes

@@ -91,7 +91,7 @@ class TableResult:
     tally: Tally = field(default_factory=Tally)
     row_numbers: np.ndarray | None = None   # source row of each clean row (before aggregation)
     #: per dimension, (applicable, failed) masks over the *clean* rows, for checks added later
-    clean_masks: dict = field(default_factory=dict)
+    clean_masks: Mapping = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # The one invariant the whole product rests on.
