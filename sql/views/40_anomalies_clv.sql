@@ -48,8 +48,9 @@ WITH paid AS (
       FROM sales_orders so LEFT JOIN paid p USING (order_id)
      GROUP BY so.customer_unique_id
 ), scored AS (
+    -- the data's last day is the latest customer's last day (no second pass over the orders)
     SELECT pc.*,
-           (SELECT max(purchase_date) FROM sales_orders) - pc.last_order_date AS days_since_last_order
+           max(pc.last_order_date) OVER () - pc.last_order_date AS days_since_last_order
       FROM per_customer pc
 ), rfm AS (
     SELECT s.*,
