@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 #: Materialized views in dependency order (a later one may read an earlier one).
 MATERIALIZED_VIEWS: tuple[str, ...] = (
     "sales_daily_state",
+    "sales_monthly_state",
     "sales_monthly_category",
     "top_products",
     "region_wise_performance",
