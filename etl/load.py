@@ -152,17 +152,22 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
     result = LoadResult(table, data.num_rows)
     if data.num_rows == 0:
         return result
-    # Into a hypertable, rows arriving chunk by chunk COPY up to ~1.3x faster (etl/chunk_order.py).
-    data = chunk_order.by_chunk(data, chunk_order.time_partitioning(cur, table))
+    # Into a hypertable whose indexes are maintained row by row, rows arriving chunk
+    # by chunk COPY up to ~1.5x faster (etl/chunk_order.py); with the indexes
+    # deferred the sort only costs (~9 % slower in an A/B), so it is skipped then.
+    partitioning = chunk_order.time_partitioning(cur, table)
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
     if empty and table not in LINKS and not binary_copy.unsupported_columns(types, data.column_names):
         # Keys and indexes are built once after a large initial load, not row by row (etl/deferred_indexes.py).
-        with deferred_indexes.deferred(cur, table, data.num_rows):
+        with deferred_indexes.deferred(cur, table, data.num_rows) as deferred:
+            if not deferred:
+                data = chunk_order.by_chunk(data, partitioning)
             copied = binary_copy.copy_or_insert(cur, table, binary_copy.arrow_for(data, types), method)
         result.rows_inserted, result.path = data.num_rows, "direct"
         result.touched_days = _all_days(cur, table, timezone)
     else:
+        data = chunk_order.by_chunk(data, partitioning)
         stage = f"etl_stage_{table}"
         copied = _stage(cur, stage, table, data, types, method)
         if table in SCD2:
