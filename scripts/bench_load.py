@@ -8,8 +8,8 @@ Each method loads an in-memory Arrow table (or the same rows as CSV, for psql)
 into a freshly created, empty table: a plain table and a TimescaleDB hypertable
 (when the server has the extension). Both have the primary key; the hypertable
 is made like the product's fact_orders (sql/timescaledb_setup.sql): 30-day
-chunks and TimescaleDB's default time index, which the plain table lacks. The loader (etl.load.load_table) is also
-timed merging the same rows over themselves (nothing changed) and with 10 %
+chunks and TimescaleDB's default time index, which the plain table lacks. The
+loader (etl.load.load_table) is also timed merging the same rows over themselves (nothing changed) and with 10 %
 changed. Slow methods (to_sql, execute_values) run on fewer rows, scaled.
 Prints rows/s, the process's peak RSS and the ratios loader/psql and
 loader/to_sql, all from this one process run. Uses its own database
