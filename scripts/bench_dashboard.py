@@ -19,6 +19,7 @@ Peak RSS is this process's and the gunicorn workers'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
 
-from etl import analytics, db  # noqa: E402
+from etl import analytics, db, deferred_indexes  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 
 STATES = "SP SP SP SP SP SP SP SP SP RJ RJ RJ MG MG MG RS RS PR PR SC BA BA DF ES GO PE CE PA MT MA MS PB RN AL PI SE RO TO AM AC AP RR".split()
@@ -83,29 +84,9 @@ SELECT order_id, 1, CASE WHEN hashtext(order_id) %% 20 = 0 THEN 'voucher' ELSE '
   FROM fact_order_items GROUP BY order_id;
 """
 
-#: Tables the generator fills: their indexes are dropped first and built once at
-#: the end (one sort per index instead of ~10M random B-tree inserts).
+#: Tables the generator fills: their keys and indexes are built once at the end
+#: (etl.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
 GENERATED_TABLES = ("dim_customers", "fact_orders", "fact_order_items", "fact_payments")
-
-
-def without_indexes(cur, tables: tuple[str, ...]) -> list[str]:
-    """Drop the tables' indexes and key constraints; return the statements that restore them."""
-    cur.execute("""
-        SELECT format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', c.conrelid::regclass, c.conname,
-                      pg_get_constraintdef(c.oid)),
-               format('ALTER TABLE %%I DROP CONSTRAINT %%I', c.conrelid::regclass, c.conname)
-          FROM pg_constraint c
-         WHERE c.contype IN ('p', 'u') AND c.conrelid = ANY(%(tables)s::regclass[])
-        UNION ALL
-        SELECT pg_get_indexdef(i.indexrelid), format('DROP INDEX %%s', i.indexrelid::regclass)
-          FROM pg_index i
-         WHERE i.indrelid = ANY(%(tables)s::regclass[])
-           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)""",
-                {"tables": list(tables)})
-    restore, drops = zip(*cur.fetchall())
-    for statement in drops:
-        cur.execute(statement)
-    return list(restore)
 
 
 # The same question over the aggregate views (what the API runs) and over the facts.
@@ -224,6 +205,8 @@ def main() -> None:
     parser.add_argument("--database", help="measure a database kept by an earlier --keep run "
                         "(no generation; views refreshed only if --refresh)")
     parser.add_argument("--refresh", action="store_true", help="with --database: refresh the views first")
+    parser.add_argument("--no-facts", action="store_true", help="skip the aggregate-vs-facts timings")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP load")
     parser.add_argument("--work-mem", help="work_mem of the refresh (default: ETL_REFRESH_WORK_MEM's; "
                         "'' = the server's)")
     args = parser.parse_args()
@@ -245,10 +228,10 @@ def main() -> None:
         started = time.perf_counter()
         with conn, conn.cursor() as cur:
             cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
-            restore = without_indexes(cur, GENERATED_TABLES)
-            cur.execute(GENERATE, {"orders": orders, "states": STATES})
-            for statement in restore:
-                cur.execute(statement)
+            with contextlib.ExitStack() as stack:
+                for table in GENERATED_TABLES:
+                    stack.enter_context(deferred_indexes.deferred(cur, table, deferred_indexes.MIN_ROWS))
+                cur.execute(GENERATE, {"orders": orders, "states": STATES})
             cur.execute("ANALYZE")
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM fact_order_items")
@@ -280,16 +263,20 @@ def measure(conn, url: str, args, refresh: bool) -> None:
               + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
               flush=True)
 
-    print(f"\nquery over aggregates vs same query over facts (median of {args.repeat}):")
-    print(f"  {'question':<15} {'aggregate ms':>13} {'facts ms':>10} {'ratio':>8}")
-    with conn.cursor() as cur:
-        for name, (fast, slow) in QUESTIONS.items():
-            agg, facts = timed(cur, fast, args.repeat), timed(cur, slow, max(1, args.repeat // 2))
-            print(f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x", flush=True)
+    if not args.no_facts:
+        print(f"\nquery over aggregates vs same query over facts (median of {args.repeat}):")
+        print(f"  {'question':<15} {'aggregate ms':>13} {'facts ms':>10} {'ratio':>8}")
+        with conn.cursor() as cur:
+            for name, (fast, slow) in QUESTIONS.items():
+                agg, facts = timed(cur, fast, args.repeat), timed(cur, slow, max(1, args.repeat // 2))
+                print(f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x", flush=True)
     conn.close()
 
-    serve_and_load(url, args, cache_seconds=30)
-    serve_and_load(url, args, cache_seconds=0)
+    if not args.no_http:
+        print(f"load average before HTTP: {os.getloadavg()[0]:.2f}", flush=True)
+        serve_and_load(url, args, cache_seconds=30)
+        serve_and_load(url, args, cache_seconds=0)
+        print(f"load average after HTTP: {os.getloadavg()[0]:.2f}")
     print(f"\nbench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
