@@ -90,6 +90,13 @@ LINKS: dict[str, tuple[Link, ...]] = {
     "fact_order_items": (Link("product_key", "dim_products", "product_id"),
                          Link("seller_key", "dim_sellers", "seller_id")),
 }
+#: Facts whose conflict key is (natural id, time column) only because a hypertable's
+#: unique keys must contain its time column. When the source moves a row in time
+#: (an order's purchase timestamp corrected), the upsert would see a new key and
+#: keep both rows; the merge deletes the old one first: natural id -> time column.
+MOVABLE_IN_TIME: dict[str, tuple[str, str]] = {
+    "fact_orders": ("order_id", "purchased_at"),
+}
 #: Facts whose changes touch the time-bucketed aggregates, and their event time.
 EVENT_TIMES: dict[str, EventTime] = {
     "fact_orders": EventTime("purchased_at"),
@@ -250,8 +257,27 @@ def _link_sql(table: str) -> tuple[list[str], list[sql.Composable], sql.Composab
     return [link.column for link in links], exprs, sql.SQL(" ").join(joins)
 
 
+def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list[date]]:
+    """Delete the rows the staged ones move to another time (``MOVABLE_IN_TIME``); their old local days."""
+    if table not in MOVABLE_IN_TIME:
+        return 0, []
+    natural_id, time_column = (sql.Identifier(c) for c in MOVABLE_IN_TIME[table])
+    cur.execute(sql.SQL(
+        "WITH moved AS (DELETE FROM {table} t USING {stage} s "
+        "WHERE t.{nid} = s.{nid} AND t.{tc} IS DISTINCT FROM s.{tc} RETURNING t.{tc} AS old_time) "
+        "SELECT count(*), array_agg(DISTINCT (old_time AT TIME ZONE %(tz)s)::date) FROM moved"
+    ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nid=natural_id, tc=time_column),
+        {"tz": timezone})
+    moved, days = cur.fetchone()
+    if moved:
+        log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, moved)
+    return moved, list(days or [])
+
+
 def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[str, ...], types,
                   timezone: str) -> tuple[int, int, list[date]]:
+    """Upsert the staged rows; (inserted, updated, local days touched). A moved row counts as updated."""
+    moved, old_days = _delete_moved(cur, table, stage, timezone)
     link_columns, link_exprs, joins = _link_sql(table)
     all_columns = list(columns) + link_columns
     non_key = [c for c in all_columns if c not in key]
@@ -280,7 +306,7 @@ def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[st
              event=event if event is not None else sql.SQL("NULL::timestamptz"), days=days),
         {"tz": timezone})
     inserted, updated, touched = cur.fetchone()
-    return inserted, updated, sorted(touched or [])
+    return inserted - moved, updated + moved, sorted(set(touched or []) | set(old_days))
 
 
 def _all_days(cur, table: str, timezone: str) -> list[date]:

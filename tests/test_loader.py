@@ -335,3 +335,33 @@ def test_small_initial_loads_keep_their_indexes_in_place(conn):
         with deferred_indexes.deferred(cur, "small", deferred_indexes.MIN_ROWS - 1) as deferred:
             assert deferred == []
             assert _index_defs(cur, "small")
+
+
+def test_an_order_moved_in_time_by_the_source_replaces_its_row(fresh_db):
+    """fact_orders is keyed (order_id, purchased_at) for the hypertable; a corrected time is no second order."""
+    from datetime import date
+    db.init_schema(fresh_db)
+
+    def orders(second_purchase: datetime) -> pa.Table:
+        times = [datetime(2017, 3, 1, 15, tzinfo=UTC), second_purchase]
+        return pa.table({"order_id": [f"{1:032x}", f"{2:032x}"], "customer_id": [f"{9:032x}"] * 2,
+                         "order_status": ["delivered"] * 2,
+                         "purchased_at": pa.array(times, pa.timestamp("us", tz="UTC")),
+                         "purchase_date_key": [int(t.strftime("%Y%m%d")) for t in times]})
+
+    conn = db.connect(fresh_db.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            load.load_table(cur, "fact_orders", orders(datetime(2017, 3, 1, 16, tzinfo=UTC)),
+                            timezone="America/Sao_Paulo")
+            moved = load.load_table(cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)),
+                                    timezone="America/Sao_Paulo")
+            again = load.load_table(cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)),
+                                    timezone="America/Sao_Paulo")
+    finally:
+        conn.close()
+    assert (moved.rows_inserted, moved.rows_updated, moved.rows_unchanged) == (0, 1, 1)
+    assert moved.touched_days == [date(2017, 3, 1), date(2017, 4, 2)]   # the old day's buckets are recomputed too
+    assert (again.rows_inserted, again.rows_updated, again.touched_days) == (0, 0, [])
+    assert query(fresh_db, "SELECT order_id, purchased_at FROM fact_orders ORDER BY order_id") == [
+        (f"{1:032x}", datetime(2017, 3, 1, 15, tzinfo=UTC)), (f"{2:032x}", datetime(2017, 4, 2, 16, tzinfo=UTC))]
