@@ -9,7 +9,7 @@ into SQL text. Only aggregate views are read, never the fact tables.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -53,6 +53,32 @@ def _day_filters(f: Filters, date_column: str = "purchase_date") -> tuple[list[s
     return conditions, params
 
 
+class _Grain:
+    """Where day x state figures come from: the daily view, or its monthly roll-up."""
+
+    def __init__(self, relation: str, date_column: str, first_day: str, last_day: str, month: str) -> None:
+        self.relation = sql.Identifier(relation)
+        self.date_column = date_column
+        self.first_day, self.last_day = sql.Identifier(first_day), sql.Identifier(last_day)
+        self.month = sql.SQL(month)
+
+
+_DAILY = _Grain("sales_daily_state", "purchase_date", "purchase_date", "purchase_date",
+                "date_trunc('month', purchase_date)::date")
+_MONTHLY = _Grain("sales_monthly_state", "month", "first_day", "last_day", "month")
+
+
+def _grain(f: Filters) -> _Grain:
+    """The monthly roll-up when the range is whole months (or all time): same sums, ~27x fewer rows.
+
+    ``month >= start`` and ``month <= end`` select exactly the days of a range that
+    starts on a 1st and ends on a month's last day.
+    """
+    whole = ((f.start is None or f.start.day == 1)
+             and (f.end is None or (f.end + timedelta(days=1)).day == 1))
+    return _MONTHLY if whole else _DAILY
+
+
 def _month_filters(f: Filters) -> tuple[list[sql.Composable], dict]:
     """Month-grain views: a month is in range when any of its days is."""
     conditions, params = [], {}
@@ -81,14 +107,16 @@ def kpis(conn, f: Filters) -> dict:
     Customers are distinct people, which do not add up across days: the figure
     is all-time (per state when a state is chosen) and says so in ``customers_scope``.
     """
-    conditions, params = _day_filters(f)
+    grain = _grain(f)
+    conditions, params = _day_filters(f, grain.date_column)
     (row,) = _rows(conn, sql.SQL(
         "SELECT coalesce(sum(orders), 0)::bigint AS orders, coalesce(sum(items), 0)::bigint AS items, "
         "coalesce(sum(revenue_cents), 0)::bigint AS revenue_cents, "
         "coalesce(sum(freight_cents), 0)::bigint AS freight_cents, "
         "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
-        "min(purchase_date) AS first_day, max(purchase_date) AS last_day "
-        "FROM sales_daily_state") + _where(conditions), params)
+        "min({first}) AS first_day, max({last}) AS last_day "
+        "FROM {grain}").format(first=grain.first_day, last=grain.last_day, grain=grain.relation)
+        + _where(conditions), params)
     if f.state:
         found = _rows(conn, "SELECT customers FROM region_wise_performance WHERE customer_state = %s",
                       (f.state,))
@@ -107,9 +135,10 @@ def monthly_sales(conn, f: Filters) -> list[dict]:
         source = sql.SQL("SELECT month, orders, items, revenue_cents, freight_cents "
                          "FROM sales_monthly_category") + _where(conditions)
     else:
-        conditions, params = _day_filters(f)
-        source = sql.SQL("SELECT date_trunc('month', purchase_date)::date AS month, orders, items, "
-                         "revenue_cents, freight_cents FROM sales_daily_state") + _where(conditions)
+        grain = _grain(f)
+        conditions, params = _day_filters(f, grain.date_column)
+        source = sql.SQL("SELECT {month} AS month, orders, items, revenue_cents, freight_cents FROM {grain}").format(
+            month=grain.month, grain=grain.relation) + _where(conditions)
     return _rows(conn, sql.SQL(
         "SELECT month, sum(orders)::bigint AS orders, sum(items)::bigint AS items, "
         "sum(revenue_cents)::bigint AS revenue_cents, sum(freight_cents)::bigint AS freight_cents, "
@@ -133,7 +162,8 @@ def top_products(conn, f: Filters) -> list[dict]:
 
 def regions(conn, f: Filters) -> list[dict]:
     """Per customer state: orders, revenue, AOV, delivery days, late share (customers all time)."""
-    conditions, params = _day_filters(f)
+    grain = _grain(f)
+    conditions, params = _day_filters(f, grain.date_column)
     return _rows(conn, sql.SQL(
         "SELECT s.customer_state, sum(s.orders)::bigint AS orders, "
         "sum(s.revenue_cents)::bigint AS revenue_cents, sum(s.freight_cents)::bigint AS freight_cents, "
@@ -141,9 +171,9 @@ def regions(conn, f: Filters) -> list[dict]:
         "round(sum(s.delivery_days_sum) / nullif(sum(s.delivered_orders), 0), 2) AS avg_delivery_days, "
         "round(sum(s.late_orders)::numeric / nullif(sum(s.delivered_orders), 0), 4) AS late_share, "
         "max(r.customers) AS customers "
-        "FROM sales_daily_state s LEFT JOIN region_wise_performance r USING (customer_state){} "
+        "FROM {} s LEFT JOIN region_wise_performance r USING (customer_state){} "
         "GROUP BY s.customer_state ORDER BY revenue_cents DESC, s.customer_state").format(
-            _where([sql.SQL("s.") + c for c in conditions])), params)
+            grain.relation, _where([sql.SQL("s.") + c for c in conditions])), params)
 
 
 def category_map(conn, f: Filters) -> list[dict]:

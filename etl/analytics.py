@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 #: Materialized views in dependency order (a later one may read an earlier one).
 MATERIALIZED_VIEWS: tuple[str, ...] = (
     "sales_daily_state",
+    "sales_monthly_state",
     "sales_monthly_category",
     "top_products",
     "region_wise_performance",
@@ -58,15 +59,21 @@ def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, .
     return [name for name in names if name in found]
 
 
-def refresh_views(conn: psycopg2.extensions.connection) -> dict[str, float]:
+def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = None) -> dict[str, float]:
     """Refresh every materialized view of the analytics layer; seconds per view.
 
-    Uses ``REFRESH ... CONCURRENTLY`` when a view is already populated, so the
-    dashboards keep reading the previous contents while it runs. Runs in the
+    Uses ``REFRESH ... CONCURRENTLY`` when a view already has rows, so the
+    dashboards keep reading the previous contents while it runs; an empty view
+    (a new warehouse) is refreshed plainly, which skips the concurrent mode's
+    diff against nothing. ``work_mem`` (e.g. ``'256MB'``) is set for this
+    transaction only: the refresh queries sort and hash every customer and
+    order, and the server default (4 MB) sends them to disk. Runs in the
     caller's transaction (the caller commits).
     """
     timings: dict[str, float] = {}
     with conn.cursor() as cur:
+        if work_mem:
+            cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
         cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
         populated = dict(cur.fetchall())
         for name in MATERIALIZED_VIEWS:
@@ -74,7 +81,7 @@ def refresh_views(conn: psycopg2.extensions.connection) -> dict[str, float]:
                 log.warning("materialized view %s is missing; run `etl db init`", name)
                 continue
             started = time.monotonic()
-            statement = ("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if populated[name]
+            statement = ("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if populated[name] and _has_rows(cur, name)
                          else "REFRESH MATERIALIZED VIEW {}")
             cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
             timings[name] = time.monotonic() - started
@@ -82,9 +89,14 @@ def refresh_views(conn: psycopg2.extensions.connection) -> dict[str, float]:
     return timings
 
 
+def _has_rows(cur: psycopg2.extensions.cursor, name: str) -> bool:
+    cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(name)))
+    return cur.fetchone()[0]
+
+
 def refresh(settings) -> dict[str, float]:
     """Open the warehouse, refresh the views, commit (``etl db refresh``, the pipeline, the DAG)."""
     from etl import db
 
     with db.transaction(settings.database_url, settings.connect_timeout) as conn:
-        return refresh_views(conn)
+        return refresh_views(conn, work_mem=settings.refresh_work_mem)

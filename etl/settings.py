@@ -113,6 +113,9 @@ class Settings:
     clean_csv: bool = False
     #: `etl run` stops before loading when a score misses its target.
     dq_enforce: bool = True
+    #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
+    #: server's). Its sorts and hashes span every order and customer (etl.analytics).
+    refresh_work_mem: str = "256MB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -146,6 +149,7 @@ class Settings:
             chunk_rows=int(env.get("ETL_CHUNK_ROWS", "250000")),
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
+            refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

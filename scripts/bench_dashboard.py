@@ -19,6 +19,7 @@ Peak RSS is this process's and the gunicorn workers'.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg2  # noqa: E402
 
-from etl import analytics, db  # noqa: E402
+from etl import analytics, db, deferred_indexes  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 
 STATES = "SP SP SP SP SP SP SP SP SP RJ RJ RJ MG MG MG RS RS PR PR SC BA BA DF ES GO PE CE PA MT MA MS PB RN AL PI SE RO TO AM AC AP RR".split()
@@ -53,9 +54,10 @@ SELECT to_char(d, 'YYYYMMDD')::int, d, extract(year FROM d), extract(quarter FRO
 ON CONFLICT DO NOTHING;
 INSERT INTO category_translation
 SELECT 'categoria_' || c, 'category_' || c FROM generate_series(1, 70) c;
-INSERT INTO dim_products (product_id, category_name, category_name_english)
-SELECT md5('p' || p), 'categoria_' || (1 + p %% 70), 'category_' || (1 + p %% 70) FROM generate_series(1, 30000) p;
-INSERT INTO dim_sellers (seller_id, state) SELECT md5('s' || s), 'SP' FROM generate_series(1, 3000) s;
+-- surrogate keys given explicitly, so the items can point at their version (SCD2)
+INSERT INTO dim_products (product_key, product_id, category_name, category_name_english)
+SELECT p, md5('p' || p), 'categoria_' || (1 + p %% 70), 'category_' || (1 + p %% 70) FROM generate_series(1, 30000) p;
+INSERT INTO dim_sellers (seller_key, seller_id, state) SELECT s, md5('s' || s), 'SP' FROM generate_series(1, 3000) s;
 -- one customer row per order (as in Olist); about 3 in 100 people order again
 INSERT INTO dim_customers (customer_id, customer_unique_id, zip_code_prefix, city, state)
 SELECT md5('c' || o), md5('u' || (o %% (%(orders)s * 97 / 100))), '01000', 'city',
@@ -70,16 +72,22 @@ SELECT md5('o' || o), md5('c' || o), s.status, s.ts, s.ts + interval '1 hour',
   FROM generate_series(1, %(orders)s) o,
        LATERAL (SELECT timestamptz '2016-10-01 12:00+00' + (hashint4(o * 7) & 2147483647) %% 60000000 * interval '1 second' AS ts,
                        CASE WHEN o %% 100 = 0 THEN 'canceled' WHEN o %% 97 = 0 THEN 'shipped' ELSE 'delivered' END AS status) s;
-INSERT INTO fact_order_items (order_id, order_item_id, product_id, seller_id, shipping_limit_at, price_cents, freight_cents)
-SELECT md5('o' || o), n, md5('p' || (1 + (hashint4(o * 31 + n) & 2147483647) %% 30000)),
-       md5('s' || (1 + o %% 3000)), timestamptz '2017-01-01',
-       500 + (hashint4(o * 13 + n) & 2147483647) %% 50000, 700 + (o %% 3000)
-  FROM generate_series(1, %(orders)s) o, generate_series(1, CASE WHEN o %% 7 = 0 THEN 2 ELSE 1 END) n;
+INSERT INTO fact_order_items (order_id, order_item_id, product_id, seller_id, shipping_limit_at, price_cents,
+                              freight_cents, product_key, seller_key)
+SELECT md5('o' || o), n, md5('p' || k.product), md5('s' || k.seller), timestamptz '2017-01-01',
+       500 + (hashint4(o * 13 + n) & 2147483647) %% 50000, 700 + (o %% 3000), k.product, k.seller
+  FROM generate_series(1, %(orders)s) o, generate_series(1, CASE WHEN o %% 7 = 0 THEN 2 ELSE 1 END) n,
+       LATERAL (SELECT 1 + (hashint4(o * 31 + n) & 2147483647) %% 30000 AS product, 1 + o %% 3000 AS seller) k;
 INSERT INTO fact_payments (order_id, payment_sequential, payment_type, payment_installments, payment_value_cents)
 SELECT order_id, 1, CASE WHEN hashtext(order_id) %% 20 = 0 THEN 'voucher' ELSE 'credit_card' END,
        1 + abs(hashtext(order_id)) %% 10, sum(price_cents + freight_cents)
   FROM fact_order_items GROUP BY order_id;
 """
+
+#: Tables the generator fills: their keys and indexes are built once at the end
+#: (etl.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
+GENERATED_TABLES = ("dim_customers", "fact_orders", "fact_order_items", "fact_payments")
+
 
 # The same question over the aggregate views (what the API runs) and over the facts.
 QUESTIONS = {
@@ -194,49 +202,82 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="do not drop the benchmark database")
+    parser.add_argument("--database", help="measure a database kept by an earlier --keep run "
+                        "(no generation; views refreshed only if --refresh)")
+    parser.add_argument("--refresh", action="store_true", help="with --database: refresh the views first")
+    parser.add_argument("--no-facts", action="store_true", help="skip the aggregate-vs-facts timings")
+    parser.add_argument("--no-http", action="store_true", help="skip the HTTP load")
+    parser.add_argument("--work-mem", help="work_mem of the refresh (default: ETL_REFRESH_WORK_MEM's; "
+                        "'' = the server's)")
     args = parser.parse_args()
 
     base = Settings.from_env()
-    url = db.server_url(base.database_url, f"etl_bench_{uuid.uuid4().hex[:8]}")
+    reuse = args.database is not None
+    url = db.server_url(base.database_url, args.database or f"etl_bench_{uuid.uuid4().hex[:8]}")
     settings = base.with_overrides(database_url=url, database_url_explicit=True)
+    if args.work_mem is None:
+        args.work_mem = settings.refresh_work_mem
     orders = args.items * 7 // 8
     try:
         db.init_schema(settings)
         conn = db.connect(url)
+        if reuse:
+            measure(conn, url, args, refresh=args.refresh)
+            return
+        print(f"database {db.describe_url(url)}", flush=True)
         started = time.perf_counter()
         with conn, conn.cursor() as cur:
-            cur.execute(GENERATE, {"orders": orders, "states": STATES})
+            cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+            with contextlib.ExitStack() as stack:
+                for table in GENERATED_TABLES:
+                    stack.enter_context(deferred_indexes.deferred(cur, table, deferred_indexes.MIN_ROWS))
+                cur.execute(GENERATE, {"orders": orders, "states": STATES})
             cur.execute("ANALYZE")
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM fact_order_items")
             items = cur.fetchone()[0]
         seconds = time.perf_counter() - started
         print(f"generated {items:,} order items ({orders:,} orders) in {seconds:.1f} s "
-              f"({items / seconds:,.0f} items/s)")
+              f"({items / seconds:,.0f} items/s)", flush=True)
+        measure(conn, url, args, refresh=True)
+    finally:
+        if not args.keep and not reuse:
+            db.drop_database(url)
 
+
+def measure(conn, url: str, args, refresh: bool) -> None:
+    """Refresh (optionally), compare aggregates with facts, then load the API over HTTP."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM fact_order_items")
+        items = cur.fetchone()[0]
+    conn.commit()
+    print(f"{items:,} order items in the warehouse", flush=True)
+    if refresh:
         started = time.perf_counter()
         with conn:
-            timings = analytics.refresh_views(conn)
+            timings = analytics.refresh_views(conn, work_mem=args.work_mem)
         with conn, conn.cursor() as cur:
             cur.execute("ANALYZE")
         seconds = time.perf_counter() - started
-        print(f"refreshed {len(timings)} views in {seconds:.1f} s ({items / seconds:,.0f} items/s); slowest: "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])[:3]))
+        print(f"refreshed {len(timings)} views (work_mem {args.work_mem or 'server default'}) in {seconds:.1f} s ({items / seconds:,.0f} items/s): "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
+              flush=True)
 
+    if not args.no_facts:
         print(f"\nquery over aggregates vs same query over facts (median of {args.repeat}):")
         print(f"  {'question':<15} {'aggregate ms':>13} {'facts ms':>10} {'ratio':>8}")
         with conn.cursor() as cur:
             for name, (fast, slow) in QUESTIONS.items():
                 agg, facts = timed(cur, fast, args.repeat), timed(cur, slow, max(1, args.repeat // 2))
-                print(f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x")
-        conn.close()
+                print(f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x", flush=True)
+    conn.close()
 
+    if not args.no_http:
+        print(f"load average before HTTP: {os.getloadavg()[0]:.2f}", flush=True)
         serve_and_load(url, args, cache_seconds=30)
         serve_and_load(url, args, cache_seconds=0)
-        print(f"\nbench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    finally:
-        if not args.keep:
-            db.drop_database(url)
+        print(f"load average after HTTP: {os.getloadavg()[0]:.2f}")
+    print(f"\nbench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl import aggregates, binary_copy, chunk_order, db, load
+from etl import aggregates, binary_copy, chunk_order, db, deferred_indexes, load
 from etl.pipeline import run_pipeline
 from tests.conftest import query, scalar
 
@@ -273,3 +273,95 @@ def test_merge_ranges_joins_adjacent_days():
     d = lambda day: datetime(2017, 1, day, 3, tzinfo=UTC)  # noqa: E731
     assert aggregates.merge_ranges([(d(3), d(4)), (d(1), d(2)), (d(2), d(3)), (d(9), d(10))]) == \
         [(d(1), d(4)), (d(9), d(10))]
+
+
+def _hyper_or_plain(cur) -> bool:
+    cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    if cur.fetchone() is None:
+        return False
+    cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    return True
+
+
+def _index_defs(cur, table: str) -> list[tuple[str, str]]:
+    cur.execute("SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = to_regclass(%s) ORDER BY 1", (table,))
+    return cur.fetchall()
+
+
+def test_initial_load_builds_keys_and_indexes_after_the_copy(conn, monkeypatch):
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 100)
+    with conn, conn.cursor() as cur:
+        hyper = _hyper_or_plain(cur)
+        cur.execute("""CREATE TABLE ev (id BIGINT, at TIMESTAMPTZ NOT NULL, code TEXT, note TEXT,
+                       PRIMARY KEY (id, at), UNIQUE (code, at))""")
+        cur.execute("CREATE INDEX ev_note_idx ON ev (lower(note)) WHERE note IS NOT NULL")
+        cur.execute("CREATE INDEX ev_kept_idx ON ev (note)")
+        cur.execute("COMMENT ON INDEX ev_kept_idx IS 'a comment would be lost: left in place'")
+        if hyper:   # with TimescaleDB's default time index, like fact_orders
+            cur.execute("SELECT create_hypertable('ev', by_range('at', INTERVAL '1 day'))")
+        before = _index_defs(cur, "ev")
+        assert [i.name for i in deferred_indexes.rebuildable(cur, "ev")] == (
+            ["ev_code_at_key", "ev_pkey"] + (["ev_at_idx"] if hyper else []) + ["ev_note_idx"])
+        ids = list(range(500))
+        data = pa.table({"id": ids, "at": pa.array([datetime(2017, 3, 1 + i % 9, tzinfo=UTC) for i in ids],
+                                                  pa.timestamp("us", tz="UTC")),
+                         "code": [f"c{i}" for i in ids], "note": [None if i % 3 else f"N{i}" for i in ids]})
+        result = load.load_table(cur, "ev", data, key=("id", "at"))
+        assert (result.path, result.rows_inserted) == ("direct", 500)
+        assert _index_defs(cur, "ev") == before                      # same names, same definitions
+        cur.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'ev'::regclass AND contype IN ('p', 'u')")
+        assert cur.fetchone()[0] == 2
+        if hyper:   # every chunk got its indexes back
+            cur.execute("SELECT count(*) FROM show_chunks('ev') c JOIN pg_index i ON i.indrelid = c")
+            assert cur.fetchone()[0] == 9 * len(before)
+        again = load.load_table(cur, "ev", data, key=("id", "at"))   # merges need the key: it is there
+    assert (again.path, again.rows_unchanged) == ("merge", 500)
+    assert scalar_conn(conn, "SELECT count(*) FROM ev") == 500
+
+
+def test_duplicate_keys_in_an_initial_load_still_fail_it(conn, monkeypatch):
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 100)
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        with conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE dup (id BIGINT PRIMARY KEY, v TEXT)")
+            load.load_table(cur, "dup", pa.table({"id": list(range(200)) + [7], "v": ["x"] * 201}), key=("id",))
+    assert scalar_conn(conn, "SELECT to_regclass('dup') IS NULL")    # the whole transaction rolled back
+
+
+def test_small_initial_loads_keep_their_indexes_in_place(conn):
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE small (id BIGINT PRIMARY KEY)")
+        with deferred_indexes.deferred(cur, "small", deferred_indexes.MIN_ROWS - 1) as deferred:
+            assert deferred == []
+            assert _index_defs(cur, "small")
+
+
+def test_an_order_moved_in_time_by_the_source_replaces_its_row(fresh_db):
+    """fact_orders is keyed (order_id, purchased_at) for the hypertable; a corrected time is no second order."""
+    from datetime import date
+    db.init_schema(fresh_db)
+
+    def orders(second_purchase: datetime) -> pa.Table:
+        times = [datetime(2017, 3, 1, 15, tzinfo=UTC), second_purchase]
+        return pa.table({"order_id": [f"{1:032x}", f"{2:032x}"], "customer_id": [f"{9:032x}"] * 2,
+                         "order_status": ["delivered"] * 2,
+                         "purchased_at": pa.array(times, pa.timestamp("us", tz="UTC")),
+                         "purchase_date_key": [int(t.strftime("%Y%m%d")) for t in times]})
+
+    conn = db.connect(fresh_db.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            load.load_table(cur, "fact_orders", orders(datetime(2017, 3, 1, 16, tzinfo=UTC)),
+                            timezone="America/Sao_Paulo")
+            moved = load.load_table(cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)),
+                                    timezone="America/Sao_Paulo")
+            again = load.load_table(cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)),
+                                    timezone="America/Sao_Paulo")
+    finally:
+        conn.close()
+    assert (moved.rows_inserted, moved.rows_updated, moved.rows_unchanged) == (0, 1, 1)
+    assert moved.touched_days == [date(2017, 3, 1), date(2017, 4, 2)]   # the old day's buckets are recomputed too
+    assert (again.rows_inserted, again.rows_updated, again.touched_days) == (0, 0, [])
+    assert query(fresh_db, "SELECT order_id, purchased_at FROM fact_orders ORDER BY order_id") == [
+        (f"{1:032x}", datetime(2017, 3, 1, 15, tzinfo=UTC)), (f"{2:032x}", datetime(2017, 4, 2, 16, tzinfo=UTC))]

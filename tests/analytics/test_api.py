@@ -84,6 +84,31 @@ def test_filters_narrow_the_figures_exactly(client, source):
     assert [r["category"] for r in top] == ["watches_gifts"] * 3
 
 
+@pytest.mark.parametrize("params", [
+    "", "?state=RJ", "?start=2017-03-01&end=2017-09-30", "?start=2017-02-01&end=2017-02-28&state=SP",
+    "?start=2016-01-01", "?end=2018-12-31&state=MG",
+])
+@pytest.mark.parametrize("endpoint", ["kpis", "monthly-sales", "regions"])
+def test_whole_month_ranges_read_the_monthly_rollup_with_the_daily_figures(client, monkeypatch, endpoint,
+                                                                          params):
+    from dashboard import queries
+    assert queries._grain(queries.Filters(start=None, end=None)) is queries._MONTHLY
+    monthly = api(client, f"/api/{endpoint}{params}")
+    monkeypatch.setattr(queries, "_grain", lambda f: queries._DAILY)
+    assert api(client, f"/api/{endpoint}{params}") == monthly
+
+
+def test_ranges_that_cut_a_month_read_the_daily_view(client, source):
+    from datetime import date
+    from dashboard import queries
+    for start, end in [(date(2017, 3, 2), None), (None, date(2017, 9, 29)), (date(2017, 3, 1), date(2017, 3, 30))]:
+        assert queries._grain(queries.Filters(start=start, end=end)) is queries._DAILY
+    items = source["sold_items"]
+    mask = (items["day"] >= "2017-03-01") & (items["day"] <= "2017-03-30")
+    assert api(client, "/api/kpis?start=2017-03-01&end=2017-03-30")["revenue_cents"] == \
+        int(items.loc[mask, "price_cents"].sum())
+
+
 @pytest.mark.parametrize("name", sorted(API))
 def test_every_api_route_answers_json(client, name):
     body = client.get(f"/api/{name}").get_json()

@@ -59,6 +59,39 @@ def test_category_map_says_what_olist_has_instead_of_discounts(warehouse, source
     assert 1 <= installments <= 24 and 0 <= voucher < 1
 
 
+def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_mem(fresh_db):
+    """An empty view is refreshed plainly (nothing to diff against), then concurrently."""
+    db.init_schema(fresh_db)
+    conn = db.connect(fresh_db.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO dim_dates (date_key, full_date, year, quarter, month, month_name, "
+                        "day_of_month, day_of_week, day_name, week_of_year, is_weekend) "
+                        "VALUES (20180105, '2018-01-05', 2018, 1, 1, 'January', 5, 5, 'Friday', 1, false)")
+            cur.execute("INSERT INTO dim_customers (customer_id, customer_unique_id, zip_code_prefix, city, state) "
+                        "VALUES (md5('c'), md5('u'), '01000', 'sao paulo', 'SP')")
+            cur.execute("INSERT INTO fact_orders (order_id, customer_id, order_status, purchased_at, "
+                        "purchase_date_key) VALUES (md5('o'), md5('c'), 'delivered', '2018-01-05 12:00+00', 20180105)")
+            cur.execute("INSERT INTO fact_order_items (order_id, order_item_id, product_id, seller_id, "
+                        "shipping_limit_at, price_cents, freight_cents) "
+                        "VALUES (md5('o'), 1, md5('p'), md5('s'), '2018-01-06', 1234, 100)")
+            first = analytics.refresh_views(conn, work_mem="77MB")
+            cur.execute("SHOW work_mem")
+            assert cur.fetchone()[0] == "77MB"   # set for the refresh's own transaction only
+        with conn, conn.cursor() as cur:
+            cur.execute("SHOW work_mem")
+            assert cur.fetchone()[0] != "77MB"
+            cur.execute("UPDATE fact_order_items SET price_cents = 2000")
+            second = analytics.refresh_views(conn)   # populated now: concurrently
+        assert list(first) == list(second) == list(analytics.MATERIALIZED_VIEWS)
+        assert scalar(fresh_db, "SELECT revenue_cents FROM sales_daily_state") == 2000
+        assert query(fresh_db, "SELECT category, items, orders, revenue_cents, avg_installments, voucher_share "
+                               "FROM category_discount_map") == [("UNKNOWN", 1, 1, 2000, None, None)]
+        assert scalar(fresh_db, "SELECT days_since_last_order FROM customer_lifetime_value") == 0
+    finally:
+        conn.close()
+
+
 def test_refresh_views_picks_up_new_facts(warehouse):
     before = scalar(warehouse, "SELECT sum(revenue_cents) FROM monthly_sales_summary")
     conn = db.connect(warehouse.database_url)
