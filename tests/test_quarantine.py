@@ -90,3 +90,46 @@ def test_stored_scores_trace_to_rows_and_retry_after_a_lookup_fix(fresh_db, dirt
     # duplicates stay duplicates: their key is in the warehouse
     assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = %s AND category = 'DUPLICATE'",
                   (retry_run,)) > 0
+    # the counts the dashboards read follow every write (COPY, retry updates)
+    assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
+
+
+def _counted(settings) -> list[tuple]:
+    return sorted(query(settings, "SELECT run_id, category, table_name, count(*) FROM quarantine GROUP BY 1, 2, 3"))
+
+
+def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backfill_once(fresh_db):
+    from etl import db, load
+    db.init_schema(fresh_db)
+    rejected = pd.DataFrame({"row_number": [2, 3, 4], "category": ["DUPLICATE", "DUPLICATE", "DATA_FORMAT_ERROR"],
+                             "rule": ["unique", "unique", "price_number"], "detail": ["d"] * 3,
+                             "raw_record": ['{"a": 1}'] * 3})
+    conn = db.connect(fresh_db.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            load.insert_quarantine(cur, "r1", "items.csv", "fact_order_items", rejected)
+            load.insert_quarantine(cur, "r1", "orders.csv", "fact_orders", rejected.head(1))
+            load.insert_quarantine(cur, "r2", "items.csv", "fact_order_items", rejected)
+        assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db) == [
+            ("r1", "DATA_FORMAT_ERROR", "fact_order_items", 1), ("r1", "DUPLICATE", "fact_order_items", 2),
+            ("r1", "DUPLICATE", "fact_orders", 1),
+            ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1), ("r2", "DUPLICATE", "fact_order_items", 2)]
+        with conn, conn.cursor() as cur:
+            load.clear_quarantine(cur, "r1", "fact_order_items")          # a rerun of r1 starts afresh
+            cur.execute("UPDATE quarantine SET run_id = 'r3' WHERE run_id = 'r2' AND row_number = 2")
+            cur.execute("UPDATE quarantine SET retried_by_run = 'r4'")     # not a counted column
+        assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db) == [
+            ("r1", "DUPLICATE", "fact_orders", 1), ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1),
+            ("r2", "DUPLICATE", "fact_order_items", 1), ("r3", "DUPLICATE", "fact_order_items", 1)]
+        with conn, conn.cursor() as cur:                                   # a warehouse from before the counts
+            cur.execute("DROP FUNCTION quarantine_run_counts_apply() CASCADE")   # and its triggers
+            cur.execute("DROP TABLE quarantine_run_counts CASCADE")
+            load.insert_quarantine(cur, "r5", "items.csv", "fact_order_items", rejected.head(1))
+        db.init_schema(fresh_db)                                            # backfills once, then triggers
+        assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
+        assert len(_counted(fresh_db)) == 5
+        with conn, conn.cursor() as cur:
+            cur.execute("TRUNCATE quarantine")
+        assert query(fresh_db, "SELECT * FROM quarantine_counts") == []
+    finally:
+        conn.close()

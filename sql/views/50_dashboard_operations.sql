@@ -9,11 +9,11 @@ SELECT run_id, dimension, score, target, rows_checked, rows_failed, computed_at
   FROM quality_scores
  WHERE table_name = '_overall';
 
--- quarantine_counts: quarantined rows per run, category and table (counts only).
+-- quarantine_counts: quarantined rows per run, category and table (counts only),
+-- kept up to date by triggers on quarantine (sql/schema.d/34_quarantine_counts.sql).
 CREATE OR REPLACE VIEW quarantine_counts AS
-SELECT run_id, category, table_name, count(*)::bigint AS rows
-  FROM quarantine
- GROUP BY run_id, category, table_name;
+SELECT run_id, category, table_name, rows
+  FROM quarantine_run_counts;
 
 -- pipeline_runs: one row per run from ingest_audit.
 CREATE OR REPLACE VIEW pipeline_runs AS
