@@ -186,6 +186,8 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
             mode = timescale_mode(conn)
             # The aggregates come after the facts and before the views that read them.
             aggregates.ensure(cur, mode, settings.source_timezone)
+            if settings.refresh_work_mem:   # a view rebuild computes every materialized view
+                cur.execute("SELECT set_config('work_mem', %s, true)", (settings.refresh_work_mem,))
             _apply_views(cur, views)
             _apply_roles(cur)
     return mode
