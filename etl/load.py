@@ -182,8 +182,11 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
                                                                     SCD2[table], types)
             result.path = "scd2"
         else:
-            result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
-                cur, table, stage, data.column_names, key, types, timezone)
+            # Into an empty table (a first load of a fact with links) a plain INSERT, its
+            # keys and indexes built afterwards as on the direct path; otherwise upsert.
+            with deferred_indexes.deferred(cur, table, data.num_rows if empty else 0):
+                result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
+                    cur, table, stage, data.column_names, key, types, timezone, upsert=not empty)
     result.bytes, result.method = copied.bytes, copied.method
     result.seconds = time.perf_counter() - started
     log.info("%s: %d staged, %d inserted, %d updated, %d unchanged (%s, %s, %.2f s)", table,
@@ -213,7 +216,11 @@ def _stage(cur, stage: str, table: str, data: pa.Table, types, method: str) -> b
     cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         sql.Identifier(stage), select, sql.Identifier(table)))
     stage_types = binary_copy.column_types(cur, f"pg_temp.{stage}")
-    return binary_copy.copy_or_insert(cur, stage, binary_copy.arrow_for(data, stage_types), method)
+    copied = binary_copy.copy_or_insert(cur, stage, binary_copy.arrow_for(data, stage_types), method)
+    # A new TEMP table has no statistics: the planner would guess ~200 distinct keys
+    # and probe the facts row by row (a 1M-item merge spent 53 s in such a loop).
+    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(stage)))
+    return copied
 
 
 def _source_expr(column: str, types) -> sql.Composable:
@@ -235,26 +242,66 @@ def _event_time_sql(table: str) -> sql.Composable | None:
         j=sql.Identifier(event.join_column))
 
 
-def _link_sql(table: str) -> tuple[list[str], list[sql.Composable], sql.Composable]:
+def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
+    """For a fact whose event time lives in another fact (items -> orders): a TEMP table
+    ``join column -> event_time`` of the staged rows, or None.
+
+    Built by one join instead of a lookup per staged row: looked up by
+    ``order_id`` alone, the ``fact_orders`` hypertable (keyed by order and time)
+    is searched in every chunk's index, which made a first load of 962,538 items
+    take 89 s (docs/performance.md). The latest time wins if an order has several.
+    """
+    event = EVENT_TIMES.get(table)
+    if event is None or event.table is None:
+        return None
+    times = sql.Identifier(f"etl_event_times_{table}")
+    cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(times))
+    cur.execute(sql.SQL(
+        "CREATE TEMP TABLE {times} ON COMMIT DROP AS "
+        "SELECT DISTINCT ON (e.{j}) e.{j}, e.{col} AS event_time FROM {other} e "
+        "WHERE e.{j} IN (SELECT s.{j} FROM {stage} s) ORDER BY e.{j}, e.{col} DESC").format(
+            times=times, j=sql.Identifier(event.join_column), col=sql.Identifier(event.column),
+            other=sql.Identifier(event.table), stage=sql.Identifier(stage)))
+    cur.execute(sql.SQL("ANALYZE {}").format(times))
+    return times
+
+
+def _link_sql(table: str, times: sql.Identifier | None) -> tuple[list[str], list[sql.Composable], sql.Composable]:
     """Extra columns, their expressions and joins that resolve ``LINKS`` at event time."""
     links = LINKS.get(table, ())
     if not links:
         return [], [], sql.SQL("")
     event = EVENT_TIMES[table]
-    joins = [sql.SQL(
-        "LEFT JOIN LATERAL (SELECT e.{col} AS event_time FROM {other} e WHERE e.{j} = s.{j} LIMIT 1) ev ON TRUE"
-    ).format(col=sql.Identifier(event.column), other=sql.Identifier(event.table),
-             j=sql.Identifier(event.join_column))]
+    if times is not None:
+        joins = [sql.SQL("LEFT JOIN {times} ev ON ev.{j} = s.{j}").format(
+            times=times, j=sql.Identifier(event.join_column))]
+        event_time = sql.SQL("ev.event_time")
+    else:   # the fact's own time column
+        joins, event_time = [], sql.SQL("s.{}").format(sql.Identifier(event.column))
     exprs = []
     for n, link in enumerate(links):
         alias = sql.Identifier(f"d{n}")
         joins.append(sql.SQL(
             "LEFT JOIN {dim} {a} ON {a}.{nk} = s.{nk} "
-            "AND coalesce(ev.event_time, now()) >= {a}.valid_from "
-            "AND coalesce(ev.event_time, now()) < {a}.valid_to").format(
-                dim=sql.Identifier(link.dimension), a=alias, nk=sql.Identifier(link.natural_key)))
+            "AND coalesce({t}, now()) >= {a}.valid_from "
+            "AND coalesce({t}, now()) < {a}.valid_to").format(
+                dim=sql.Identifier(link.dimension), a=alias, nk=sql.Identifier(link.natural_key), t=event_time))
         exprs.append(sql.SQL("{}.{}").format(alias, sql.Identifier(link.column)))
     return [link.column for link in links], exprs, sql.SQL(" ").join(joins)
+
+
+def _returned_event_time(table: str, times: sql.Identifier | None) -> tuple[sql.Composable, sql.Composable,
+                                                                           sql.Composable | None]:
+    """What the upsert RETURNs about event time, how the outer query joins it, and the time expression."""
+    event = EVENT_TIMES.get(table)
+    if event is None:
+        return sql.SQL("NULL::timestamptz AS event_time"), sql.SQL("m"), None
+    if times is None:
+        return (sql.SQL("t.{} AS event_time").format(sql.Identifier(event.column)), sql.SQL("m"),
+                sql.SQL("m.event_time"))
+    j = sql.Identifier(event.join_column)
+    return (sql.SQL("t.{} AS event_key").format(j),
+            sql.SQL("m LEFT JOIN {} x ON x.{} = m.event_key").format(times, j), sql.SQL("x.event_time"))
 
 
 def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list[date]]:
@@ -275,10 +322,15 @@ def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list
 
 
 def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[str, ...], types,
-                  timezone: str) -> tuple[int, int, list[date]]:
-    """Upsert the staged rows; (inserted, updated, local days touched). A moved row counts as updated."""
+                  timezone: str, upsert: bool = True) -> tuple[int, int, list[date]]:
+    """Upsert the staged rows; (inserted, updated, local days touched). A moved row counts as updated.
+
+    ``upsert=False`` (the table is empty) inserts without ``ON CONFLICT``, which
+    needs no unique index: a duplicate key still fails, when the key is built.
+    """
     moved, old_days = _delete_moved(cur, table, stage, timezone)
-    link_columns, link_exprs, joins = _link_sql(table)
+    times = _stage_event_times(cur, table, stage)
+    link_columns, link_exprs, joins = _link_sql(table, times)
     all_columns = list(columns) + link_columns
     non_key = [c for c in all_columns if c not in key]
     if non_key:
@@ -293,17 +345,19 @@ def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[st
             exc=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key))
     else:
         action = sql.SQL("DO NOTHING")
-    event = _event_time_sql(table)
-    days = (sql.SQL("array_agg(DISTINCT (event_time AT TIME ZONE %(tz)s)::date) "
-                    "FILTER (WHERE event_time IS NOT NULL)") if event is not None else sql.SQL("NULL"))
+    conflict = sql.SQL("ON CONFLICT ({key}) {action}").format(key=_ident(key), action=action) if upsert \
+        else sql.SQL("")
+    returning, merged, event_time = _returned_event_time(table, times)
+    days = (sql.SQL("array_agg(DISTINCT ({t} AT TIME ZONE %(tz)s)::date) FILTER (WHERE {t} IS NOT NULL)").format(
+        t=event_time) if event_time is not None else sql.SQL("NULL"))
     cur.execute(sql.SQL(
         "WITH m AS (INSERT INTO {table} AS t ({cols}) SELECT {exprs} FROM {stage} s {joins} "
-        "ON CONFLICT ({key}) {action} RETURNING (t.xmax = 0) AS inserted, {event} AS event_time) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), {days} FROM m"
+        "{conflict} RETURNING (t.xmax = 0) AS inserted, {returning}) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), {days} FROM {merged}"
     ).format(table=sql.Identifier(table), cols=_ident(all_columns),
              exprs=sql.SQL(", ").join([_source_expr(c, types) for c in columns] + link_exprs),
-             stage=sql.Identifier(stage), joins=joins, key=_ident(key), action=action,
-             event=event if event is not None else sql.SQL("NULL::timestamptz"), days=days),
+             stage=sql.Identifier(stage), joins=joins, conflict=conflict,
+             returning=returning, days=days, merged=merged),
         {"tz": timezone})
     inserted, updated, touched = cur.fetchone()
     return inserted - moved, updated + moved, sorted(set(touched or []) | set(old_days))

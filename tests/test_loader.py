@@ -365,3 +365,46 @@ def test_an_order_moved_in_time_by_the_source_replaces_its_row(fresh_db):
     assert (again.rows_inserted, again.rows_updated, again.touched_days) == (0, 0, [])
     assert query(fresh_db, "SELECT order_id, purchased_at FROM fact_orders ORDER BY order_id") == [
         (f"{1:032x}", datetime(2017, 3, 1, 15, tzinfo=UTC)), (f"{2:032x}", datetime(2017, 4, 2, 16, tzinfo=UTC))]
+
+
+def test_first_load_of_linked_items_inserts_with_deferred_keys_and_resolves_versions(fresh_db, monkeypatch):
+    """fact_order_items needs the staging join (product/seller versions at purchase time) even
+    when empty: it is inserted plainly with its keys built afterwards, then upserted on reruns."""
+    monkeypatch.setattr(deferred_indexes, "MIN_ROWS", 100)
+    rebuilt = []
+    create = deferred_indexes._create
+    monkeypatch.setattr(deferred_indexes, "_create", lambda cur, table, index: (rebuilt.append((table, index.name)),
+                                                                              create(cur, table, index)))
+    db.init_schema(fresh_db)
+    order = lambda n: f"{n:032x}"   # noqa: E731
+    n = 300
+    orders = pa.table({"order_id": [order(i) for i in range(n)], "customer_id": [order(9)] * n,
+                       "order_status": ["delivered"] * n,
+                       "purchased_at": pa.array([datetime(2017, 3, 1 + i % 20, 15, tzinfo=UTC) for i in range(n)],
+                                                pa.timestamp("us", tz="UTC")),
+                       "purchase_date_key": [20170301 + i % 20 for i in range(n)]})
+    items = pa.table({"order_id": [order(i) for i in range(n)], "order_item_id": [1] * n,
+                      "product_id": [order(1000 + i % 2) for i in range(n)], "seller_id": [order(2000)] * n,
+                      "shipping_limit_at": pa.array([datetime(2017, 4, 1, tzinfo=UTC)] * n, pa.timestamp("us", tz="UTC")),
+                      "price_cents": [100] * n, "freight_cents": [10] * n})
+    conn = db.connect(fresh_db.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            load.load_table(cur, "dim_products", pa.table({"product_id": [order(1000), order(1001)],
+                                                           "category_name": ["a", "b"]}))
+            load.load_table(cur, "dim_sellers", pa.table({"seller_id": [order(2000)], "state": ["SP"]}))
+            load.load_table(cur, "fact_orders", orders, timezone="America/Sao_Paulo")
+            before = _index_defs(cur, "fact_order_items")
+            first = load.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
+            assert _index_defs(cur, "fact_order_items") == before
+            again = load.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
+    finally:
+        conn.close()
+    assert ("fact_order_items", "fact_order_items_pkey") in rebuilt     # built once, after the insert
+    assert (first.path, first.rows_inserted, first.rows_updated) == ("merge", n, 0)
+    assert len(first.touched_days) == 20
+    assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, n)
+    assert query(fresh_db, "SELECT count(*), count(DISTINCT i.product_key), bool_and(p.product_id = i.product_id), "
+                           "bool_and(s.seller_id = i.seller_id) FROM fact_order_items i "
+                           "JOIN dim_products p USING (product_key) JOIN dim_sellers s USING (seller_key)"
+                 ) == [(n, 2, True, True)]
