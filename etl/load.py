@@ -33,10 +33,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
+from typing import Callable, Iterator
 
 import pandas as pd
 import psycopg2.extensions
 import pyarrow as pa
+import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from etl import binary_copy, chunk_order, deferred_indexes
@@ -139,7 +142,60 @@ def as_arrow(data: pa.Table | pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(data, preserve_index=False)
 
 
-def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.DataFrame, *,
+#: Rows per piece when a clean Parquet file is loaded piece by piece (``Pieces.parquet``).
+PIECE_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Rows to load without holding them all at once: how many, their columns, and the
+    pieces in order (one in-memory table, or a Parquet file read ``PIECE_ROWS`` at a time).
+
+    The pipeline loads the transform's clean files this way, so the load stage's
+    memory stays flat whatever the run's size (a whole 1M-order run read at once
+    peaked at ~1 GB, docs/performance.md). Every piece is COPYed in the same
+    transaction; the merge runs once over all of them.
+    """
+    num_rows: int
+    column_names: list[str]
+    read: Callable[[], Iterator[pa.Table]]
+
+    @classmethod
+    def of(cls, data: "pa.Table | pd.DataFrame | Pieces") -> "Pieces":
+        if isinstance(data, Pieces):
+            return data
+        table = as_arrow(data)
+        return cls(table.num_rows, table.column_names, lambda: iter([table]))
+
+    @classmethod
+    def parquet(cls, path: Path, rows_per_piece: int | None = None) -> "Pieces":
+        metadata = pq.ParquetFile(path).metadata
+        columns = metadata.schema.to_arrow_schema().names
+
+        def read() -> Iterator[pa.Table]:
+            source = pq.ParquetFile(path)
+            try:
+                for batch in source.iter_batches(batch_size=rows_per_piece or PIECE_ROWS, columns=columns):
+                    yield pa.Table.from_batches([batch])
+            finally:
+                source.close()
+        return cls(metadata.num_rows, columns, read)
+
+
+def _copy_pieces(cur, target: str, rows: Pieces, types, partitioning, method: str) -> binary_copy.CopyResult:
+    """COPY every piece into ``target`` (ordered chunk by chunk when ``partitioning``); one result."""
+    started = time.perf_counter()
+    sent, methods = 0, set()
+    for piece in rows.read():
+        copied = binary_copy.copy_or_insert(
+            cur, target, binary_copy.arrow_for(chunk_order.by_chunk(piece, partitioning), types), method)
+        sent += copied.bytes
+        methods.add(copied.method)
+    method_used = "insert-fallback" if "insert-fallback" in methods else "copy"
+    return binary_copy.CopyResult(rows.num_rows, sent, time.perf_counter() - started, method_used)
+
+
+def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.DataFrame | Pieces, *,
                key: tuple[str, ...] | None = None, timezone: str = "UTC",
                method: str = "auto") -> LoadResult:
     """Load ``data`` into ``table`` inside the caller's transaction (see module doc).
@@ -148,16 +204,16 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
     ``method='insert'`` disables COPY (for proxies that cannot pass it).
     """
     started = time.perf_counter()
-    data = as_arrow(data)
+    rows = Pieces.of(data)
     key = key or CONFLICT_KEYS[table]
     cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(table)))
     types = binary_copy.column_types(cur, table)
-    unknown = [c for c in data.column_names if c not in types]
+    unknown = [c for c in rows.column_names if c not in types]
     if unknown:
         raise DatabaseError(f"table {table} has no column(s) {', '.join(unknown)}; "
                             "run `etl db init` to bring the schema up to date")
-    result = LoadResult(table, data.num_rows)
-    if data.num_rows == 0:
+    result = LoadResult(table, rows.num_rows)
+    if rows.num_rows == 0:
         return result
     # Into a hypertable whose indexes are maintained row by row, rows arriving chunk
     # by chunk COPY up to ~1.5x faster (etl/chunk_order.py); with the indexes
@@ -165,28 +221,25 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
     partitioning = chunk_order.time_partitioning(cur, table)
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
-    if empty and table not in LINKS and not binary_copy.unsupported_columns(types, data.column_names):
+    if empty and table not in LINKS and not binary_copy.unsupported_columns(types, rows.column_names):
         # Keys and indexes are built once after a large initial load, not row by row (etl/deferred_indexes.py).
-        with deferred_indexes.deferred(cur, table, data.num_rows) as deferred:
-            if not deferred:
-                data = chunk_order.by_chunk(data, partitioning)
-            copied = binary_copy.copy_or_insert(cur, table, binary_copy.arrow_for(data, types), method)
-        result.rows_inserted, result.path = data.num_rows, "direct"
+        with deferred_indexes.deferred(cur, table, rows.num_rows) as deferred:
+            copied = _copy_pieces(cur, table, rows, types, None if deferred else partitioning, method)
+        result.rows_inserted, result.path = rows.num_rows, "direct"
         result.touched_days = _all_days(cur, table, timezone)
     else:
-        data = chunk_order.by_chunk(data, partitioning)
         stage = f"etl_stage_{table}"
-        copied = _stage(cur, stage, table, data, types, method)
+        copied = _stage(cur, stage, table, rows, types, partitioning, method)
         if table in SCD2:
-            result.rows_inserted, result.rows_updated = _merge_scd2(cur, table, stage, data.column_names,
+            result.rows_inserted, result.rows_updated = _merge_scd2(cur, table, stage, rows.column_names,
                                                                     SCD2[table], types)
             result.path = "scd2"
         else:
             # Into an empty table (a first load of a fact with links) a plain INSERT, its
             # keys and indexes built afterwards as on the direct path; otherwise upsert.
-            with deferred_indexes.deferred(cur, table, data.num_rows if empty else 0):
+            with deferred_indexes.deferred(cur, table, rows.num_rows if empty else 0):
                 result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
-                    cur, table, stage, data.column_names, key, types, timezone, upsert=not empty)
+                    cur, table, stage, rows.column_names, key, types, timezone, upsert=not empty)
     result.bytes, result.method = copied.bytes, copied.method
     result.seconds = time.perf_counter() - started
     log.info("%s: %d staged, %d inserted, %d updated, %d unchanged (%s, %s, %.2f s)", table,
@@ -202,21 +255,21 @@ def merge(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> L
 
 # --- staging ----------------------------------------------------------------------------
 
-def _stage(cur, stage: str, table: str, data: pa.Table, types, method: str) -> binary_copy.CopyResult:
-    """A TEMP table shaped like ``data``'s columns of ``table``, filled by binary COPY.
+def _stage(cur, stage: str, table: str, rows: Pieces, types, partitioning, method: str) -> binary_copy.CopyResult:
+    """A TEMP table shaped like ``rows``' columns of ``table``, filled by binary COPY.
 
     Columns binary COPY cannot encode (jsonb, numeric, ...) are staged as text and
     cast by the merge.
     """
-    as_text = set(binary_copy.unsupported_columns(types, data.column_names))
+    as_text = set(binary_copy.unsupported_columns(types, rows.column_names))
     select = sql.SQL(", ").join(
         sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) if c in as_text else sql.Identifier(c)
-        for c in data.column_names)
+        for c in rows.column_names)
     cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(stage)))
     cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         sql.Identifier(stage), select, sql.Identifier(table)))
     stage_types = binary_copy.column_types(cur, f"pg_temp.{stage}")
-    copied = binary_copy.copy_or_insert(cur, stage, binary_copy.arrow_for(data, stage_types), method)
+    copied = _copy_pieces(cur, stage, rows, stage_types, partitioning, method)
     # A new TEMP table has no statistics: the planner would guess ~200 distinct keys
     # and probe the facts row by row (a 1M-item merge spent 53 s in such a loop).
     cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(stage)))

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import psycopg2
 from psycopg2 import sql
 
@@ -167,6 +166,11 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
         conn.close()
 
 
+#: Quarantined rows sent per COPY: they carry their raw records as JSON, so a whole
+#: table's worth held as one CSV text cost ~230 MB at 178k rejected items.
+QUARANTINE_PIECE_ROWS = 50_000
+
+
 def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
                  settings: Settings | None = None) -> list[TableSummary]:
     """Binary COPY + merge of every table (etl.load), audit and aggregate queue, one transaction."""
@@ -177,14 +181,15 @@ def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
-            clean = pq.read_table(out / f"{table}.parquet")
+            clean = load.Pieces.parquet(out / f"{table}.parquet")   # read piece by piece: flat memory
             merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
             quarantine_path = out / f"{table}.quarantine.parquet"
             load.clear_quarantine(cur, run_id, table)   # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
-                load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
-                                       pd.read_parquet(quarantine_path))
+                for rejected in load.Pieces.parquet(quarantine_path, QUARANTINE_PIECE_ROWS).read():
+                    load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
+                                           rejected.to_pandas())
             audit.close_table(cur, run_id, table, rows_read=entry["rows_read"],
                               rows_loaded=entry["rows_loaded"],
                               rows_quarantined=entry["rows_quarantined"],

@@ -408,3 +408,29 @@ def test_first_load_of_linked_items_inserts_with_deferred_keys_and_resolves_vers
                            "bool_and(s.seller_id = i.seller_id) FROM fact_order_items i "
                            "JOIN dim_products p USING (product_key) JOIN dim_sellers s USING (seller_key)"
                  ) == [(n, 2, True, True)]
+
+
+def test_a_parquet_file_loads_piece_by_piece_like_a_whole_table(conn, tmp_path):
+    """The pipeline streams clean files (load.Pieces): same rows, merges and counts as one table."""
+    import pyarrow.parquet as pq
+    with conn, conn.cursor() as cur:
+        _create_items(cur)
+        cur.execute("CREATE TABLE whole (LIKE items INCLUDING ALL)")
+    data = _items(list(range(100, 1100)), [None] * 1000).drop_columns(["payload"])
+    path = tmp_path / "items.parquet"
+    pq.write_table(data, path, row_group_size=64)
+    pieces = load.Pieces.parquet(path, rows_per_piece=150)
+    assert (pieces.num_rows, pieces.column_names) == (1000, data.column_names)
+    assert [t.num_rows for t in pieces.read()] == [150] * 6 + [100]
+    with conn, conn.cursor() as cur:
+        streamed = load.load_table(cur, "items", pieces, key=("order_id", "line"))
+        whole = load.load_table(cur, "whole", data, key=("order_id", "line"))
+        changed = data.set_column(3, "price_cents", pa.array([p + (i % 10 == 0) for i, p in enumerate(range(100, 1100))],
+                                                              pa.int64()))
+        pq.write_table(changed, path, row_group_size=64)
+        merged = load.load_table(cur, "items", load.Pieces.parquet(path, rows_per_piece=150), key=("order_id", "line"))
+    assert (streamed.path, streamed.rows_inserted, streamed.bytes > 0) == (whole.path, 1000, True)
+    assert (merged.path, merged.rows_inserted, merged.rows_updated, merged.rows_unchanged) == ("merge", 0, 100, 900)
+    assert scalar_conn(conn, "SELECT count(*) FROM (SELECT order_id, line, at, note FROM items "
+                             "EXCEPT SELECT order_id, line, at, note FROM whole) d") == 0
+    assert scalar_conn(conn, "SELECT sum(price_cents) FROM items") == sum(range(100, 1100)) + 100
