@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -248,6 +249,13 @@ def _transform_one(settings: Settings, source: SourceFile, out: Path, config: ck
     return outcome
 
 
+def _absent(ids: pa.ChunkedArray, index: pd.Index) -> list[str]:
+    """The ids not in ``index``, by arrow's hash set (pandas' ``isin`` took ~3.9 s per
+    million order ids here, half of a 1M-order run's transform)."""
+    known = pa.array(index.to_numpy(dtype=object), type=pa.large_string())
+    return ids.filter(pc.invert(pc.is_in(ids, value_set=known))).to_pylist()
+
+
 def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: TableOutcome) -> None:
     """Second pass over the clean orders: per-order totals and the payments = items check."""
     items = (pd.concat(run.item_totals).groupby(level=0).sum() if run.item_totals
@@ -258,10 +266,9 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
     if run.stored_totals is not None:
         # Orders re-read without their items or payments (a daily run reads only
         # changed files) keep the totals the warehouse already has for them.
-        order_ids = pq.read_table(path, columns=["order_id"]).column(0).to_pandas().astype(str)
-        stored_items, stored_payments = run.stored_totals(
-            order_ids[~order_ids.isin(items.index)].tolist(),
-            order_ids[~order_ids.isin(payments.index)].tolist())
+        order_ids = pq.read_table(path, columns=["order_id"]).column(0).cast(pa.large_string())
+        stored_items, stored_payments = run.stored_totals(_absent(order_ids, items.index),
+                                                          _absent(order_ids, payments.index))
         if len(stored_items):
             items = pd.concat([items, stored_items])
         if len(stored_payments):
