@@ -72,8 +72,7 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
     """
     timings: dict[str, float] = {}
     with conn.cursor() as cur:
-        if work_mem:
-            cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
+        set_local_work_mem(cur, work_mem)
         cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
         populated = dict(cur.fetchall())
         for name in MATERIALIZED_VIEWS:
@@ -87,6 +86,12 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
             timings[name] = time.monotonic() - started
             log.info("refreshed %s in %.2f s", name, timings[name])
     return timings
+
+
+def set_local_work_mem(cur: psycopg2.extensions.cursor, work_mem: str | None) -> None:
+    """``work_mem`` for the current transaction only (None or '': leave the server's)."""
+    if work_mem:
+        cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
 
 
 def _has_rows(cur: psycopg2.extensions.cursor, name: str) -> bool:

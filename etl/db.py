@@ -167,7 +167,7 @@ def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
 
 def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMode:
     """Create the database if missing, apply sql/schema.sql, add hypertables when possible."""
-    from etl import aggregates  # imports this module
+    from etl import aggregates, analytics  # aggregates imports this module
 
     ensure_database(settings.database_url, settings.connect_timeout)
     with transaction(settings.database_url, settings.connect_timeout) as conn:
@@ -186,8 +186,8 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
             mode = timescale_mode(conn)
             # The aggregates come after the facts and before the views that read them.
             aggregates.ensure(cur, mode, settings.source_timezone)
-            if settings.refresh_work_mem:   # a view rebuild computes every materialized view
-                cur.execute("SELECT set_config('work_mem', %s, true)", (settings.refresh_work_mem,))
+            # A view rebuild computes every materialized view, as a refresh does.
+            analytics.set_local_work_mem(cur, settings.refresh_work_mem)
             _apply_views(cur, views)
             _apply_roles(cur)
     return mode

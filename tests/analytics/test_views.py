@@ -61,8 +61,17 @@ def test_category_map_says_what_olist_has_instead_of_discounts(warehouse, source
 
 def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_mem(fresh_db):
     """An empty view is refreshed plainly (nothing to diff against), then concurrently."""
+    import psycopg2.extensions
+    statements: list[str] = []
+
+    class Recording(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):
+            statements.append(query.as_string(self) if hasattr(query, "as_string") else query)
+            return super().execute(query, vars)
+
     db.init_schema(fresh_db)
     conn = db.connect(fresh_db.database_url)
+    conn.cursor_factory = Recording
     try:
         with conn, conn.cursor() as cur:
             cur.execute("INSERT INTO dim_dates (date_key, full_date, year, quarter, month, month_name, "
@@ -76,6 +85,7 @@ def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_me
                         "shipping_limit_at, price_cents, freight_cents) "
                         "VALUES (md5('o'), 1, md5('p'), md5('s'), '2018-01-06', 1234, 100)")
             first = analytics.refresh_views(conn, work_mem="77MB")
+            plain = [q for q in statements if q.startswith("REFRESH")]
             cur.execute("SHOW work_mem")
             assert cur.fetchone()[0] == "77MB"   # set for the refresh's own transaction only
         with conn, conn.cursor() as cur:
@@ -83,7 +93,12 @@ def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_me
             assert cur.fetchone()[0] != "77MB"
             cur.execute("UPDATE fact_order_items SET price_cents = 2000")
             second = analytics.refresh_views(conn)   # populated now: concurrently
+            concurrent = [q for q in statements if q.startswith("REFRESH")][len(plain):]
         assert list(first) == list(second) == list(analytics.MATERIALIZED_VIEWS)
+        assert plain == [f'REFRESH MATERIALIZED VIEW "{v}"' for v in analytics.MATERIALIZED_VIEWS]
+        # one order has no anomalies: that view is still empty, so still refreshed plainly
+        assert concurrent == [f'REFRESH MATERIALIZED VIEW {"" if v == "anomaly_records" else "CONCURRENTLY "}"{v}"'
+                              for v in analytics.MATERIALIZED_VIEWS]
         assert scalar(fresh_db, "SELECT revenue_cents FROM sales_daily_state") == 2000
         assert query(fresh_db, "SELECT category, items, orders, revenue_cents, avg_installments, voucher_share "
                                "FROM category_discount_map") == [("UNKNOWN", 1, 1, 2000, None, None)]
