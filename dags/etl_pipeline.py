@@ -27,7 +27,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from etl import orchestration as orch
 from etl.settings import Settings
 
-ALERTS = Settings.from_env().alert_emails   # environment only: no DB/network at parse time
+ALERTS = Settings.from_env().alert_emails  # environment only: no DB/network at parse time
 
 default_args = {
     "owner": "data-engineering",
@@ -44,7 +44,7 @@ default_args = {
     schedule=CronTriggerTimetable("0 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2016, 9, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,          # runs merge into the same tables: one at a time
+    max_active_runs=1,  # runs merge into the same tables: one at a time
     default_args=default_args,
     # Left out only under `airflow dags test`, which crashes on deadlines (docs/airflow.md).
     deadline=None if orch.under_dags_test(sys.argv) else orch.deadline_alert(ALERTS),
@@ -65,7 +65,7 @@ def etl_pipeline():
 
         from etl.pipeline import ingest_source
 
-        get_current_context()["source_name"] = source["name"]   # names the mapped task in the UI
+        get_current_context()["source_name"] = source["name"]  # names the mapped task in the UI
         settings, run_id, interval = orch.current()
         return ingest_source(settings, run_id, source, interval)
 
@@ -78,10 +78,13 @@ def etl_pipeline():
         # loaded before (archived now), then clean it all.
         ingest_stage(settings, run_id)
         meta = transform_stage(settings, run_id)
-        return {"run_id": run_id, "sources": [i["source"] for i in ingested],
-                "tables": len(meta["tables"]),
-                "rows_clean": sum(t["rows_loaded"] for t in meta["tables"]),
-                "rows_quarantined": sum(t["rows_quarantined"] for t in meta["tables"])}
+        return {
+            "run_id": run_id,
+            "sources": [i["source"] for i in ingested],
+            "tables": len(meta["tables"]),
+            "rows_clean": sum(t["rows_loaded"] for t in meta["tables"]),
+            "rows_quarantined": sum(t["rows_quarantined"] for t in meta["tables"]),
+        }
 
     @task(execution_timeout=timedelta(minutes=45))
     def load(transformed: dict) -> dict:
@@ -89,9 +92,12 @@ def etl_pipeline():
 
         settings, run_id, _ = orch.current()
         tables = load_stage(settings, run_id)
-        return {"run_id": run_id, "tables": len(tables),
-                "rows_loaded": sum(t.rows_loaded for t in tables),
-                "rows_written": sum(t.rows_written for t in tables)}
+        return {
+            "run_id": run_id,
+            "tables": len(tables),
+            "rows_loaded": sum(t.rows_loaded for t in tables),
+            "rows_written": sum(t.rows_written for t in tables),
+        }
 
     @task(execution_timeout=timedelta(minutes=30))
     def refresh_aggregates(loaded: dict) -> dict:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import plotly
 from flask import Flask, Response, abort, render_template, request, send_file
@@ -39,27 +39,46 @@ class Endpoint:
 
 
 API: dict[str, Endpoint] = {
-    "kpis": Endpoint(queries.kpis, ("start", "end", "state"),
-                     "orders, items, revenue, average order value, customers"),
-    "monthly-sales": Endpoint(queries.monthly_sales, ("start", "end", "state", "category"),
-                              "per month: orders, items, revenue, freight, AOV, freight share"),
-    "top-products": Endpoint(queries.top_products, ("limit", "metric", "category"),
-                             "best products by revenue (or metric=units), with English category"),
-    "regions": Endpoint(queries.regions, ("start", "end", "state"),
-                        "per customer state: orders, revenue, AOV, delivery days, late share, customers"),
-    "categories": Endpoint(queries.category_map, (),
-                           "per category: price, freight ratio, instalments, voucher share"),
+    "kpis": Endpoint(
+        queries.kpis, ("start", "end", "state"), "orders, items, revenue, average order value, customers"
+    ),
+    "monthly-sales": Endpoint(
+        queries.monthly_sales,
+        ("start", "end", "state", "category"),
+        "per month: orders, items, revenue, freight, AOV, freight share",
+    ),
+    "top-products": Endpoint(
+        queries.top_products,
+        ("limit", "metric", "category"),
+        "best products by revenue (or metric=units), with English category",
+    ),
+    "regions": Endpoint(
+        queries.regions,
+        ("start", "end", "state"),
+        "per customer state: orders, revenue, AOV, delivery days, late share, customers",
+    ),
+    "categories": Endpoint(
+        queries.category_map, (), "per category: price, freight ratio, instalments, voucher share"
+    ),
     "segments": Endpoint(queries.segments, (), "RFM segments of customer lifetime value"),
-    "anomalies": Endpoint(queries.anomalies, ("start", "end", "category", "limit"),
-                          "orders with |z| > 3 in value or items within category and month"),
+    "anomalies": Endpoint(
+        queries.anomalies,
+        ("start", "end", "category", "limit"),
+        "orders with |z| > 3 in value or items within category and month",
+    ),
     "quality": Endpoint(queries.quality_scores, (), "run-wide quality score per dimension per run"),
     "quarantine": Endpoint(queries.quarantine_counts, ("run_id",), "quarantined rows per category and table"),
     "runs": Endpoint(queries.pipeline_runs, ("limit",), "pipeline runs from ingest_audit"),
 }
 
-PAGES = [("overview", "/", "Overview"), ("sales", "/sales", "Sales trend"),
-         ("products", "/products", "Top products"), ("regions", "/regions", "Regions"),
-         ("quality", "/quality", "Data quality"), ("runs", "/runs", "Pipeline runs")]
+PAGES = [
+    ("overview", "/", "Overview"),
+    ("sales", "/sales", "Sales trend"),
+    ("products", "/products", "Top products"),
+    ("regions", "/regions", "Regions"),
+    ("quality", "/quality", "Data quality"),
+    ("runs", "/runs", "Pipeline runs"),
+]
 
 
 class _Cache:
@@ -100,8 +119,9 @@ class _Sources:
     unreachable host would otherwise cost a connect timeout per request).
     """
 
-    def __init__(self, warehouse: ReadOnlyWarehouse, exports: fallback.ExportedAggregates | None,
-                 retry_seconds: float) -> None:
+    def __init__(
+        self, warehouse: ReadOnlyWarehouse, exports: fallback.ExportedAggregates | None, retry_seconds: float
+    ) -> None:
         self.warehouse, self.exports, self.retry_seconds = warehouse, exports, retry_seconds
         self._down: tuple[float, str] | None = None  # (retry after, reason)
 
@@ -120,8 +140,10 @@ class _Sources:
                 down = self._down = (time.monotonic() + self.retry_seconds, str(exc))
         snapshot = self.export_snapshot(down[1])
         try:
-            return ({name: fallback.answer(snapshot, fn, filters) for name, fn in load.items()},
-                    snapshot.describe(down[1]))
+            return (
+                {name: fallback.answer(snapshot, fn, filters) for name, fn in load.items()},
+                snapshot.describe(down[1]),
+            )
         except fallback.FallbackUnavailable as exc:
             raise WarehouseUnavailable(f"{down[1]}; the fallback export cannot answer: {exc}") from exc
 
@@ -137,9 +159,12 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     settings = config.settings
     app = Flask(__name__)
     app.json.sort_keys = False
-    warehouse = ReadOnlyWarehouse(settings.database_url, pool_size=config.pool_size,
-                                  connect_timeout=settings.connect_timeout,
-                                  statement_timeout_ms=config.statement_timeout_ms)
+    warehouse = ReadOnlyWarehouse(
+        settings.database_url,
+        pool_size=config.pool_size,
+        connect_timeout=settings.connect_timeout,
+        statement_timeout_ms=config.statement_timeout_ms,
+    )
     cache = _Cache(config.cache_seconds)
     exports = fallback.ExportedAggregates(config.fallback_dir) if config.fallback_dir else None
     sources = _Sources(warehouse, exports, config.fallback_retry_seconds)
@@ -161,16 +186,22 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     # --- JSON API ---------------------------------------------------------------------
     @app.get("/api/")
     def api_index():
-        return {"endpoints": [{"path": f"/api/{name}", "params": list(ep.params), "returns": ep.doc}
-                              for name, ep in API.items()],
-                "conventions": {"money": "integer cents (BRL), fields *_cents",
-                                "dates": "São Paulo calendar days, YYYY-MM-DD; start/end inclusive",
-                                "state": "Brazilian state code, e.g. SP",
-                                "errors": "400 with {'error': message} for a bad parameter; "
-                                          "503 when the warehouse is unreachable",
-                                "fallback": "answers from an `etl export` (warehouse unreachable, "
-                                            "DASHBOARD_FALLBACK_DIR set) carry a 'fallback' field "
-                                            "with exported_at"}}
+        return {
+            "endpoints": [
+                {"path": f"/api/{name}", "params": list(ep.params), "returns": ep.doc}
+                for name, ep in API.items()
+            ],
+            "conventions": {
+                "money": "integer cents (BRL), fields *_cents",
+                "dates": "São Paulo calendar days, YYYY-MM-DD; start/end inclusive",
+                "state": "Brazilian state code, e.g. SP",
+                "errors": "400 with {'error': message} for a bad parameter; "
+                "503 when the warehouse is unreachable",
+                "fallback": "answers from an `etl export` (warehouse unreachable, "
+                "DASHBOARD_FALLBACK_DIR set) carry a 'fallback' field "
+                "with exported_at",
+            },
+        }
 
     @app.get("/api/<name>")
     def api(name: str):
@@ -184,8 +215,11 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
                 raise BadParameter("each parameter may be given once")
             filters = parse(request.args, endpoint.params, known_categories)
             answers, served_from = sources.answer({"data": endpoint.query}, filters)
-            params = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
-                      for k, v in asdict(filters).items() if v is not None}
+            params = {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in asdict(filters).items()
+                if v is not None
+            }
             answer = {"endpoint": name, "params": params, "data": answers["data"]}
             if served_from is not None:
                 answer["fallback"] = served_from
@@ -198,8 +232,15 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     def page(template: str, allowed: tuple[str, ...], **load: Callable):
         filters = parse(request.args, allowed, known_categories)
         context, served_from = sources.answer(load, filters)
-        return render_template(template, pages=PAGES, filters=filters, states=sorted(BR_STATES),
-                               allowed=allowed, fallback=served_from, **context)
+        return render_template(
+            template,
+            pages=PAGES,
+            filters=filters,
+            states=sorted(BR_STATES),
+            allowed=allowed,
+            fallback=served_from,
+            **context,
+        )
 
     @app.get("/")
     def overview():
@@ -207,13 +248,21 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
 
     @app.get("/sales")
     def sales():
-        return page("sales.html", ("start", "end", "state", "category"), months=queries.monthly_sales,
-                    categories=queries.categories)
+        return page(
+            "sales.html",
+            ("start", "end", "state", "category"),
+            months=queries.monthly_sales,
+            categories=queries.categories,
+        )
 
     @app.get("/products")
     def products():
-        return page("products.html", ("limit", "metric", "category"), products=queries.top_products,
-                    category_rows=queries.category_map)
+        return page(
+            "products.html",
+            ("limit", "metric", "category"),
+            products=queries.top_products,
+            category_rows=queries.category_map,
+        )
 
     @app.get("/regions")
     def regions():
@@ -221,8 +270,9 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
 
     @app.get("/quality")
     def quality():
-        return page("quality.html", ("run_id",), scores=queries.quality_scores,
-                    quarantine=queries.quarantine_counts)
+        return page(
+            "quality.html", ("run_id",), scores=queries.quality_scores, quarantine=queries.quarantine_counts
+        )
 
     @app.get("/runs")
     def runs():
@@ -241,8 +291,12 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         if exports is not None:
             try:
                 snapshot = exports.snapshot()
-                return {"status": "degraded: fallback", "reason": reason,
-                        "exported_at": snapshot.exported_at, "export": str(exports.directory)}
+                return {
+                    "status": "degraded: fallback",
+                    "reason": reason,
+                    "exported_at": snapshot.exported_at,
+                    "export": str(exports.directory),
+                }
             except fallback.FallbackUnavailable as exc:
                 reason += f"; the fallback export cannot be used either: {exc}"
         return {"status": "unavailable", "reason": reason}, 503, {"Retry-After": "30"}
@@ -259,22 +313,33 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
     def bad_parameter(exc: BadParameter):
         if wants_json():
             return {"error": str(exc)}, 400
-        return render_template("error.html", pages=PAGES, status=400, title="Bad request",
-                               message=str(exc)), 400
+        return render_template(
+            "error.html", pages=PAGES, status=400, title="Bad request", message=str(exc)
+        ), 400
 
     @app.errorhandler(WarehouseUnavailable)
     def unavailable(exc: WarehouseUnavailable):
         headers = {"Retry-After": "30"}
         if wants_json():
             return {"error": str(exc)}, 503, headers
-        return render_template("error.html", pages=PAGES, status=503, title="Warehouse unavailable",
-                               message=str(exc)), 503, headers
+        return (
+            render_template(
+                "error.html", pages=PAGES, status=503, title="Warehouse unavailable", message=str(exc)
+            ),
+            503,
+            headers,
+        )
 
     @app.errorhandler(404)
     def not_found(exc):
         if wants_json():
             return {"error": f"no such endpoint {request.path}; see /api/"}, 404
-        return render_template("error.html", pages=PAGES, status=404, title="Not found",
-                               message=f"There is no page {request.path}."), 404
+        return render_template(
+            "error.html",
+            pages=PAGES,
+            status=404,
+            title="Not found",
+            message=f"There is no page {request.path}.",
+        ), 404
 
     return app

@@ -15,9 +15,9 @@ Built when the app is created (never at import), from the environment:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from etl.settings import Settings
 
@@ -32,12 +32,15 @@ class DashboardConfig:
     fallback_retry_seconds: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None,
-                 settings: Settings | None = None) -> "DashboardConfig":
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, settings: Settings | None = None
+    ) -> DashboardConfig:
         env = dict(os.environ if env is None else env)
-        return cls(settings=settings or Settings.from_env(env),
-                   cache_seconds=float(env.get("DASHBOARD_CACHE_SECONDS", "30")),
-                   pool_size=int(env.get("DASHBOARD_POOL_SIZE", "4")),
-                   statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")),
-                   fallback_dir=Path(env["DASHBOARD_FALLBACK_DIR"]) if env.get("DASHBOARD_FALLBACK_DIR") else None,
-                   fallback_retry_seconds=float(env.get("DASHBOARD_FALLBACK_RETRY_SECONDS", "10")))
+        return cls(
+            settings=settings or Settings.from_env(env),
+            cache_seconds=float(env.get("DASHBOARD_CACHE_SECONDS", "30")),
+            pool_size=int(env.get("DASHBOARD_POOL_SIZE", "4")),
+            statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")),
+            fallback_dir=Path(env["DASHBOARD_FALLBACK_DIR"]) if env.get("DASHBOARD_FALLBACK_DIR") else None,
+            fallback_retry_seconds=float(env.get("DASHBOARD_FALLBACK_RETRY_SECONDS", "10")),
+        )

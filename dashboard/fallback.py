@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -32,9 +33,18 @@ from dashboard.queries import _jsonable
 
 MANIFEST = "export.json"  # as written by etl.export
 #: The exported views the answers below read (others in the folder are not loaded).
-VIEWS = ("sales_daily_state", "sales_monthly_category", "top_products", "region_wise_performance",
-         "category_discount_map", "clv_segments", "anomaly_records", "quality_overall",
-         "quarantine_counts", "pipeline_runs")
+VIEWS = (
+    "sales_daily_state",
+    "sales_monthly_category",
+    "top_products",
+    "region_wise_performance",
+    "category_discount_map",
+    "clv_segments",
+    "anomaly_records",
+    "quality_overall",
+    "quarantine_counts",
+    "pipeline_runs",
+)
 
 
 class FallbackUnavailable(Exception):
@@ -58,18 +68,25 @@ class Snapshot:
         try:
             return self.views[view]
         except KeyError:
-            raise FallbackUnavailable(f"the export in {self.directory} has no {view}; "
-                                      "re-run `etl export` with this version") from None
+            raise FallbackUnavailable(
+                f"the export in {self.directory} has no {view}; re-run `etl export` with this version"
+            ) from None
 
     def describe(self, reason: str) -> dict:
         """What API answers carry in ``fallback`` (and pages show)."""
-        return {"source": "export", "exported_at": self.exported_at, "format": self.format,
-                "database": self.database, "reason": reason,
-                "notice": f"The warehouse is unavailable; these figures are from an export of "
-                          f"{self.exported_at} ({self.format}, {self.database})."}
+        return {
+            "source": "export",
+            "exported_at": self.exported_at,
+            "format": self.format,
+            "database": self.database,
+            "reason": reason,
+            "notice": f"The warehouse is unavailable; these figures are from an export of "
+            f"{self.exported_at} ({self.format}, {self.database}).",
+        }
 
 
 # --- reading the files --------------------------------------------------------------------
+
 
 def _missing(value: Any) -> bool:
     return value is None or value == "" or (not isinstance(value, str) and pd.isna(value))
@@ -103,8 +120,10 @@ def _read(path: Path, fmt: str, kinds: dict[str, str]) -> list[Row]:
         frame = pd.read_parquet(path)
     columns = list(frame.columns)
     converters = [(c, kinds.get(c, "text")) for c in columns]
-    return [{c: _convert(kind, v) for (c, kind), v in zip(converters, values)}
-            for values in frame.itertuples(index=False, name=None)]
+    return [
+        {c: _convert(kind, v) for (c, kind), v in zip(converters, values)}
+        for values in frame.itertuples(index=False, name=None)
+    ]
 
 
 def load(directory: Path) -> Snapshot:
@@ -113,8 +132,10 @@ def load(directory: Path) -> Snapshot:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FallbackUnavailable(f"there is no export in {directory} ({MANIFEST} is missing); "
-                                  f"write one with `etl export --out {directory}`") from None
+        raise FallbackUnavailable(
+            f"there is no export in {directory} ({MANIFEST} is missing); "
+            f"write one with `etl export --out {directory}`"
+        ) from None
     except (OSError, ValueError) as exc:
         raise FallbackUnavailable(f"the export manifest {manifest_path} cannot be read: {exc}") from None
     snapshot = Snapshot(directory, manifest["exported_at"], manifest["format"], manifest.get("database", "?"))
@@ -124,8 +145,10 @@ def load(directory: Path) -> Snapshot:
         try:
             snapshot.views[view] = _read(directory / entry["file"], manifest["format"], entry["columns"])
         except (OSError, ValueError) as exc:
-            raise FallbackUnavailable(f"the exported file {directory / entry['file']} cannot be read: "
-                                      f"{exc}; re-run `etl export --out {directory}`") from None
+            raise FallbackUnavailable(
+                f"the exported file {directory / entry['file']} cannot be read: "
+                f"{exc}; re-run `etl export --out {directory}`"
+            ) from None
     return snapshot
 
 
@@ -155,6 +178,7 @@ class ExportedAggregates:
 
 # --- the queries, over the exported rows ---------------------------------------------------
 
+
 def _round(numerator: Any, denominator: Any, places: int) -> Any:
     """PostgreSQL's round(a / nullif(b, 0), places) for numerics, as the JSON value."""
     if not denominator:
@@ -178,18 +202,26 @@ def _json(rows: Iterable[Row], columns: Iterable[str]) -> list[Row]:
 
 def _days(rows: list[Row], f: Filters) -> list[Row]:
     """sales_daily_state rows in the date range and state (queries._day_filters)."""
-    return [r for r in rows if (f.start is None or r["purchase_date"] >= f.start)
-            and (f.end is None or r["purchase_date"] <= f.end)
-            and (f.state is None or r["customer_state"] == f.state)]
+    return [
+        r
+        for r in rows
+        if (f.start is None or r["purchase_date"] >= f.start)
+        and (f.end is None or r["purchase_date"] <= f.end)
+        and (f.state is None or r["customer_state"] == f.state)
+    ]
 
 
 def _months(rows: list[Row], f: Filters) -> list[Row]:
     """Month-grain rows: a month is in range when any of its days is (queries._month_filters)."""
     first = f.start.replace(day=1) if f.start else None
-    return [r for r in rows if (first is None or r["month"] >= first)
-            and (f.end is None or r["month"] <= f.end)
-            and (f.state is None or r.get("customer_state") == f.state)
-            and (f.category is None or r["category"] == f.category)]
+    return [
+        r
+        for r in rows
+        if (first is None or r["month"] >= first)
+        and (f.end is None or r["month"] <= f.end)
+        and (f.state is None or r.get("customer_state") == f.state)
+        and (f.category is None or r["category"] == f.category)
+    ]
 
 
 def _group(rows: Iterable[Row], key: str) -> dict[Any, list[Row]]:
@@ -207,10 +239,15 @@ def kpis(s: Snapshot, f: Filters) -> dict:
     days = _days(s.rows("sales_daily_state"), f)
     orders, revenue = _sum(days, "orders"), _sum(days, "revenue_cents")
     dates = [r["purchase_date"] for r in days]
-    row = {"orders": orders, "items": _sum(days, "items"), "revenue_cents": revenue,
-           "freight_cents": _sum(days, "freight_cents"), "avg_order_value_cents": _round(revenue, orders, 2),
-           "first_day": _jsonable(min(dates)) if dates else None,
-           "last_day": _jsonable(max(dates)) if dates else None}
+    row = {
+        "orders": orders,
+        "items": _sum(days, "items"),
+        "revenue_cents": revenue,
+        "freight_cents": _sum(days, "freight_cents"),
+        "avg_order_value_cents": _round(revenue, orders, 2),
+        "first_day": _jsonable(min(dates)) if dates else None,
+        "last_day": _jsonable(max(dates)) if dates else None,
+    }
     if f.state:
         found = [r for r in s.rows("region_wise_performance") if r["customer_state"] == f.state]
         row["customers"] = found[0]["customers"] if found else 0
@@ -225,14 +262,27 @@ def monthly_sales(s: Snapshot, f: Filters) -> list[Row]:
     if f.category:
         lines = _months(s.rows("sales_monthly_category"), f)
     else:
-        lines = [dict(r, month=r["purchase_date"].replace(day=1)) for r in _days(s.rows("sales_daily_state"), f)]
+        lines = [
+            dict(r, month=r["purchase_date"].replace(day=1)) for r in _days(s.rows("sales_daily_state"), f)
+        ]
     out = []
     for month, rows in sorted(_group(lines, "month").items()):
-        orders, revenue, freight = _sum(rows, "orders"), _sum(rows, "revenue_cents"), _sum(rows, "freight_cents")
-        out.append({"month": _jsonable(month), "orders": orders, "items": _sum(rows, "items"),
-                    "revenue_cents": revenue, "freight_cents": freight,
-                    "avg_order_value_cents": _round(revenue, orders, 2),
-                    "freight_share": _round(freight, revenue + freight, 4)})
+        orders, revenue, freight = (
+            _sum(rows, "orders"),
+            _sum(rows, "revenue_cents"),
+            _sum(rows, "freight_cents"),
+        )
+        out.append(
+            {
+                "month": _jsonable(month),
+                "orders": orders,
+                "items": _sum(rows, "items"),
+                "revenue_cents": revenue,
+                "freight_cents": freight,
+                "avg_order_value_cents": _round(revenue, orders, 2),
+                "freight_share": _round(freight, revenue + freight, 4),
+            }
+        )
     return out
 
 
@@ -240,8 +290,10 @@ def top_products(s: Snapshot, f: Filters) -> list[Row]:
     rank = "units_rank" if f.metric == "units" else "revenue_rank"
     rows = [r for r in s.rows("top_products") if f.category is None or r["category"] == f.category]
     rows.sort(key=lambda r: (r[rank], r["product_id"]))
-    return _json(rows[:f.limit or 10], ("product_id", "category", "revenue_cents", "units", "orders",
-                                        "revenue_rank", "units_rank"))
+    return _json(
+        rows[: f.limit or 10],
+        ("product_id", "category", "revenue_cents", "units", "orders", "revenue_rank", "units_rank"),
+    )
 
 
 def regions(s: Snapshot, f: Filters) -> list[Row]:
@@ -250,12 +302,18 @@ def regions(s: Snapshot, f: Filters) -> list[Row]:
     for state, rows in _group(_days(s.rows("sales_daily_state"), f), "customer_state").items():
         orders, revenue = _sum(rows, "orders"), _sum(rows, "revenue_cents")
         delivered = _sum(rows, "delivered_orders")
-        out.append({"customer_state": state, "orders": orders, "revenue_cents": revenue,
-                    "freight_cents": _sum(rows, "freight_cents"),
-                    "avg_order_value_cents": _round(revenue, orders, 2),
-                    "avg_delivery_days": _round(_sum(rows, "delivery_days_sum"), delivered, 2),
-                    "late_share": _round(_sum(rows, "late_orders"), delivered, 4),
-                    "customers": customers.get(state)})
+        out.append(
+            {
+                "customer_state": state,
+                "orders": orders,
+                "revenue_cents": revenue,
+                "freight_cents": _sum(rows, "freight_cents"),
+                "avg_order_value_cents": _round(revenue, orders, 2),
+                "avg_delivery_days": _round(_sum(rows, "delivery_days_sum"), delivered, 2),
+                "late_share": _round(_sum(rows, "late_orders"), delivered, 4),
+                "customers": customers.get(state),
+            }
+        )
     out.sort(key=lambda r: (-r["revenue_cents"], r["customer_state"]))
     return out
 
@@ -276,14 +334,29 @@ def anomalies(s: Snapshot, f: Filters) -> list[Row]:
     def order(r: Row) -> tuple:
         scores = [abs(z) for z in (r["z_value"], r["z_items"]) if z is not None]  # greatest() skips NULLs
         return (not scores, -max(scores) if scores else 0, r["order_id"])
+
     rows.sort(key=order)
-    return _json(rows[:f.limit or 100], ("order_id", "category", "month", "value_cents", "items", "peers",
-                                         "mean_value_cents", "z_value", "z_items"))
+    return _json(
+        rows[: f.limit or 100],
+        (
+            "order_id",
+            "category",
+            "month",
+            "value_cents",
+            "items",
+            "peers",
+            "mean_value_cents",
+            "z_value",
+            "z_items",
+        ),
+    )
 
 
 def quality_scores(s: Snapshot, f: Filters) -> list[Row]:
     rows = sorted(s.rows("quality_overall"), key=lambda r: (r["computed_at"], r["run_id"], r["dimension"]))
-    return _json(rows, ("run_id", "dimension", "score", "target", "rows_checked", "rows_failed", "computed_at"))
+    return _json(
+        rows, ("run_id", "dimension", "score", "target", "rows_checked", "rows_failed", "computed_at")
+    )
 
 
 def quarantine_counts(s: Snapshot, f: Filters) -> list[Row]:
@@ -302,14 +375,39 @@ def pipeline_runs(s: Snapshot, f: Filters) -> list[Row]:
     # ORDER BY started_at DESC, run_id (NULLs first, as PostgreSQL sorts them descending).
     rows = sorted(rows, key=lambda r: r["run_id"])
     rows.sort(key=lambda r: (r["started_at"] is None, r["started_at"] or datetime.min), reverse=True)
-    return _json(rows[:f.limit or 50], ("run_id", "started_at", "finished_at", "status", "tables", "rows_read",
-                                        "rows_loaded", "rows_quarantined", "seconds", "error"))
+    return _json(
+        rows[: f.limit or 50],
+        (
+            "run_id",
+            "started_at",
+            "finished_at",
+            "status",
+            "tables",
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "seconds",
+            "error",
+        ),
+    )
 
 
 #: The export-side twin of each ``dashboard.queries`` function, by name.
 QUERIES: dict[str, Callable[[Snapshot, Filters], Any]] = {
-    fn.__name__: fn for fn in (categories, kpis, monthly_sales, top_products, regions, category_map,
-                               segments, anomalies, quality_scores, quarantine_counts, pipeline_runs)
+    fn.__name__: fn
+    for fn in (
+        categories,
+        kpis,
+        monthly_sales,
+        top_products,
+        regions,
+        category_map,
+        segments,
+        anomalies,
+        quality_scores,
+        quarantine_counts,
+        pipeline_runs,
+    )
 }
 
 

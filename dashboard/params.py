@@ -8,12 +8,14 @@ bind parameters, never text pasted into SQL.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Iterable, Mapping
 
 #: The 27 Brazilian federative units (customer_state in Olist).
-BR_STATES = frozenset("AC AL AM AP BA CE DF ES GO MA MG MS MT PA PB PE PI PR RJ RN RO RR RS SC SE SP TO".split())
+BR_STATES = frozenset(
+    "AC AL AM AP BA CE DF ES GO MA MG MS MT PA PB PE PI PR RJ RN RO RR RS SC SE SP TO".split()
+)
 METRICS = ("revenue", "units")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CATEGORY = re.compile(r"^[a-z0-9_()]{1,80}$")
@@ -40,15 +42,18 @@ def parse_date(name: str, value: str) -> date:
 def parse_state(name: str, value: str) -> str:
     code = value.strip().upper()
     if code not in BR_STATES:
-        raise BadParameter(f"unknown state {_shown(value)} in {name!r}; use a Brazilian state code "
-                           "such as SP, RJ or MG")
+        raise BadParameter(
+            f"unknown state {_shown(value)} in {name!r}; use a Brazilian state code such as SP, RJ or MG"
+        )
     return code
 
 
 def parse_category(name: str, value: str) -> str:
     if not _CATEGORY.match(value):
-        raise BadParameter(f"parameter {name!r} must be a category name like 'health_beauty' "
-                           f"(lowercase letters, digits, underscores), got {_shown(value)}")
+        raise BadParameter(
+            f"parameter {name!r} must be a category name like 'health_beauty' "
+            f"(lowercase letters, digits, underscores), got {_shown(value)}"
+        )
     return value
 
 
@@ -66,13 +71,20 @@ def parse_metric(name: str, value: str) -> str:
 
 def parse_run_id(name: str, value: str) -> str:
     if not _RUN_ID.match(value):
-        raise BadParameter(f"parameter {name!r} must be a run id (letters, digits, - _ . :), got {_shown(value)}")
+        raise BadParameter(
+            f"parameter {name!r} must be a run id (letters, digits, - _ . :), got {_shown(value)}"
+        )
     return value
 
 
 PARSERS: dict[str, Callable[[str, str], object]] = {
-    "start": parse_date, "end": parse_date, "state": parse_state, "category": parse_category,
-    "limit": parse_limit, "metric": parse_metric, "run_id": parse_run_id,
+    "start": parse_date,
+    "end": parse_date,
+    "state": parse_state,
+    "category": parse_category,
+    "limit": parse_limit,
+    "metric": parse_metric,
+    "run_id": parse_run_id,
 }
 
 
@@ -89,8 +101,11 @@ class Filters:
     run_id: str | None = None
 
 
-def parse(args: Mapping[str, str], allowed: Iterable[str],
-          known_categories: Callable[[], frozenset[str]] | None = None) -> Filters:
+def parse(
+    args: Mapping[str, str],
+    allowed: Iterable[str],
+    known_categories: Callable[[], frozenset[str]] | None = None,
+) -> Filters:
     """Parse ``args`` allowing only ``allowed`` names; raise BadParameter on anything wrong."""
     allowed = tuple(allowed)
     values: dict[str, object] = {}

@@ -20,8 +20,11 @@ from dashboard.params import Filters
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 \
+        return (
+            int(value)
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0
             else float(value)
+        )
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return value
@@ -63,8 +66,13 @@ class _Grain:
         self.month = sql.SQL(month)
 
 
-_DAILY = _Grain("sales_daily_state", "purchase_date", "purchase_date", "purchase_date",
-                "date_trunc('month', purchase_date)::date")
+_DAILY = _Grain(
+    "sales_daily_state",
+    "purchase_date",
+    "purchase_date",
+    "purchase_date",
+    "date_trunc('month', purchase_date)::date",
+)
 _MONTHLY = _Grain("sales_monthly_state", "month", "first_day", "last_day", "month")
 
 
@@ -74,8 +82,7 @@ def _grain(f: Filters) -> _Grain:
     ``month >= start`` and ``month <= end`` select exactly the days of a range that
     starts on a 1st and ends on a month's last day.
     """
-    whole = ((f.start is None or f.start.day == 1)
-             and (f.end is None or (f.end + timedelta(days=1)).day == 1))
+    whole = (f.start is None or f.start.day == 1) and (f.end is None or (f.end + timedelta(days=1)).day == 1)
     return _MONTHLY if whole else _DAILY
 
 
@@ -109,21 +116,29 @@ def kpis(conn, f: Filters) -> dict:
     """
     grain = _grain(f)
     conditions, params = _day_filters(f, grain.date_column)
-    (row,) = _rows(conn, sql.SQL(
-        "SELECT coalesce(sum(orders), 0)::bigint AS orders, coalesce(sum(items), 0)::bigint AS items, "
-        "coalesce(sum(revenue_cents), 0)::bigint AS revenue_cents, "
-        "coalesce(sum(freight_cents), 0)::bigint AS freight_cents, "
-        "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
-        "min({first}) AS first_day, max({last}) AS last_day "
-        "FROM {grain}").format(first=grain.first_day, last=grain.last_day, grain=grain.relation)
-        + _where(conditions), params)
+    (row,) = _rows(
+        conn,
+        sql.SQL(
+            "SELECT coalesce(sum(orders), 0)::bigint AS orders, coalesce(sum(items), 0)::bigint AS items, "
+            "coalesce(sum(revenue_cents), 0)::bigint AS revenue_cents, "
+            "coalesce(sum(freight_cents), 0)::bigint AS freight_cents, "
+            "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
+            "min({first}) AS first_day, max({last}) AS last_day "
+            "FROM {grain}"
+        ).format(first=grain.first_day, last=grain.last_day, grain=grain.relation)
+        + _where(conditions),
+        params,
+    )
     if f.state:
-        found = _rows(conn, "SELECT customers FROM region_wise_performance WHERE customer_state = %s",
-                      (f.state,))
+        found = _rows(
+            conn, "SELECT customers FROM region_wise_performance WHERE customer_state = %s", (f.state,)
+        )
         row["customers"] = found[0]["customers"] if found else 0
         row["customers_scope"] = f"all time, {f.state}"
     else:
-        row["customers"] = _rows(conn, "SELECT coalesce(sum(customers), 0)::bigint AS n FROM clv_segments")[0]["n"]
+        row["customers"] = _rows(conn, "SELECT coalesce(sum(customers), 0)::bigint AS n FROM clv_segments")[
+            0
+        ]["n"]
         row["customers_scope"] = "all time"
     return row
 
@@ -132,19 +147,26 @@ def monthly_sales(conn, f: Filters) -> list[dict]:
     """Revenue, orders, items, AOV and freight share per month of the selection."""
     if f.category:
         conditions, params = _month_filters(f)
-        source = sql.SQL("SELECT month, orders, items, revenue_cents, freight_cents "
-                         "FROM sales_monthly_category") + _where(conditions)
+        source = sql.SQL(
+            "SELECT month, orders, items, revenue_cents, freight_cents FROM sales_monthly_category"
+        ) + _where(conditions)
     else:
         grain = _grain(f)
         conditions, params = _day_filters(f, grain.date_column)
-        source = sql.SQL("SELECT {month} AS month, orders, items, revenue_cents, freight_cents FROM {grain}").format(
-            month=grain.month, grain=grain.relation) + _where(conditions)
-    return _rows(conn, sql.SQL(
-        "SELECT month, sum(orders)::bigint AS orders, sum(items)::bigint AS items, "
-        "sum(revenue_cents)::bigint AS revenue_cents, sum(freight_cents)::bigint AS freight_cents, "
-        "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
-        "round(sum(freight_cents) / nullif(sum(revenue_cents + freight_cents), 0), 4) AS freight_share "
-        "FROM ({}) s GROUP BY month ORDER BY month").format(source), params)
+        source = sql.SQL(
+            "SELECT {month} AS month, orders, items, revenue_cents, freight_cents FROM {grain}"
+        ).format(month=grain.month, grain=grain.relation) + _where(conditions)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT month, sum(orders)::bigint AS orders, sum(items)::bigint AS items, "
+            "sum(revenue_cents)::bigint AS revenue_cents, sum(freight_cents)::bigint AS freight_cents, "
+            "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
+            "round(sum(freight_cents) / nullif(sum(revenue_cents + freight_cents), 0), 4) AS freight_share "
+            "FROM ({}) s GROUP BY month ORDER BY month"
+        ).format(source),
+        params,
+    )
 
 
 def top_products(conn, f: Filters) -> list[dict]:
@@ -155,25 +177,34 @@ def top_products(conn, f: Filters) -> list[dict]:
     if f.category:
         where = sql.SQL(" WHERE category = %(category)s")
         params["category"] = f.category
-    return _rows(conn, sql.SQL(
-        "SELECT product_id, category, revenue_cents, units, orders, revenue_rank, units_rank "
-        "FROM top_products{} ORDER BY {} LIMIT %(limit)s").format(where, rank), params)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT product_id, category, revenue_cents, units, orders, revenue_rank, units_rank "
+            "FROM top_products{} ORDER BY {} LIMIT %(limit)s"
+        ).format(where, rank),
+        params,
+    )
 
 
 def regions(conn, f: Filters) -> list[dict]:
     """Per customer state: orders, revenue, AOV, delivery days, late share (customers all time)."""
     grain = _grain(f)
     conditions, params = _day_filters(f, grain.date_column)
-    return _rows(conn, sql.SQL(
-        "SELECT s.customer_state, sum(s.orders)::bigint AS orders, "
-        "sum(s.revenue_cents)::bigint AS revenue_cents, sum(s.freight_cents)::bigint AS freight_cents, "
-        "round(sum(s.revenue_cents) / nullif(sum(s.orders), 0), 2) AS avg_order_value_cents, "
-        "round(sum(s.delivery_days_sum) / nullif(sum(s.delivered_orders), 0), 2) AS avg_delivery_days, "
-        "round(sum(s.late_orders)::numeric / nullif(sum(s.delivered_orders), 0), 4) AS late_share, "
-        "max(r.customers) AS customers "
-        "FROM {} s LEFT JOIN region_wise_performance r USING (customer_state){} "
-        "GROUP BY s.customer_state ORDER BY revenue_cents DESC, s.customer_state").format(
-            grain.relation, _where([sql.SQL("s.") + c for c in conditions])), params)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT s.customer_state, sum(s.orders)::bigint AS orders, "
+            "sum(s.revenue_cents)::bigint AS revenue_cents, sum(s.freight_cents)::bigint AS freight_cents, "
+            "round(sum(s.revenue_cents) / nullif(sum(s.orders), 0), 2) AS avg_order_value_cents, "
+            "round(sum(s.delivery_days_sum) / nullif(sum(s.delivered_orders), 0), 2) AS avg_delivery_days, "
+            "round(sum(s.late_orders)::numeric / nullif(sum(s.delivered_orders), 0), 4) AS late_share, "
+            "max(r.customers) AS customers "
+            "FROM {} s LEFT JOIN region_wise_performance r USING (customer_state){} "
+            "GROUP BY s.customer_state ORDER BY revenue_cents DESC, s.customer_state"
+        ).format(grain.relation, _where([sql.SQL("s.") + c for c in conditions])),
+        params,
+    )
 
 
 def category_map(conn, f: Filters) -> list[dict]:
@@ -181,23 +212,34 @@ def category_map(conn, f: Filters) -> list[dict]:
 
 
 def segments(conn, f: Filters) -> list[dict]:
-    return _rows(conn, "SELECT rfm_segment, customers, total_spent_cents, churned_customers "
-                       "FROM clv_segments ORDER BY customers DESC")
+    return _rows(
+        conn,
+        "SELECT rfm_segment, customers, total_spent_cents, churned_customers "
+        "FROM clv_segments ORDER BY customers DESC",
+    )
 
 
 def anomalies(conn, f: Filters) -> list[dict]:
     conditions, params = _month_filters(Filters(start=f.start, end=f.end, category=f.category))
     params["limit"] = f.limit or 100
-    return _rows(conn, sql.SQL(
-        "SELECT order_id, category, month, value_cents, items, peers, mean_value_cents, z_value, z_items "
-        "FROM anomaly_records{} ORDER BY greatest(abs(z_value), abs(z_items)) DESC NULLS LAST, order_id "
-        "LIMIT %(limit)s").format(_where(conditions)), params)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT order_id, category, month, value_cents, items, peers, mean_value_cents, z_value, z_items "
+            "FROM anomaly_records{} ORDER BY greatest(abs(z_value), abs(z_items)) DESC NULLS LAST, order_id "
+            "LIMIT %(limit)s"
+        ).format(_where(conditions)),
+        params,
+    )
 
 
 def quality_scores(conn, f: Filters) -> list[dict]:
     """Run-wide score per quality dimension for each run (oldest first), with targets."""
-    return _rows(conn, "SELECT run_id, dimension, score, target, rows_checked, rows_failed, computed_at "
-                       "FROM quality_overall ORDER BY computed_at, run_id, dimension")
+    return _rows(
+        conn,
+        "SELECT run_id, dimension, score, target, rows_checked, rows_failed, computed_at "
+        "FROM quality_overall ORDER BY computed_at, run_id, dimension",
+    )
 
 
 def quarantine_counts(conn, f: Filters) -> list[dict]:
@@ -205,24 +247,42 @@ def quarantine_counts(conn, f: Filters) -> list[dict]:
     where, params = sql.SQL(""), {}
     if f.run_id:
         where, params = sql.SQL(" WHERE run_id = %(run_id)s"), {"run_id": f.run_id}
-    return _rows(conn, sql.SQL("SELECT category, table_name, sum(rows)::bigint AS rows FROM quarantine_counts{} "
-                               "GROUP BY category, table_name ORDER BY rows DESC, category, table_name"
-                               ).format(where), params)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT category, table_name, sum(rows)::bigint AS rows FROM quarantine_counts{} "
+            "GROUP BY category, table_name ORDER BY rows DESC, category, table_name"
+        ).format(where),
+        params,
+    )
 
 
 def pipeline_runs(conn, f: Filters) -> list[dict]:
     """The latest runs from ingest_audit: when, status, rows read/loaded/quarantined."""
-    return _rows(conn, "SELECT run_id, started_at, finished_at, status, tables, rows_read, rows_loaded, "
-                       "rows_quarantined, seconds, error FROM pipeline_runs "
-                       "ORDER BY started_at DESC, run_id LIMIT %(limit)s", {"limit": f.limit or 50})
+    return _rows(
+        conn,
+        "SELECT run_id, started_at, finished_at, status, tables, rows_read, rows_loaded, "
+        "rows_quarantined, seconds, error FROM pipeline_runs "
+        "ORDER BY started_at DESC, run_id LIMIT %(limit)s",
+        {"limit": f.limit or 50},
+    )
 
 
-ORDER_STATUSES = ("approved", "canceled", "created", "delivered", "invoiced", "processing",
-                  "shipped", "unavailable")
+ORDER_STATUSES = (
+    "approved",
+    "canceled",
+    "created",
+    "delivered",
+    "invoiced",
+    "processing",
+    "shipped",
+    "unavailable",
+)
 
 
-def order_lines_page(conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0,
-                     page_size: int = 50) -> list[dict]:
+def order_lines_page(
+    conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0, page_size: int = 50
+) -> list[dict]:
     """One page of raw order lines (the raw data viewer), newest first.
 
     Pages through the ``order_lines`` view with LIMIT/OFFSET so nothing loads
@@ -236,8 +296,12 @@ def order_lines_page(conn, f: Filters, statuses: tuple[str, ...] = (), page: int
         conditions.append(sql.SQL("order_status = ANY(%(statuses)s)"))
         params["statuses"] = list(statuses)
     params.update(limit=int(page_size), offset=int(page) * int(page_size))
-    return _rows(conn, sql.SQL(
-        "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
-        "product_id, price_cents, freight_cents FROM order_lines{} "
-        "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
-    ).format(_where(conditions)), params)
+    return _rows(
+        conn,
+        sql.SQL(
+            "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
+            "product_id, price_cents, freight_cents FROM order_lines{} "
+            "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
+        ).format(_where(conditions)),
+        params,
+    )

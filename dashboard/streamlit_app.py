@@ -59,15 +59,19 @@ def main() -> None:
     side.header("Filters")
     first = pd.Timestamp(everything["first_day"] or "2016-01-01").date()
     last = pd.Timestamp(everything["last_day"] or "2018-12-31").date()
-    chosen = side.date_input("Purchased between", value=(first, last), min_value=first, max_value=last,
-                             key="dates")
-    start, end = (chosen if isinstance(chosen, (tuple, list)) and len(chosen) == 2 else (first, last))
+    chosen = side.date_input(
+        "Purchased between", value=(first, last), min_value=first, max_value=last, key="dates"
+    )
+    start, end = chosen if isinstance(chosen, (tuple, list)) and len(chosen) == 2 else (first, last)
     state = side.selectbox("Customer state", ["all", *sorted(BR_STATES)], key="state")
     category = side.selectbox("Category", ["all", *categories], key="category")
     statuses = side.multiselect("Order status (raw data)", list(queries.ORDER_STATUSES), key="statuses")
-    filters = Filters(start=None if start == first else start, end=None if end == last else end,
-                      state=None if state == "all" else state,
-                      category=None if category == "all" else category)
+    filters = Filters(
+        start=None if start == first else start,
+        end=None if end == last else end,
+        state=None if state == "all" else state,
+        category=None if category == "all" else category,
+    )
 
     # --- KPIs --------------------------------------------------------------------------
     kpis = _ask(warehouse, queries.kpis, Filters(start=filters.start, end=filters.end, state=filters.state))
@@ -76,28 +80,36 @@ def main() -> None:
     cols[1].metric("Revenue", _brl(kpis["revenue_cents"]))
     aov = kpis["avg_order_value_cents"]
     cols[2].metric("Average order value", _brl(round(aov) if aov is not None else None))
-    cols[3].metric("Customers", f"{kpis['customers']:,}", help=f"distinct customers, {kpis['customers_scope']}")
-    st.caption("Revenue = item prices of orders not canceled/unavailable; freight is separate. "
-               "Dates are São Paulo calendar days.")
+    cols[3].metric(
+        "Customers", f"{kpis['customers']:,}", help=f"distinct customers, {kpis['customers_scope']}"
+    )
+    st.caption(
+        "Revenue = item prices of orders not canceled/unavailable; freight is separate. "
+        "Dates are São Paulo calendar days."
+    )
 
     # --- charts ------------------------------------------------------------------------
     left, right = st.columns(2)
     months = pd.DataFrame(_ask(warehouse, queries.monthly_sales, filters))
     if not months.empty:
         months["revenue (R$)"] = months["revenue_cents"] / 100
-        left.plotly_chart(px.line(months, x="month", y="revenue (R$)", markers=True, title="Sales trend"),
-                          key="trend")
+        left.plotly_chart(
+            px.line(months, x="month", y="revenue (R$)", markers=True, title="Sales trend"), key="trend"
+        )
     top = pd.DataFrame(_ask(warehouse, queries.top_products, Filters(limit=10, category=filters.category)))
     if not top.empty:
         top["product"] = top["product_id"].str[:8] + "… " + top["category"]
         top["revenue (R$)"] = top["revenue_cents"] / 100
-        right.plotly_chart(px.bar(top, x="revenue (R$)", y="product", orientation="h", title="Top 10 products"),
-                           key="top")
+        right.plotly_chart(
+            px.bar(top, x="revenue (R$)", y="product", orientation="h", title="Top 10 products"), key="top"
+        )
     left, right = st.columns(2)
     segments = pd.DataFrame(_ask(warehouse, queries.segments, Filters()))
     if not segments.empty:
-        left.plotly_chart(px.pie(segments, names="rfm_segment", values="customers",
-                                 title="Customer segments (RFM)"), key="segments")
+        left.plotly_chart(
+            px.pie(segments, names="rfm_segment", values="customers", title="Customer segments (RFM)"),
+            key="segments",
+        )
 
     # --- data quality ------------------------------------------------------------------
     scores = pd.DataFrame(_ask(warehouse, queries.quality_scores, Filters()))
@@ -108,19 +120,26 @@ def main() -> None:
         else:
             latest = scores[scores["run_id"] == scores["run_id"].iloc[-1]]
             for row in latest.itertuples():
-                verdict = "" if row.target is None or pd.isna(row.target) else \
-                    ("pass" if row.score >= row.target else "fail")
-                st.metric(f"{row.dimension}", f"{row.score:.2f}",
-                          delta=f"{verdict} (target {row.target})" if verdict else None,
-                          delta_color="normal" if verdict != "fail" else "inverse")
+                verdict = (
+                    ""
+                    if row.target is None or pd.isna(row.target)
+                    else ("pass" if row.score >= row.target else "fail")
+                )
+                st.metric(
+                    f"{row.dimension}",
+                    f"{row.score:.2f}",
+                    delta=f"{verdict} (target {row.target})" if verdict else None,
+                    delta_color="normal" if verdict != "fail" else "inverse",
+                )
 
     # --- raw data ----------------------------------------------------------------------
     st.subheader("Raw order lines")
     page = int(st.number_input("Page", min_value=1, value=1, step=1, key="page")) - 1
     rows = _ask(warehouse, queries.order_lines_page, filters, tuple(statuses), page, PAGE_SIZE)
     st.dataframe(pd.DataFrame(rows))
-    st.caption(f"Rows {page * PAGE_SIZE + 1}–{page * PAGE_SIZE + len(rows)} (newest first, "
-               f"{PAGE_SIZE} per page).")
+    st.caption(
+        f"Rows {page * PAGE_SIZE + 1}–{page * PAGE_SIZE + len(rows)} (newest first, {PAGE_SIZE} per page)."
+    )
 
 
 main()

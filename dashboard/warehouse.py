@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.errors
@@ -25,13 +25,15 @@ class WarehouseUnavailable(Exception):
 
 
 class ReadOnlyWarehouse:
-    def __init__(self, url: str, *, pool_size: int = 4, connect_timeout: int = 5,
-                 statement_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 4, connect_timeout: int = 5, statement_timeout_ms: int = 5000
+    ) -> None:
         self.url = url
         self.where = describe_url(url)
         self._pool_size = pool_size
         self._kwargs = {
-            "connect_timeout": connect_timeout, "application_name": "etl-dashboard",
+            "connect_timeout": connect_timeout,
+            "application_name": "etl-dashboard",
             "options": f"-c default_transaction_read_only=on -c statement_timeout={int(statement_timeout_ms)}",
         }
         self._idle: list[psycopg2.extensions.connection] = []
@@ -66,11 +68,14 @@ class ReadOnlyWarehouse:
             yield conn
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             broken = True
-            raise WarehouseUnavailable(f"the warehouse at {self.where} stopped answering: "
-                                       f"{' '.join(str(exc).split())}") from exc
+            raise WarehouseUnavailable(
+                f"the warehouse at {self.where} stopped answering: {' '.join(str(exc).split())}"
+            ) from exc
         except psycopg2.errors.UndefinedTable as exc:
-            raise WarehouseUnavailable(f"the warehouse at {self.where} has no analytics views yet "
-                                       f"({str(exc).splitlines()[0]}); run `etl db init`") from exc
+            raise WarehouseUnavailable(
+                f"the warehouse at {self.where} has no analytics views yet "
+                f"({str(exc).splitlines()[0]}); run `etl db init`"
+            ) from exc
         finally:
             self._release(conn, broken)
 

@@ -22,9 +22,9 @@ and dequeues them; ``refresh(conn, ranges)`` recomputes explicit ranges.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Iterable
 
 import psycopg2.extensions
 from psycopg2 import sql
@@ -42,8 +42,8 @@ _LOCK_KEY = 0x65746C_61676721  # 'etl agg!'
 @dataclass(frozen=True)
 class Aggregate:
     name: str
-    width: str                 # 'hour' | 'day'
-    local_days: bool           # day buckets in the source time zone (else UTC)
+    width: str  # 'hour' | 'day'
+    local_days: bool  # day buckets in the source time zone (else UTC)
 
     def select_text(self) -> str:
         return (AGGREGATE_DIR / f"{self.name}.sql").read_text()
@@ -77,8 +77,12 @@ def bucket_sql(agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> sql.Com
     return sql.SQL("date_trunc({}, o.purchased_at, {})").format(sql.Literal(agg.width), zone)
 
 
-def select_sql(agg: Aggregate, mode: db.TimescaleMode, timezone: str,
-               where: sql.Composable = sql.SQL("")) -> sql.Composable:
+_NO_FILTER = sql.SQL("")
+
+
+def select_sql(
+    agg: Aggregate, mode: db.TimescaleMode, timezone: str, where: sql.Composable = _NO_FILTER
+) -> sql.Composable:
     return sql.SQL(agg.select_text()).format(bucket=bucket_sql(agg, mode, timezone), where=where)
 
 
@@ -86,6 +90,7 @@ _RANGE = sql.SQL("WHERE o.purchased_at >= %(lo)s AND o.purchased_at < %(hi)s")
 
 
 # --- set-up (etl db init) ---------------------------------------------------------------
+
 
 def _relkind(cur, name: str) -> str | None:
     cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (name,))
@@ -109,37 +114,49 @@ def _ensure_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) ->
         raise RuntimeError(f"{agg.name} exists but is not a table (relkind {kind}); drop it to switch modes")
     if kind == "r":
         # Rebuild if the definition's columns changed, so the table never drifts from its SELECT.
-        cur.execute(sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(
-            select_sql(agg, mode, timezone, sql.SQL("WHERE FALSE"))))
+        cur.execute(
+            sql.SQL("SELECT * FROM ({}) q LIMIT 0").format(
+                select_sql(agg, mode, timezone, sql.SQL("WHERE FALSE"))
+            )
+        )
         wanted = [d.name for d in cur.description]
         cur.execute(sql.SQL("SELECT * FROM {} LIMIT 0").format(name))
         if [d.name for d in cur.description] == wanted:
             return
         log.warning("%s: definition changed; rebuilding it", agg.name)
         cur.execute(sql.SQL("DROP TABLE {}").format(name))
-    cur.execute(sql.SQL("CREATE TABLE {} AS {} WITH DATA").format(
-        name, select_sql(agg, mode, timezone)))
-    cur.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} (bucket)").format(
-        sql.Identifier(f"{agg.name}_bucket_idx"), name))
+    cur.execute(sql.SQL("CREATE TABLE {} AS {} WITH DATA").format(name, select_sql(agg, mode, timezone)))
+    cur.execute(
+        sql.SQL("CREATE UNIQUE INDEX {} ON {} (bucket)").format(
+            sql.Identifier(f"{agg.name}_bucket_idx"), name
+        )
+    )
 
 
 def _ensure_continuous(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> None:
     """Full license only; not executable on the Apache build these machines have."""
     name = sql.Identifier(agg.name)
-    if _relkind(cur, agg.name) == "r":      # a fallback table from an earlier mode
+    if _relkind(cur, agg.name) == "r":  # a fallback table from an earlier mode
         cur.execute(sql.SQL("DROP TABLE {}").format(name))
     if _relkind(cur, agg.name) is None:
-        cur.execute(sql.SQL(
-            "CREATE MATERIALIZED VIEW {} WITH (timescaledb.continuous, timescaledb.materialized_only = false) "
-            "AS {} WITH NO DATA").format(name, select_sql(agg, mode, timezone)))
+        cur.execute(
+            sql.SQL(
+                "CREATE MATERIALIZED VIEW {} WITH (timescaledb.continuous, timescaledb.materialized_only = false) "
+                "AS {} WITH NO DATA"
+            ).format(name, select_sql(agg, mode, timezone))
+        )
     # Late changes to old orders are refreshed by the pipeline (refresh_pending);
     # the policy keeps recent buckets fresh between loads.
-    cur.execute("SELECT add_continuous_aggregate_policy(%s, start_offset => INTERVAL '30 days', "
-                "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', "
-                "if_not_exists => TRUE)", (agg.name,))
+    cur.execute(
+        "SELECT add_continuous_aggregate_policy(%s, start_offset => INTERVAL '30 days', "
+        "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', "
+        "if_not_exists => TRUE)",
+        (agg.name,),
+    )
 
 
 # --- refresh ----------------------------------------------------------------------------
+
 
 def merge_ranges(ranges: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     """Sorted, non-overlapping ranges covering ``ranges`` (adjacent days become one range)."""
@@ -161,12 +178,15 @@ def queue_days(cur: psycopg2.extensions.cursor, run_id: str, days: Iterable[date
         """INSERT INTO aggregate_refresh_queue (range_start, range_end, run_id)
            SELECT d::timestamp AT TIME ZONE %(tz)s, (d + 1)::timestamp AT TIME ZONE %(tz)s, %(run)s
              FROM unnest(%(days)s::date[]) AS d
-           ON CONFLICT DO NOTHING""", {"tz": timezone, "run": run_id, "days": days})
+           ON CONFLICT DO NOTHING""",
+        {"tz": timezone, "run": run_id, "days": days},
+    )
     return len(days)
 
 
-def refresh(conn: psycopg2.extensions.connection, ranges: Iterable[tuple[datetime, datetime]],
-            timezone: str) -> RefreshResult:
+def refresh(
+    conn: psycopg2.extensions.connection, ranges: Iterable[tuple[datetime, datetime]], timezone: str
+) -> RefreshResult:
     """Recompute every aggregate for ``ranges`` of purchase time (local-day aligned).
 
     Fallback mode: runs in the caller's transaction (commit to publish).
@@ -179,17 +199,26 @@ def refresh(conn: psycopg2.extensions.connection, ranges: Iterable[tuple[datetim
         for agg in AGGREGATES:
             if is_continuous(mode):
                 for lo, hi in result.ranges:
-                    cur.execute("CALL refresh_continuous_aggregate(%s, %s, %s)",
-                                (agg.name, _finite(lo), _finite(hi)))
+                    cur.execute(
+                        "CALL refresh_continuous_aggregate(%s, %s, %s)", (agg.name, _finite(lo), _finite(hi))
+                    )
                 result.buckets[agg.name] = -1
                 continue
             written = 0
             for lo, hi in result.ranges:
                 params = {"lo": lo, "hi": hi}
-                cur.execute(sql.SQL("DELETE FROM {} WHERE bucket >= %(lo)s AND bucket < %(hi)s").format(
-                    sql.Identifier(agg.name)), params)
-                cur.execute(sql.SQL("INSERT INTO {} {}").format(
-                    sql.Identifier(agg.name), select_sql(agg, mode, timezone, _RANGE)), params)
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE bucket >= %(lo)s AND bucket < %(hi)s").format(
+                        sql.Identifier(agg.name)
+                    ),
+                    params,
+                )
+                cur.execute(
+                    sql.SQL("INSERT INTO {} {}").format(
+                        sql.Identifier(agg.name), select_sql(agg, mode, timezone, _RANGE)
+                    ),
+                    params,
+                )
                 written += cur.rowcount
             result.buckets[agg.name] = written
     log.info("aggregates refreshed (%s) over %d range(s): %s", mode.name, len(result.ranges), result.buckets)
@@ -213,9 +242,11 @@ def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> Refr
         queued = cur.fetchall()
     result = refresh(conn, [(lo, hi) for lo, hi, _ in queued], timezone)
     with conn.cursor() as cur:
-        cur.execute("DELETE FROM aggregate_refresh_queue WHERE (range_start, run_id) IN "
-                    "(SELECT * FROM unnest(%s::timestamptz[], %s::text[]))",
-                    ([q[0] for q in queued], [q[2] for q in queued]))
+        cur.execute(
+            "DELETE FROM aggregate_refresh_queue WHERE (range_start, run_id) IN "
+            "(SELECT * FROM unnest(%s::timestamptz[], %s::text[]))",
+            ([q[0] for q in queued], [q[2] for q in queued]),
+        )
     if not conn.autocommit:
         conn.commit()
     return result
@@ -235,6 +266,9 @@ def describe(conn: psycopg2.extensions.connection) -> str:
     missing = [name for name, kind in kinds.items() if kind is None]
     if missing:
         return f"missing {', '.join(missing)} (run `etl db init`)"
-    how = ("continuous aggregates with refresh policies" if is_continuous(mode)
-           else "tables refreshed per touched day")
+    how = (
+        "continuous aggregates with refresh policies"
+        if is_continuous(mode)
+        else "tables refreshed per touched day"
+    )
     return f"{', '.join(NAMES)} as {how}; {pending} day(s) waiting for a refresh"

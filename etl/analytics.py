@@ -53,8 +53,11 @@ OPTIONAL_EXPORT_VIEWS: tuple[str, ...] = ("hourly_sales", "daily_customer_metric
 def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, ...]) -> list[str]:
     """Those of ``names`` that exist as a table, view or materialized view (in order)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)", (list(names),))
+        cur.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relname = ANY(%s)",
+            (list(names),),
+        )
         found = {r[0] for r in cur.fetchall()}
     return [name for name in names if name in found]
 
@@ -80,8 +83,11 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
                 log.warning("materialized view %s is missing; run `etl db init`", name)
                 continue
             started = time.monotonic()
-            statement = ("REFRESH MATERIALIZED VIEW CONCURRENTLY {}" if populated[name] and _has_rows(cur, name)
-                         else "REFRESH MATERIALIZED VIEW {}")
+            statement = (
+                "REFRESH MATERIALIZED VIEW CONCURRENTLY {}"
+                if populated[name] and _has_rows(cur, name)
+                else "REFRESH MATERIALIZED VIEW {}"
+            )
             cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
             timings[name] = time.monotonic() - started
             log.info("refreshed %s in %.2f s", name, timings[name])

@@ -31,13 +31,25 @@ def open_run(conn: psycopg2.extensions.connection, run_id: str, entries: list[Au
                   SET source = EXCLUDED.source, rows_read = 0, rows_loaded = 0, rows_quarantined = 0,
                       started_at = now(), finished_at = NULL, status = 'running', error = NULL,
                       attempts = ingest_audit.attempts + 1""",
-            [(run_id, e.source, e.table) for e in entries])
+            [(run_id, e.source, e.table) for e in entries],
+        )
 
 
-def close_table(cur: psycopg2.extensions.cursor, run_id: str, table: str, *, rows_read: int,
-                rows_loaded: int, rows_quarantined: int, rows_inserted: int = 0,
-                rows_updated: int = 0, rows_unchanged: int = 0, bytes_sent: int = 0,
-                seconds: float | None = None, method: str | None = None) -> None:
+def close_table(
+    cur: psycopg2.extensions.cursor,
+    run_id: str,
+    table: str,
+    *,
+    rows_read: int,
+    rows_loaded: int,
+    rows_quarantined: int,
+    rows_inserted: int = 0,
+    rows_updated: int = 0,
+    rows_unchanged: int = 0,
+    bytes_sent: int = 0,
+    seconds: float | None = None,
+    method: str | None = None,
+) -> None:
     cur.execute(
         """UPDATE ingest_audit
               SET rows_read = %s, rows_loaded = %s, rows_quarantined = %s,
@@ -45,12 +57,26 @@ def close_table(cur: psycopg2.extensions.cursor, run_id: str, table: str, *, row
                   bytes = %s, seconds = %s, method = %s,
                   finished_at = clock_timestamp(), status = 'succeeded'
             WHERE run_id = %s AND table_name = %s""",
-        (rows_read, rows_loaded, rows_quarantined, rows_inserted, rows_updated, rows_unchanged,
-         bytes_sent, seconds, method, run_id, table))
+        (
+            rows_read,
+            rows_loaded,
+            rows_quarantined,
+            rows_inserted,
+            rows_updated,
+            rows_unchanged,
+            bytes_sent,
+            seconds,
+            method,
+            run_id,
+            table,
+        ),
+    )
 
 
 def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(
             """UPDATE ingest_audit SET status = 'failed', error = %s, finished_at = clock_timestamp()
-                WHERE run_id = %s AND status = 'running'""", (error[:2000], run_id))
+                WHERE run_id = %s AND status = 'running'""",
+            (error[:2000], run_id),
+        )

@@ -22,8 +22,8 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pgpq
 import psycopg2
@@ -42,25 +42,34 @@ INSERT_PAGE_ROWS = 5_000
 
 #: PostgreSQL type (pg_type.typname) -> the Arrow type pgpq encodes as exactly that type.
 _ARROW_FOR_PG: dict[str, pa.DataType] = {
-    "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(),
-    "float4": pa.float32(), "float8": pa.float64(), "bool": pa.bool_(),
-    "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(),
+    "int2": pa.int16(),
+    "int4": pa.int32(),
+    "int8": pa.int64(),
+    "float4": pa.float32(),
+    "float8": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "varchar": pa.string(),
+    "bpchar": pa.string(),
     "date": pa.date32(),
-    "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "timestamp": pa.timestamp("us"),
 }
 
 #: SQLSTATEs meaning "COPY is not allowed here", as opposed to bad data.
-_COPY_REFUSED = (psycopg2.errors.FeatureNotSupported,      # 0A000: e.g. a pooler or proxy
-                 psycopg2.errors.WrongObjectType,          # 42809: e.g. COPY into a view
-                 psycopg2.errors.InsufficientPrivilege,    # 42501
-                 psycopg2.errors.ObjectNotInPrerequisiteState)
+_COPY_REFUSED = (
+    psycopg2.errors.FeatureNotSupported,  # 0A000: e.g. a pooler or proxy
+    psycopg2.errors.WrongObjectType,  # 42809: e.g. COPY into a view
+    psycopg2.errors.InsufficientPrivilege,  # 42501
+    psycopg2.errors.ObjectNotInPrerequisiteState,
+)
 
 
 @dataclass(frozen=True)
 class ColumnType:
     name: str
-    typname: str        # pg_type.typname, e.g. int2, bpchar
-    sql_type: str       # format_type(), e.g. character(32), for casts and staging DDL
+    typname: str  # pg_type.typname, e.g. int2, bpchar
+    sql_type: str  # format_type(), e.g. character(32), for casts and staging DDL
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class CopyResult:
     rows: int
     bytes: int
     seconds: float
-    method: str         # 'copy' or 'insert-fallback'
+    method: str  # 'copy' or 'insert-fallback'
 
 
 def column_types(cur: psycopg2.extensions.cursor, table: str) -> dict[str, ColumnType]:
@@ -77,7 +86,9 @@ def column_types(cur: psycopg2.extensions.cursor, table: str) -> dict[str, Colum
         """SELECT a.attname, t.typname, format_type(a.atttypid, a.atttypmod)
              FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped
-            ORDER BY a.attnum""", (table,))
+            ORDER BY a.attnum""",
+        (table,),
+    )
     return {name: ColumnType(name, typname, sql_type) for name, typname, sql_type in cur.fetchall()}
 
 
@@ -137,7 +148,8 @@ class _Stream(io.RawIOBase):
 def copy_binary(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) -> int:
     """Binary COPY of ``data`` (already cast with ``arrow_for``) into ``table``; bytes sent."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names))
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names)
+    )
     stream = _Stream(encode(data))
     # size only bounds each read; our reads return whole encoded batches.
     cur.copy_expert(statement.as_string(cur), stream, size=1 << 24)
@@ -147,7 +159,8 @@ def copy_binary(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) -> 
 def insert_batches(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) -> int:
     """Batched multi-row INSERT: the path of last resort when COPY is refused."""
     statement = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(
-        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names))
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names)
+    )
     query = statement.as_string(cur)
     sent = 0
     for batch in data.to_batches(max_chunksize=INSERT_PAGE_ROWS):
@@ -157,8 +170,9 @@ def insert_batches(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) 
     return sent
 
 
-def copy_or_insert(cur: psycopg2.extensions.cursor, table: str, data: pa.Table,
-                   method: str = "auto") -> CopyResult:
+def copy_or_insert(
+    cur: psycopg2.extensions.cursor, table: str, data: pa.Table, method: str = "auto"
+) -> CopyResult:
     """Binary COPY, or batched INSERT if the server refuses COPY (or ``method='insert'``).
 
     The attempt runs in a savepoint so a refused COPY leaves the transaction usable.
@@ -170,8 +184,11 @@ def copy_or_insert(cur: psycopg2.extensions.cursor, table: str, data: pa.Table,
             sent = copy_binary(cur, table, data)
         except _COPY_REFUSED as exc:
             cur.execute("ROLLBACK TO SAVEPOINT etl_copy")
-            log.warning("COPY into %s refused (%s); falling back to batched INSERT",
-                        table, str(exc).strip().splitlines()[0])
+            log.warning(
+                "COPY into %s refused (%s); falling back to batched INSERT",
+                table,
+                str(exc).strip().splitlines()[0],
+            )
         else:
             cur.execute("RELEASE SAVEPOINT etl_copy")
             return CopyResult(data.num_rows, sent, time.perf_counter() - started, "copy")

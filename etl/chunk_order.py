@@ -36,7 +36,7 @@ _MICROS_PER_DAY = 86_400 * 1_000_000
 @dataclass(frozen=True)
 class TimePartitioning:
     column: str
-    interval_us: int     # chunk interval in microseconds
+    interval_us: int  # chunk interval in microseconds
 
 
 def time_partitioning(cur: psycopg2.extensions.cursor, table: str) -> TimePartitioning | None:
@@ -50,7 +50,9 @@ def time_partitioning(cur: psycopg2.extensions.cursor, table: str) -> TimePartit
              JOIN pg_namespace n ON n.nspname = d.hypertable_schema
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = d.hypertable_name
             WHERE c.oid = to_regclass(%s) AND d.time_interval IS NOT NULL
-            ORDER BY d.dimension_number LIMIT 1""", (table,))
+            ORDER BY d.dimension_number LIMIT 1""",
+        (table,),
+    )
     row = cur.fetchone()
     return TimePartitioning(row[0], int(row[1])) if row and row[1] else None
 

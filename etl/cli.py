@@ -26,20 +26,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from etl.pipeline import run_pipeline
 
     if args.no_quality_gate or args.clean_csv:
-        settings = settings.with_overrides(dq_enforce=settings.dq_enforce and not args.no_quality_gate,
-                                           clean_csv=settings.clean_csv or args.clean_csv)
+        settings = settings.with_overrides(
+            dq_enforce=settings.dq_enforce and not args.no_quality_gate,
+            clean_csv=settings.clean_csv or args.clean_csv,
+        )
     summary = run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
     print(summary.render())
     return 0
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.validate import ValidationError, Thresholds, validate_run
+    from etl.validate import Thresholds, ValidationError, validate_run
 
     thresholds = Thresholds.from_settings(settings)
     if args.no_require_quality_scores:
-        thresholds = Thresholds(thresholds.min_quality, thresholds.max_null_pct,
-                                thresholds.max_duplicate_pct, require_quality_scores=False)
+        thresholds = Thresholds(
+            thresholds.min_quality,
+            thresholds.max_null_pct,
+            thresholds.max_duplicate_pct,
+            require_quality_scores=False,
+        )
     report = validate_run(settings, args.run_id, thresholds)
     print(report.render())
     if not report.passed:
@@ -60,11 +66,19 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
     try:
         mode = db.timescale_mode(conn)
         print(f"warehouse: {db.describe_url(settings.database_url)}")
-        print(f"mode: {mode.name}" + (f" (timescaledb {mode.version}, license {mode.license})"
-                                       if mode.installed else
-                                       " (timescaledb available, not enabled)" if mode.available else ""))
+        print(
+            f"mode: {mode.name}"
+            + (
+                f" (timescaledb {mode.version}, license {mode.license})"
+                if mode.installed
+                else " (timescaledb available, not enabled)"
+                if mode.available
+                else ""
+            )
+        )
         print(f"hypertables: {', '.join(db.hypertables(conn)) or 'none'}")
         from etl import aggregates
+
         print(f"aggregates: {aggregates.describe(conn)}")
         for table, count in db.table_counts(conn, WAREHOUSE_TABLES).items():
             print(f"  {table:<20} {count:>10,}")
@@ -99,11 +113,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from etl.pipeline import new_run_id
 
     names = [args.source] if args.source else None
-    result = ingest.runner.ingest_and_load(settings, args.run_id or new_run_id(), names,
-                                           load=not args.no_load)
+    result = ingest.runner.ingest_and_load(
+        settings, args.run_id or new_run_id(), names, load=not args.no_load
+    )
     for s in result["sources"]:
-        print(f"{s['source']:<20} {s['status']:<9} {s.get('records_new', 0):>9,} new records"
-              + (f"  ({s['error']})" if s["error"] else ""))
+        print(
+            f"{s['source']:<20} {s['status']:<9} {s.get('records_new', 0):>9,} new records"
+            + (f"  ({s['error']})" if s["error"] else "")
+        )
     failed = [s for s in result["sources"] if s["status"] == "failed"]
     for s in failed:
         print(f"error: source {s['source']} failed: {s['error']}", file=sys.stderr)
@@ -114,17 +131,25 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from etl import ingest
 
     result = ingest.replay(settings, args.source, args.date, archived_run=args.archived_run)
-    print(f"replayed {result['source']} {result['day']} as run {result['run_id']}: "
-          f"{result['payloads']} payload(s)")
+    print(
+        f"replayed {result['source']} {result['day']} as run {result['run_id']}: "
+        f"{result['payloads']} payload(s)"
+    )
     for t in result["tables"]:
-        print(f"  {t['table']:<20} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
-              f"quarantined {t['rows_quarantined']:>7,}")
+        print(
+            f"  {t['table']:<20} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
+            f"quarantined {t['rows_quarantined']:>7,}"
+        )
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from etl.generate import generate
 
     summary = generate(args.orders, args.dirty_rate, args.seed, args.out)
-    print(f"wrote {sum(summary['rows'].values()):,} rows in 9 files to {args.out} "
-          f"({summary['hard_rows']:,} rows must be quarantined; see ground_truth.csv)")
+    print(
+        f"wrote {sum(summary['rows'].values()):,} rows in 9 files to {args.out} "
+        f"({summary['hard_rows']:,} rows must be quarantined; see ground_truth.csv)"
+    )
     return 0
 
 
@@ -155,12 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="ingest, transform and load the Olist files")
-    run.add_argument("--data-dir", type=Path, default=None,
-                     help="folder with the Olist CSV files (.csv or .csv.gz); "
-                          "default: the sample shipped in data/sample/olist")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder with the Olist CSV files (.csv or .csv.gz); "
+        "default: the sample shipped in data/sample/olist",
+    )
     run.add_argument("--run-id", default=None, help="identifier for the audit trail (default: new)")
-    run.add_argument("--no-quality-gate", action="store_true",
-                     help="load even when a quality score misses its target (scores are still stored)")
+    run.add_argument(
+        "--no-quality-gate",
+        action="store_true",
+        help="load even when a quality score misses its target (scores are still stored)",
+    )
     run.add_argument("--clean-csv", action="store_true", help="also write the clean batches as CSV")
     run.set_defaults(func=cmd_run, needs_db=True)
 
@@ -176,26 +208,36 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_replay, needs_db=True)
     val = sub.add_parser("validate", help="the validation gate for one run (exit 3 when it fails)")
     val.add_argument("--run-id", required=True, help="the run to check (e.g. daily-2018-08-01)")
-    val.add_argument("--no-require-quality-scores", action="store_true",
-                     help="pass the quality check when the run has no quality_scores rows")
+    val.add_argument(
+        "--no-require-quality-scores",
+        action="store_true",
+        help="pass the quality check when the run has no quality_scores rows",
+    )
     val.set_defaults(func=cmd_validate, needs_db=True)
 
     dbp = sub.add_parser("db", help="warehouse set-up and status").add_subparsers(
-        dest="db_command", required=True)
+        dest="db_command", required=True
+    )
     init = dbp.add_parser("init", help="create the database and apply the schema (idempotent)")
-    init.add_argument("--no-timescaledb", action="store_true",
-                      help="do not create the timescaledb extension even if available")
+    init.add_argument(
+        "--no-timescaledb",
+        action="store_true",
+        help="do not create the timescaledb extension even if available",
+    )
     init.set_defaults(func=cmd_db_init, needs_db=True)
     dbp.add_parser("status", help="mode (PostgreSQL / TimescaleDB) and row counts").set_defaults(
-        func=cmd_db_status, needs_db=True)
+        func=cmd_db_status, needs_db=True
+    )
     dbp.add_parser("refresh", help="refresh the analytics views (after loads)").set_defaults(
-        func=cmd_db_refresh, needs_db=True)
+        func=cmd_db_refresh, needs_db=True
+    )
     export = sub.add_parser("export", help="write every analytical view as CSV or Parquet files")
     export.add_argument("--format", choices=["csv", "parquet"], default="csv")
     export.add_argument("--out", type=Path, required=True, help="folder to write the files into")
     export.set_defaults(func=cmd_export, needs_db=True)
     dbp.add_parser("stop-local", help="stop the private cluster under .local/ if running").set_defaults(
-        func=cmd_db_stop_local, needs_db=False)
+        func=cmd_db_stop_local, needs_db=False
+    )
 
     gen = sub.add_parser("generate", help="write Olist-shaped dirty CSVs and their ground truth")
     gen.add_argument("--orders", type=int, required=True, help="number of orders (items, payments... follow)")
@@ -205,10 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate, needs_db=False)
 
     qp = sub.add_parser("quarantine", help="see, export and retry rejected rows").add_subparsers(
-        dest="q_command", required=True)
-    for name, text in (("list", "counts per table, category and rule"), ("show", "the rows, with reasons"),
-                       ("export", "write the rows to .csv or .jsonl"),
-                       ("retry", "re-run open rows after a lookup fix; load those that pass")):
+        dest="q_command", required=True
+    )
+    for name, text in (
+        ("list", "counts per table, category and rule"),
+        ("show", "the rows, with reasons"),
+        ("export", "write the rows to .csv or .jsonl"),
+        ("retry", "re-run open rows after a lookup fix; load those that pass"),
+    ):
         q = qp.add_parser(name, help=text)
         q.add_argument("--run", required=True, help="run id (see ingest_audit)")
         q.add_argument("--table", default=None, help="only this warehouse table")
@@ -223,8 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         settings = Settings.from_env()
         if getattr(args, "needs_db", False):

@@ -10,9 +10,9 @@ import contextlib
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -29,8 +29,10 @@ def parse_url(url: str) -> dict[str, str]:
     try:
         return psycopg2.extensions.parse_dsn(url)
     except psycopg2.ProgrammingError as exc:
-        raise ConfigError(f"DATABASE_URL is not a PostgreSQL URL like "
-                          f"postgresql://user@host:5432/warehouse ({' '.join(str(exc).split())})") from exc
+        raise ConfigError(
+            f"DATABASE_URL is not a PostgreSQL URL like "
+            f"postgresql://user@host:5432/warehouse ({' '.join(str(exc).split())})"
+        ) from exc
 
 
 def describe_url(url: str) -> str:
@@ -50,16 +52,16 @@ def _reason(exc: Exception) -> str:
     return text.split(" failed: ", 1)[-1] if " failed: " in text else (text or "no answer")
 
 
-def connect(url: str, connect_timeout: int = 5, *, label: str | None = None,
-            **kwargs) -> psycopg2.extensions.connection:
+def connect(
+    url: str, connect_timeout: int = 5, *, label: str | None = None, **kwargs
+) -> psycopg2.extensions.connection:
     """Open a connection or raise a DatabaseError a person can act on.
 
     ``label`` names the database in the message when ``url`` is only a way to
     reach the server (e.g. the ``postgres`` database used to create ours).
     """
     try:
-        return psycopg2.connect(url, connect_timeout=connect_timeout,
-                                application_name="etl", **kwargs)
+        return psycopg2.connect(url, connect_timeout=connect_timeout, application_name="etl", **kwargs)
     except psycopg2.ProgrammingError as exc:  # malformed DSN
         raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}".strip()) from exc
     except psycopg2.OperationalError as exc:
@@ -114,8 +116,9 @@ def drop_database(url: str, connect_timeout: int = 5) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(database_name(url))))
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database_name(url)))
+            )
     finally:
         conn.close()
 
@@ -124,10 +127,10 @@ def drop_database(url: str, connect_timeout: int = 5) -> None:
 class TimescaleMode:
     """Which TimescaleDB, if any, the warehouse has."""
 
-    available: bool            # the extension can be created on this server
-    installed: bool            # it is created in the warehouse database
+    available: bool  # the extension can be created on this server
+    installed: bool  # it is created in the warehouse database
     version: str | None
-    license: str | None        # 'apache' (hypertables only) or 'timescale' (full)
+    license: str | None  # 'apache' (hypertables only) or 'timescale' (full)
 
     @property
     def name(self) -> str:
@@ -158,8 +161,9 @@ def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
         except psycopg2.Error as exc:
             # Typically: the library is not in shared_preload_libraries.
             cur.execute("ROLLBACK TO SAVEPOINT tsdb")
-            log.warning("TimescaleDB not enabled (%s); using plain PostgreSQL",
-                        str(exc).strip().splitlines()[0])
+            log.warning(
+                "TimescaleDB not enabled (%s); using plain PostgreSQL", str(exc).strip().splitlines()[0]
+            )
             return False
         cur.execute("RELEASE SAVEPOINT tsdb")
     return True
@@ -196,7 +200,8 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
 _INIT_LOCK = 0x65746C31  # 'etl1': pg_advisory_xact_lock key of `etl db init`
 _VIEW_DEFINITION = re.compile(
     r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def _apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
@@ -222,8 +227,9 @@ def _apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
                 kind = sql.SQL("MATERIALIZED VIEW" if row[0] == "m" else "VIEW")
                 cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(kind, sql.Identifier(name)))
         cur.execute("DELETE FROM etl_view_versions")
-        cur.executemany("INSERT INTO etl_view_versions (file_name, sha256) VALUES (%s, %s)",
-                        sorted(current.items()))
+        cur.executemany(
+            "INSERT INTO etl_view_versions (file_name, sha256) VALUES (%s, %s)", sorted(current.items())
+        )
     for path in views:
         cur.execute(path.read_text())
 
@@ -235,8 +241,10 @@ def _apply_roles(cur: psycopg2.extensions.cursor) -> None:
         cur.execute((SQL_DIR / "roles.sql").read_text())
     except psycopg2.Error as exc:
         cur.execute("ROLLBACK TO SAVEPOINT roles")
-        log.warning("roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
-                    str(exc).strip().splitlines()[0])
+        log.warning(
+            "roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
+            str(exc).strip().splitlines()[0],
+        )
         return
     cur.execute("RELEASE SAVEPOINT roles")
 

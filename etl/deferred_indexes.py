@@ -33,9 +33,9 @@ rolled back to a savepoint and the load runs with the indexes in place.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -49,10 +49,10 @@ MIN_ROWS = 100_000
 
 @dataclass(frozen=True)
 class Index:
-    name: str                  # the index's (or constraint's) name
-    regclass: str              # the index as a (quoted, qualified if need be) relation name
-    definition: str            # pg_get_indexdef / pg_get_constraintdef
-    constraint: bool           # backs a PRIMARY KEY / UNIQUE constraint
+    name: str  # the index's (or constraint's) name
+    regclass: str  # the index as a (quoted, qualified if need be) relation name
+    definition: str  # pg_get_indexdef / pg_get_constraintdef
+    constraint: bool  # backs a PRIMARY KEY / UNIQUE constraint
 
 
 def rebuildable(cur: psycopg2.extensions.cursor, table: str) -> list[Index]:
@@ -70,22 +70,30 @@ def rebuildable(cur: psycopg2.extensions.cursor, table: str) -> list[Index]:
               AND obj_description(i.indexrelid, 'pg_class') IS NULL
               AND (c.oid IS NULL OR obj_description(c.oid, 'pg_constraint') IS NULL)
               AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)
-            ORDER BY c.oid IS NULL, ic.relname""", (table,))
+            ORDER BY c.oid IS NULL, ic.relname""",
+        (table,),
+    )
     return [Index(*row) for row in cur.fetchall()]
 
 
 def _drop(cur, table: str, index: Index) -> None:
     if index.constraint:
-        cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-            sql.Identifier(table), sql.Identifier(index.name)))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(index.name)
+            )
+        )
     else:
         cur.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(index.regclass)))
 
 
 def _create(cur, table: str, index: Index) -> None:
     if index.constraint:
-        cur.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
-            sql.Identifier(table), sql.Identifier(index.name), sql.SQL(index.definition)))
+        cur.execute(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                sql.Identifier(table), sql.Identifier(index.name), sql.SQL(index.definition)
+            )
+        )
     else:
         cur.execute(index.definition)
 
@@ -106,8 +114,11 @@ def deferred(cur: psycopg2.extensions.cursor, table: str, rows: int) -> Iterator
                 _drop(cur, table, index)
         except psycopg2.Error as exc:
             cur.execute("ROLLBACK TO SAVEPOINT etl_defer_indexes")
-            log.warning("%s: could not defer its indexes (%s); loading with them in place",
-                        table, str(exc).strip().splitlines()[0])
+            log.warning(
+                "%s: could not defer its indexes (%s); loading with them in place",
+                table,
+                str(exc).strip().splitlines()[0],
+            )
             indexes = []
         else:
             cur.execute("RELEASE SAVEPOINT etl_defer_indexes")
@@ -115,5 +126,9 @@ def deferred(cur: psycopg2.extensions.cursor, table: str, rows: int) -> Iterator
     for index in indexes:
         _create(cur, table, index)
     if indexes:
-        log.info("%s: rebuilt %d index(es) after the load: %s", table, len(indexes),
-                 ", ".join(i.name for i in indexes))
+        log.info(
+            "%s: rebuilt %d index(es) after the load: %s",
+            table,
+            len(indexes),
+            ", ".join(i.name for i in indexes),
+        )

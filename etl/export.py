@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +31,18 @@ FORMATS = ("csv", "parquet")
 MANIFEST = "export.json"
 
 #: PostgreSQL type OIDs -> the kind of value a reader restores (anything else is text).
-_KINDS = {20: "int", 21: "int", 23: "int", 1700: "decimal", 700: "float", 701: "float",
-          1082: "date", 1114: "timestamp", 1184: "timestamp", 16: "bool"}
+_KINDS = {
+    20: "int",
+    21: "int",
+    23: "int",
+    1700: "decimal",
+    700: "float",
+    701: "float",
+    1082: "date",
+    1114: "timestamp",
+    1184: "timestamp",
+    16: "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,13 @@ def read_view(conn: psycopg2.extensions.connection, view: str) -> pd.DataFrame:
         return frame
 
 
-def _write_manifest(out_dir: Path, fmt: str, database: str, files: list[tuple["ExportedFile", dict]]) -> None:
-    manifest = {"exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "format": fmt, "database": database,
-                "views": {f.view: {"file": f.path.name, "rows": f.rows, "columns": kinds}
-                          for f, kinds in files}}
+def _write_manifest(out_dir: Path, fmt: str, database: str, files: list[tuple[ExportedFile, dict]]) -> None:
+    manifest = {
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "format": fmt,
+        "database": database,
+        "views": {f.view: {"file": f.path.name, "rows": f.rows, "columns": kinds} for f, kinds in files},
+    }
     tmp = out_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     os.replace(tmp, out_dir / MANIFEST)
@@ -71,8 +83,13 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
         frame.to_csv(tmp, index=False)
     else:
         # Decimals (numeric columns) go to Parquet as doubles: BI tools read those everywhere.
-        converted = frame.apply(lambda col: pd.to_numeric(col) if col.dtype == object and
-                                col.map(lambda v: v.__class__.__name__ == "Decimal").any() else col)
+        converted = frame.apply(
+            lambda col: (
+                pd.to_numeric(col)
+                if col.dtype == object and col.map(lambda v: v.__class__.__name__ == "Decimal").any()
+                else col
+            )
+        )
         converted.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pandas as pd
 import psycopg2.extensions
@@ -65,6 +65,7 @@ CONFLICT_KEYS: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Scd2:
     """A dimension that keeps history: natural key -> versions with a surrogate key."""
+
     natural_key: str
     surrogate_key: str
 
@@ -72,17 +73,19 @@ class Scd2:
 @dataclass(frozen=True)
 class Link:
     """A fact column holding the surrogate key of the dimension version current at event time."""
-    column: str          # e.g. product_key in the fact
-    dimension: str       # e.g. dim_products
-    natural_key: str     # e.g. product_id, in both the fact and the dimension
+
+    column: str  # e.g. product_key in the fact
+    dimension: str  # e.g. dim_products
+    natural_key: str  # e.g. product_id, in both the fact and the dimension
 
 
 @dataclass(frozen=True)
 class EventTime:
     """Where a fact's event time comes from: its own column, or another fact by a key."""
-    column: str                      # e.g. purchased_at
-    table: str | None = None         # None: the fact's own column
-    join_column: str | None = None   # e.g. order_id (in both tables)
+
+    column: str  # e.g. purchased_at
+    table: str | None = None  # None: the fact's own column
+    join_column: str | None = None  # e.g. order_id (in both tables)
 
 
 SCD2: dict[str, Scd2] = {
@@ -90,8 +93,10 @@ SCD2: dict[str, Scd2] = {
     "dim_sellers": Scd2("seller_id", "seller_key"),
 }
 LINKS: dict[str, tuple[Link, ...]] = {
-    "fact_order_items": (Link("product_key", "dim_products", "product_id"),
-                         Link("seller_key", "dim_sellers", "seller_id")),
+    "fact_order_items": (
+        Link("product_key", "dim_products", "product_id"),
+        Link("seller_key", "dim_sellers", "seller_id"),
+    ),
 }
 #: Facts whose conflict key is (natural id, time column) only because a hypertable's
 #: unique keys must contain its time column. When the source moves a row in time
@@ -112,11 +117,11 @@ class LoadResult:
     table: str
     rows_staged: int
     rows_inserted: int = 0
-    rows_updated: int = 0          # type 1: rewritten in place; SCD2: new versions of changed rows
-    bytes: int = 0                 # COPY (or INSERT) payload sent to the server
+    rows_updated: int = 0  # type 1: rewritten in place; SCD2: new versions of changed rows
+    bytes: int = 0  # COPY (or INSERT) payload sent to the server
     seconds: float = 0.0
-    method: str = "copy"           # 'copy' | 'insert-fallback'
-    path: str = "merge"            # 'direct' (empty table) | 'merge' | 'scd2'
+    method: str = "copy"  # 'copy' | 'insert-fallback'
+    path: str = "merge"  # 'direct' (empty table) | 'merge' | 'scd2'
     touched_days: list[date] = field(default_factory=list)  # local days of changed facts
 
     @property
@@ -156,19 +161,20 @@ class Pieces:
     peaked at ~1 GB, docs/performance.md). Every piece is COPYed in the same
     transaction; the merge runs once over all of them.
     """
+
     num_rows: int
     column_names: list[str]
     read: Callable[[], Iterator[pa.Table]]
 
     @classmethod
-    def of(cls, data: "pa.Table | pd.DataFrame | Pieces") -> "Pieces":
+    def of(cls, data: pa.Table | pd.DataFrame | Pieces) -> Pieces:
         if isinstance(data, Pieces):
             return data
         table = as_arrow(data)
         return cls(table.num_rows, table.column_names, lambda: iter([table]))
 
     @classmethod
-    def parquet(cls, path: Path, rows_per_piece: int | None = None) -> "Pieces":
+    def parquet(cls, path: Path, rows_per_piece: int | None = None) -> Pieces:
         metadata = pq.ParquetFile(path).metadata
         columns = metadata.schema.to_arrow_schema().names
 
@@ -179,6 +185,7 @@ class Pieces:
                     yield pa.Table.from_batches([batch])
             finally:
                 source.close()
+
         return cls(metadata.num_rows, columns, read)
 
 
@@ -188,16 +195,23 @@ def _copy_pieces(cur, target: str, rows: Pieces, types, partitioning, method: st
     sent, methods = 0, set()
     for piece in rows.read():
         copied = binary_copy.copy_or_insert(
-            cur, target, binary_copy.arrow_for(chunk_order.by_chunk(piece, partitioning), types), method)
+            cur, target, binary_copy.arrow_for(chunk_order.by_chunk(piece, partitioning), types), method
+        )
         sent += copied.bytes
         methods.add(copied.method)
     method_used = "insert-fallback" if "insert-fallback" in methods else "copy"
     return binary_copy.CopyResult(rows.num_rows, sent, time.perf_counter() - started, method_used)
 
 
-def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.DataFrame | Pieces, *,
-               key: tuple[str, ...] | None = None, timezone: str = "UTC",
-               method: str = "auto") -> LoadResult:
+def load_table(
+    cur: psycopg2.extensions.cursor,
+    table: str,
+    data: pa.Table | pd.DataFrame | Pieces,
+    *,
+    key: tuple[str, ...] | None = None,
+    timezone: str = "UTC",
+    method: str = "auto",
+) -> LoadResult:
     """Load ``data`` into ``table`` inside the caller's transaction (see module doc).
 
     ``timezone`` is the zone whose calendar days ``touched_days`` are counted in;
@@ -210,8 +224,10 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
     types = binary_copy.column_types(cur, table)
     unknown = [c for c in rows.column_names if c not in types]
     if unknown:
-        raise DatabaseError(f"table {table} has no column(s) {', '.join(unknown)}; "
-                            "run `etl db init` to bring the schema up to date")
+        raise DatabaseError(
+            f"table {table} has no column(s) {', '.join(unknown)}; "
+            "run `etl db init` to bring the schema up to date"
+        )
     result = LoadResult(table, rows.num_rows)
     if rows.num_rows == 0:
         return result
@@ -231,20 +247,30 @@ def load_table(cur: psycopg2.extensions.cursor, table: str, data: pa.Table | pd.
         stage = f"etl_stage_{table}"
         copied = _stage(cur, stage, table, rows, types, partitioning, method)
         if table in SCD2:
-            result.rows_inserted, result.rows_updated = _merge_scd2(cur, table, stage, rows.column_names,
-                                                                    SCD2[table], types)
+            result.rows_inserted, result.rows_updated = _merge_scd2(
+                cur, table, stage, rows.column_names, SCD2[table], types
+            )
             result.path = "scd2"
         else:
             # Into an empty table (a first load of a fact with links) a plain INSERT, its
             # keys and indexes built afterwards as on the direct path; otherwise upsert.
             with deferred_indexes.deferred(cur, table, rows.num_rows if empty else 0):
                 result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
-                    cur, table, stage, rows.column_names, key, types, timezone, upsert=not empty)
+                    cur, table, stage, rows.column_names, key, types, timezone, upsert=not empty
+                )
     result.bytes, result.method = copied.bytes, copied.method
     result.seconds = time.perf_counter() - started
-    log.info("%s: %d staged, %d inserted, %d updated, %d unchanged (%s, %s, %.2f s)", table,
-             result.rows_staged, result.rows_inserted, result.rows_updated, result.rows_unchanged,
-             result.path, result.method, result.seconds)
+    log.info(
+        "%s: %d staged, %d inserted, %d updated, %d unchanged (%s, %s, %.2f s)",
+        table,
+        result.rows_staged,
+        result.rows_inserted,
+        result.rows_updated,
+        result.rows_unchanged,
+        result.path,
+        result.method,
+        result.seconds,
+    )
     return result
 
 
@@ -255,7 +281,10 @@ def merge(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> L
 
 # --- staging ----------------------------------------------------------------------------
 
-def _stage(cur, stage: str, table: str, rows: Pieces, types, partitioning, method: str) -> binary_copy.CopyResult:
+
+def _stage(
+    cur, stage: str, table: str, rows: Pieces, types, partitioning, method: str
+) -> binary_copy.CopyResult:
     """A TEMP table shaped like ``rows``' columns of ``table``, filled by binary COPY.
 
     Columns binary COPY cannot encode (jsonb, numeric, ...) are staged as text and
@@ -264,10 +293,14 @@ def _stage(cur, stage: str, table: str, rows: Pieces, types, partitioning, metho
     as_text = set(binary_copy.unsupported_columns(types, rows.column_names))
     select = sql.SQL(", ").join(
         sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) if c in as_text else sql.Identifier(c)
-        for c in rows.column_names)
+        for c in rows.column_names
+    )
     cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(sql.Identifier(stage)))
-    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-        sql.Identifier(stage), select, sql.Identifier(table)))
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            sql.Identifier(stage), select, sql.Identifier(table)
+        )
+    )
     stage_types = binary_copy.column_types(cur, f"pg_temp.{stage}")
     copied = _copy_pieces(cur, stage, rows, stage_types, partitioning, method)
     # A new TEMP table has no statistics: the planner would guess ~200 distinct keys
@@ -283,6 +316,7 @@ def _source_expr(column: str, types) -> sql.Composable:
 
 # --- type 1 merge -----------------------------------------------------------------------
 
+
 def _event_time_sql(table: str) -> sql.Composable | None:
     """Expression over the merged row ``t`` that gives its event time, for RETURNING."""
     event = EVENT_TIMES.get(table)
@@ -291,8 +325,10 @@ def _event_time_sql(table: str) -> sql.Composable | None:
     if event.table is None:
         return sql.SQL("t.{}").format(sql.Identifier(event.column))
     return sql.SQL("(SELECT e.{col} FROM {other} e WHERE e.{j} = t.{j} LIMIT 1)").format(
-        col=sql.Identifier(event.column), other=sql.Identifier(event.table),
-        j=sql.Identifier(event.join_column))
+        col=sql.Identifier(event.column),
+        other=sql.Identifier(event.table),
+        j=sql.Identifier(event.join_column),
+    )
 
 
 def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
@@ -309,52 +345,75 @@ def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
         return None
     times = sql.Identifier(f"etl_event_times_{table}")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS pg_temp.{}").format(times))
-    cur.execute(sql.SQL(
-        "CREATE TEMP TABLE {times} ON COMMIT DROP AS "
-        "SELECT DISTINCT ON (e.{j}) e.{j}, e.{col} AS event_time FROM {other} e "
-        "WHERE e.{j} IN (SELECT s.{j} FROM {stage} s) ORDER BY e.{j}, e.{col} DESC").format(
-            times=times, j=sql.Identifier(event.join_column), col=sql.Identifier(event.column),
-            other=sql.Identifier(event.table), stage=sql.Identifier(stage)))
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE {times} ON COMMIT DROP AS "
+            "SELECT DISTINCT ON (e.{j}) e.{j}, e.{col} AS event_time FROM {other} e "
+            "WHERE e.{j} IN (SELECT s.{j} FROM {stage} s) ORDER BY e.{j}, e.{col} DESC"
+        ).format(
+            times=times,
+            j=sql.Identifier(event.join_column),
+            col=sql.Identifier(event.column),
+            other=sql.Identifier(event.table),
+            stage=sql.Identifier(stage),
+        )
+    )
     cur.execute(sql.SQL("ANALYZE {}").format(times))
     return times
 
 
-def _link_sql(table: str, times: sql.Identifier | None) -> tuple[list[str], list[sql.Composable], sql.Composable]:
+def _link_sql(
+    table: str, times: sql.Identifier | None
+) -> tuple[list[str], list[sql.Composable], sql.Composable]:
     """Extra columns, their expressions and joins that resolve ``LINKS`` at event time."""
     links = LINKS.get(table, ())
     if not links:
         return [], [], sql.SQL("")
     event = EVENT_TIMES[table]
     if times is not None:
-        joins = [sql.SQL("LEFT JOIN {times} ev ON ev.{j} = s.{j}").format(
-            times=times, j=sql.Identifier(event.join_column))]
+        joins = [
+            sql.SQL("LEFT JOIN {times} ev ON ev.{j} = s.{j}").format(
+                times=times, j=sql.Identifier(event.join_column)
+            )
+        ]
         event_time = sql.SQL("ev.event_time")
-    else:   # the fact's own time column
+    else:  # the fact's own time column
         joins, event_time = [], sql.SQL("s.{}").format(sql.Identifier(event.column))
     exprs = []
     for n, link in enumerate(links):
         alias = sql.Identifier(f"d{n}")
-        joins.append(sql.SQL(
-            "LEFT JOIN {dim} {a} ON {a}.{nk} = s.{nk} "
-            "AND coalesce({t}, now()) >= {a}.valid_from "
-            "AND coalesce({t}, now()) < {a}.valid_to").format(
-                dim=sql.Identifier(link.dimension), a=alias, nk=sql.Identifier(link.natural_key), t=event_time))
+        joins.append(
+            sql.SQL(
+                "LEFT JOIN {dim} {a} ON {a}.{nk} = s.{nk} "
+                "AND coalesce({t}, now()) >= {a}.valid_from "
+                "AND coalesce({t}, now()) < {a}.valid_to"
+            ).format(
+                dim=sql.Identifier(link.dimension), a=alias, nk=sql.Identifier(link.natural_key), t=event_time
+            )
+        )
         exprs.append(sql.SQL("{}.{}").format(alias, sql.Identifier(link.column)))
     return [link.column for link in links], exprs, sql.SQL(" ").join(joins)
 
 
-def _returned_event_time(table: str, times: sql.Identifier | None) -> tuple[sql.Composable, sql.Composable,
-                                                                           sql.Composable | None]:
+def _returned_event_time(
+    table: str, times: sql.Identifier | None
+) -> tuple[sql.Composable, sql.Composable, sql.Composable | None]:
     """What the upsert RETURNs about event time, how the outer query joins it, and the time expression."""
     event = EVENT_TIMES.get(table)
     if event is None:
         return sql.SQL("NULL::timestamptz AS event_time"), sql.SQL("m"), None
     if times is None:
-        return (sql.SQL("t.{} AS event_time").format(sql.Identifier(event.column)), sql.SQL("m"),
-                sql.SQL("m.event_time"))
+        return (
+            sql.SQL("t.{} AS event_time").format(sql.Identifier(event.column)),
+            sql.SQL("m"),
+            sql.SQL("m.event_time"),
+        )
     j = sql.Identifier(event.join_column)
-    return (sql.SQL("t.{} AS event_key").format(j),
-            sql.SQL("m LEFT JOIN {} x ON x.{} = m.event_key").format(times, j), sql.SQL("x.event_time"))
+    return (
+        sql.SQL("t.{} AS event_key").format(j),
+        sql.SQL("m LEFT JOIN {} x ON x.{} = m.event_key").format(times, j),
+        sql.SQL("x.event_time"),
+    )
 
 
 def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list[date]]:
@@ -362,20 +421,30 @@ def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list
     if table not in MOVABLE_IN_TIME:
         return 0, []
     natural_id, time_column = (sql.Identifier(c) for c in MOVABLE_IN_TIME[table])
-    cur.execute(sql.SQL(
-        "WITH moved AS (DELETE FROM {table} t USING {stage} s "
-        "WHERE t.{nid} = s.{nid} AND t.{tc} IS DISTINCT FROM s.{tc} RETURNING t.{tc} AS old_time) "
-        "SELECT count(*), array_agg(DISTINCT (old_time AT TIME ZONE %(tz)s)::date) FROM moved"
-    ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nid=natural_id, tc=time_column),
-        {"tz": timezone})
+    cur.execute(
+        sql.SQL(
+            "WITH moved AS (DELETE FROM {table} t USING {stage} s "
+            "WHERE t.{nid} = s.{nid} AND t.{tc} IS DISTINCT FROM s.{tc} RETURNING t.{tc} AS old_time) "
+            "SELECT count(*), array_agg(DISTINCT (old_time AT TIME ZONE %(tz)s)::date) FROM moved"
+        ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nid=natural_id, tc=time_column),
+        {"tz": timezone},
+    )
     moved, days = cur.fetchone()
     if moved:
         log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, moved)
     return moved, list(days or [])
 
 
-def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[str, ...], types,
-                  timezone: str, upsert: bool = True) -> tuple[int, int, list[date]]:
+def _merge_upsert(
+    cur,
+    table: str,
+    stage: str,
+    columns: list[str],
+    key: tuple[str, ...],
+    types,
+    timezone: str,
+    upsert: bool = True,
+) -> tuple[int, int, list[date]]:
     """Upsert the staged rows; (inserted, updated, local days touched). A moved row counts as updated.
 
     ``upsert=False`` (the table is empty) inserts without ``ON CONFLICT``, which
@@ -387,31 +456,52 @@ def _merge_upsert(cur, table: str, stage: str, columns: list[str], key: tuple[st
     all_columns = list(columns) + link_columns
     non_key = [c for c in all_columns if c not in key]
     if non_key:
-        set_list = [sql.SQL("({}) = ROW({})").format(
-            _ident(non_key), sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c))
-                                                for c in non_key))]
+        set_list = [
+            sql.SQL("({}) = ROW({})").format(
+                _ident(non_key),
+                sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key),
+            )
+        ]
         if "updated_at" in types and "updated_at" not in all_columns:
             set_list.append(sql.SQL("updated_at = now()"))
         action = sql.SQL("DO UPDATE SET {sets} WHERE ({cur}) IS DISTINCT FROM ({exc})").format(
             sets=sql.SQL(", ").join(set_list),
             cur=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in non_key),
-            exc=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key))
+            exc=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in non_key),
+        )
     else:
         action = sql.SQL("DO NOTHING")
-    conflict = sql.SQL("ON CONFLICT ({key}) {action}").format(key=_ident(key), action=action) if upsert \
+    conflict = (
+        sql.SQL("ON CONFLICT ({key}) {action}").format(key=_ident(key), action=action)
+        if upsert
         else sql.SQL("")
+    )
     returning, merged, event_time = _returned_event_time(table, times)
-    days = (sql.SQL("array_agg(DISTINCT ({t} AT TIME ZONE %(tz)s)::date) FILTER (WHERE {t} IS NOT NULL)").format(
-        t=event_time) if event_time is not None else sql.SQL("NULL"))
-    cur.execute(sql.SQL(
-        "WITH m AS (INSERT INTO {table} AS t ({cols}) SELECT {exprs} FROM {stage} s {joins} "
-        "{conflict} RETURNING (t.xmax = 0) AS inserted, {returning}) "
-        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), {days} FROM {merged}"
-    ).format(table=sql.Identifier(table), cols=_ident(all_columns),
-             exprs=sql.SQL(", ").join([_source_expr(c, types) for c in columns] + link_exprs),
-             stage=sql.Identifier(stage), joins=joins, conflict=conflict,
-             returning=returning, days=days, merged=merged),
-        {"tz": timezone})
+    days = (
+        sql.SQL("array_agg(DISTINCT ({t} AT TIME ZONE %(tz)s)::date) FILTER (WHERE {t} IS NOT NULL)").format(
+            t=event_time
+        )
+        if event_time is not None
+        else sql.SQL("NULL")
+    )
+    cur.execute(
+        sql.SQL(
+            "WITH m AS (INSERT INTO {table} AS t ({cols}) SELECT {exprs} FROM {stage} s {joins} "
+            "{conflict} RETURNING (t.xmax = 0) AS inserted, {returning}) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), {days} FROM {merged}"
+        ).format(
+            table=sql.Identifier(table),
+            cols=_ident(all_columns),
+            exprs=sql.SQL(", ").join([_source_expr(c, types) for c in columns] + link_exprs),
+            stage=sql.Identifier(stage),
+            joins=joins,
+            conflict=conflict,
+            returning=returning,
+            days=days,
+            merged=merged,
+        ),
+        {"tz": timezone},
+    )
     inserted, updated, touched = cur.fetchone()
     return inserted - moved, updated + moved, sorted(set(touched or []) | set(old_days))
 
@@ -421,13 +511,17 @@ def _all_days(cur, table: str, timezone: str) -> list[date]:
     event = _event_time_sql(table)
     if event is None:
         return []
-    cur.execute(sql.SQL(
-        "SELECT array_agg(DISTINCT ({event} AT TIME ZONE %(tz)s)::date) FROM {table} t").format(
-            event=event, table=sql.Identifier(table)), {"tz": timezone})
+    cur.execute(
+        sql.SQL("SELECT array_agg(DISTINCT ({event} AT TIME ZONE %(tz)s)::date) FROM {table} t").format(
+            event=event, table=sql.Identifier(table)
+        ),
+        {"tz": timezone},
+    )
     return sorted(cur.fetchone()[0] or [])
 
 
 # --- SCD type 2 merge -------------------------------------------------------------------
+
 
 def _merge_scd2(cur, table: str, stage: str, columns: list[str], scd: Scd2, types) -> tuple[int, int]:
     """Close changed current versions, then add a version for every key without one.
@@ -440,26 +534,39 @@ def _merge_scd2(cur, table: str, stage: str, columns: list[str], scd: Scd2, type
     nk = sql.Identifier(scd.natural_key)
     changed = 0
     if attributes:
-        cur.execute(sql.SQL(
-            "UPDATE {table} AS t SET valid_to = now(), is_current = FALSE, updated_at = now() "
-            "FROM {stage} s WHERE t.{nk} = s.{nk} AND t.is_current AND ({cur}) IS DISTINCT FROM ({new})"
-        ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nk=nk,
-                 cur=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in attributes),
-                 new=sql.SQL(", ").join(_source_expr(c, types) for c in attributes)))
+        cur.execute(
+            sql.SQL(
+                "UPDATE {table} AS t SET valid_to = now(), is_current = FALSE, updated_at = now() "
+                "FROM {stage} s WHERE t.{nk} = s.{nk} AND t.is_current AND ({cur}) IS DISTINCT FROM ({new})"
+            ).format(
+                table=sql.Identifier(table),
+                stage=sql.Identifier(stage),
+                nk=nk,
+                cur=sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in attributes),
+                new=sql.SQL(", ").join(_source_expr(c, types) for c in attributes),
+            )
+        )
         changed = cur.rowcount
-    cur.execute(sql.SQL(
-        "INSERT INTO {table} ({cols}, valid_from, valid_to, is_current) "
-        "SELECT {exprs}, CASE WHEN EXISTS (SELECT 1 FROM {table} h WHERE h.{nk} = s.{nk}) "
-        "THEN now() ELSE '-infinity'::timestamptz END, 'infinity'::timestamptz, TRUE "
-        "FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.{nk} = s.{nk} AND c.is_current)"
-    ).format(table=sql.Identifier(table), cols=_ident(columns),
-             exprs=sql.SQL(", ").join(_source_expr(c, types) for c in columns),
-             stage=sql.Identifier(stage), nk=nk))
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {table} ({cols}, valid_from, valid_to, is_current) "
+            "SELECT {exprs}, CASE WHEN EXISTS (SELECT 1 FROM {table} h WHERE h.{nk} = s.{nk}) "
+            "THEN now() ELSE '-infinity'::timestamptz END, 'infinity'::timestamptz, TRUE "
+            "FROM {stage} s WHERE NOT EXISTS (SELECT 1 FROM {table} c WHERE c.{nk} = s.{nk} AND c.is_current)"
+        ).format(
+            table=sql.Identifier(table),
+            cols=_ident(columns),
+            exprs=sql.SQL(", ").join(_source_expr(c, types) for c in columns),
+            stage=sql.Identifier(stage),
+            nk=nk,
+        )
+    )
     added = cur.rowcount
     return added - changed, changed
 
 
 # --- quarantine -------------------------------------------------------------------------
+
 
 def _frame_to_csv(frame: pd.DataFrame) -> io.StringIO:
     buffer = io.StringIO()
@@ -472,20 +579,20 @@ def _frame_to_csv(frame: pd.DataFrame) -> io.StringIO:
 def copy_into(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> int:
     """CSV COPY FROM STDIN of a small frame (quarantine: JSON records) into ``table``."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        sql.Identifier(table), columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(table), columns)
     cur.copy_expert(statement.as_string(cur), _frame_to_csv(frame), size=1 << 20)
     return len(frame)
 
 
-def insert_quarantine(cur: psycopg2.extensions.cursor, run_id: str, source_file: str,
-                      table: str, rejected: pd.DataFrame) -> int:
+def insert_quarantine(
+    cur: psycopg2.extensions.cursor, run_id: str, source_file: str, table: str, rejected: pd.DataFrame
+) -> int:
     """Append one run's rejected rows of one table to ``quarantine`` by COPY."""
     if rejected.empty:
         return 0
     frame = rejected.assign(run_id=run_id, source_file=source_file, table_name=table)[
-        ["run_id", "source_file", "row_number", "table_name", "category", "rule", "detail",
-         "raw_record"]]
+        ["run_id", "source_file", "row_number", "table_name", "category", "rule", "detail", "raw_record"]
+    ]
     return copy_into(cur, "quarantine", frame)
 
 

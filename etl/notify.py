@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 from etl import db
 from etl.settings import Settings
@@ -39,11 +39,15 @@ class RunReport:
     def text(self) -> str:
         quality = f"{self.quality_overall:.1f}" if self.quality_overall is not None else "not scored"
         seconds = f"{self.seconds:.1f} s" if self.seconds is not None else "unknown"
-        lines = [f"run {self.run_id}: {self.rows_read:,} read, {self.rows_loaded:,} loaded, "
-                 f"{self.rows_quarantined:,} quarantined; quality {quality}; {seconds}"]
+        lines = [
+            f"run {self.run_id}: {self.rows_read:,} read, {self.rows_loaded:,} loaded, "
+            f"{self.rows_quarantined:,} quarantined; quality {quality}; {seconds}"
+        ]
         for t in self.tables:
-            lines.append(f"  {t['table']:<22} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
-                         f"quarantined {t['rows_quarantined']:>7,}")
+            lines.append(
+                f"  {t['table']:<22} read {t['rows_read']:>9,}  loaded {t['rows_loaded']:>9,}  "
+                f"quarantined {t['rows_quarantined']:>7,}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -56,23 +60,38 @@ def build_report(settings: Settings, run_id: str, seconds: float | None = None) 
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
         with conn.cursor() as cur:
-            cur.execute("""SELECT table_name, rows_read, rows_loaded, rows_quarantined
-                             FROM ingest_audit WHERE run_id = %s ORDER BY audit_id""", (run_id,))
+            cur.execute(
+                """SELECT table_name, rows_read, rows_loaded, rows_quarantined
+                             FROM ingest_audit WHERE run_id = %s ORDER BY audit_id""",
+                (run_id,),
+            )
             for table, read, loaded, quarantined in cur.fetchall():
-                report.tables.append({"table": table, "rows_read": read, "rows_loaded": loaded,
-                                      "rows_quarantined": quarantined})
+                report.tables.append(
+                    {
+                        "table": table,
+                        "rows_read": read,
+                        "rows_loaded": loaded,
+                        "rows_quarantined": quarantined,
+                    }
+                )
                 report.rows_read += read
                 report.rows_loaded += loaded
                 report.rows_quarantined += quarantined
             if seconds is None:
-                cur.execute("""SELECT extract(epoch FROM max(finished_at) - min(started_at))
-                                 FROM ingest_audit WHERE run_id = %s""", (run_id,))
+                cur.execute(
+                    """SELECT extract(epoch FROM max(finished_at) - min(started_at))
+                                 FROM ingest_audit WHERE run_id = %s""",
+                    (run_id,),
+                )
                 span = cur.fetchone()[0]
                 report.seconds = float(span) if span is not None else None
             cur.execute("SELECT to_regclass('quality_scores') IS NOT NULL")
             if cur.fetchone()[0]:
-                cur.execute("""SELECT score FROM quality_scores WHERE run_id = %s
-                                  AND table_name = '_overall' AND dimension = 'overall'""", (run_id,))
+                cur.execute(
+                    """SELECT score FROM quality_scores WHERE run_id = %s
+                                  AND table_name = '_overall' AND dimension = 'overall'""",
+                    (run_id,),
+                )
                 row = cur.fetchone()
                 report.quality_overall = float(row[0]) if row else None
     finally:
@@ -91,11 +110,17 @@ def deliver(report: RunReport, recipients: Sequence[str], send: Sender | None = 
     return f"sent to {len(recipients)}"
 
 
-def notify_stage(settings: Settings, run_id: str, send: Sender | None = None,
-                 seconds: float | None = None) -> dict:
+def notify_stage(
+    settings: Settings, run_id: str, send: Sender | None = None, seconds: float | None = None
+) -> dict:
     """Build and deliver the success summary; returns a small dict (an XCom)."""
     report = build_report(settings, run_id, seconds)
     outcome = deliver(report, settings.notify_emails, send)
-    return {"run_id": run_id, "delivery": outcome, "rows_loaded": report.rows_loaded,
-            "rows_quarantined": report.rows_quarantined, "quality_overall": report.quality_overall,
-            "seconds": report.seconds}
+    return {
+        "run_id": run_id,
+        "delivery": outcome,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "quality_overall": report.quality_overall,
+        "seconds": report.seconds,
+    }

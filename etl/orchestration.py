@@ -18,9 +18,10 @@ work without it, and parsing the DAG file does no database or network work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import psycopg2.extensions
 
@@ -34,8 +35,18 @@ WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
 DEADLINE = timedelta(hours=2)
 #: libpq parameters that may ride in a connection's extra (others are Airflow's own).
-LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "options", "target_session_attrs",
-                "application_name", "keepalives", "keepalives_idle", "connect_timeout")
+LIBPQ_EXTRAS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "options",
+    "target_session_attrs",
+    "application_name",
+    "keepalives",
+    "keepalives_idle",
+    "connect_timeout",
+)
 
 #: Airflow Variable -> (Settings field, parser). Unset variables keep the Settings value.
 VARIABLES = {
@@ -47,10 +58,12 @@ VARIABLES = {
     "etl_data_dir": ("data_dir", None),
 }
 
-FAILURE_SUBJECT = ("[etl_pipeline] {{ ti.task_id }}{% if ti.map_index is not none and ti.map_index >= 0 %}"
-                   "[{{ ti.map_index }}]{% endif %} failed for "
-                   "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }} "
-                   "(try {{ ti.try_number }})")
+FAILURE_SUBJECT = (
+    "[etl_pipeline] {{ ti.task_id }}{% if ti.map_index is not none and ti.map_index >= 0 %}"
+    "[{{ ti.map_index }}]{% endif %} failed for "
+    "{{ (dag_run.logical_date or dag_run.run_after).strftime('%Y-%m-%d') }} "
+    "(try {{ ti.try_number }})"
+)
 FAILURE_BODY = """<p>Task <b>{{ ti.task_id }}</b> of run <b>{{ ti.run_id }}</b> failed on try
 {{ ti.try_number }} of {{ ti.max_tries + 1 }}; no more retries.</p>
 <p>Error:</p><pre>{{ exception | string | e }}</pre>
@@ -65,10 +78,11 @@ DEADLINE_BODY = """<p>DAG run <b>{{ dag_run.run_id }}</b> of etl_pipeline was qu
 
 # --- run identity ---------------------------------------------------------------------
 
+
 def run_id_for(day: date | datetime) -> str:
     """The run id of a day: the same for every rerun or backfill of that day."""
     if isinstance(day, datetime):
-        day = (day.astimezone(timezone.utc) if day.tzinfo else day).date()
+        day = (day.astimezone(UTC) if day.tzinfo else day).date()
     return f"daily-{day:%Y-%m-%d}"
 
 
@@ -90,11 +104,16 @@ def context_run(context: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
 
 # --- settings inside a task -----------------------------------------------------------
 
+
 def connection_url(conn: Any) -> str:
     """A libpq URL from an Airflow Connection (host, port, login, password, schema = database)."""
-    params = {"host": conn.host or "127.0.0.1", "port": str(conn.port or 5432),
-              "user": conn.login or None, "password": conn.password or None,
-              "dbname": conn.schema or "warehouse"}
+    params = {
+        "host": conn.host or "127.0.0.1",
+        "port": str(conn.port or 5432),
+        "user": conn.login or None,
+        "password": conn.password or None,
+        "dbname": conn.schema or "warehouse",
+    }
     extra = conn.extra_dejson if getattr(conn, "extra", None) else {}
     params.update({k: str(v) for k, v in extra.items() if k in LIBPQ_EXTRAS})
     return psycopg2.extensions.make_dsn(**{k: v for k, v in params.items() if v is not None})
@@ -149,14 +168,21 @@ def current() -> tuple[Settings, str, tuple[str, str]]:
 
 # --- mail -----------------------------------------------------------------------------
 
+
 def smtp_sender(conn_id: str = SMTP_CONN_ID):
     """A ``notify.Sender`` that mails through an Airflow SMTP connection."""
+
     def send(recipients: Sequence[str], subject: str, html_body: str) -> None:
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
         with SmtpHook(smtp_conn_id=conn_id) as hook:
-            hook.send_email_smtp(to=list(recipients), subject=subject, html_content=html_body,
-                                 from_email=hook.from_email or "etl_pipeline@localhost")
+            hook.send_email_smtp(
+                to=list(recipients),
+                subject=subject,
+                html_content=html_body,
+                from_email=hook.from_email or "etl_pipeline@localhost",
+            )
+
     return send
 
 
@@ -164,8 +190,13 @@ def failure_notifier(recipients: Sequence[str]):
     """One email per failed task, after its final try (Airflow calls it only then)."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    return SmtpNotifier(to=list(recipients), from_email="etl_pipeline@localhost",
-                        subject=FAILURE_SUBJECT, html_content=FAILURE_BODY, smtp_conn_id=SMTP_CONN_ID)
+    return SmtpNotifier(
+        to=list(recipients),
+        from_email="etl_pipeline@localhost",
+        subject=FAILURE_SUBJECT,
+        html_content=FAILURE_BODY,
+        smtp_conn_id=SMTP_CONN_ID,
+    )
 
 
 def under_dags_test(argv: Sequence[str]) -> bool:
@@ -190,7 +221,16 @@ def deadline_alert(recipients: Sequence[str]):
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DEADLINE,
-        callback=AsyncCallback(SmtpNotifier, kwargs={
-            "to": list(recipients), "from_email": "etl_pipeline@localhost",
-            "subject": DEADLINE_SUBJECT, "html_content": DEADLINE_BODY, "smtp_conn_id": SMTP_CONN_ID}))
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=DEADLINE,
+        callback=AsyncCallback(
+            SmtpNotifier,
+            kwargs={
+                "to": list(recipients),
+                "from_email": "etl_pipeline@localhost",
+                "subject": DEADLINE_SUBJECT,
+                "html_content": DEADLINE_BODY,
+                "smtp_conn_id": SMTP_CONN_ID,
+            },
+        ),
+    )

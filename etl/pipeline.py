@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +37,7 @@ class TableSummary:
     rows_read: int
     rows_loaded: int
     rows_quarantined: int
-    rows_written: int = 0   # inserted or changed in the warehouse by this run
+    rows_written: int = 0  # inserted or changed in the warehouse by this run
 
 
 @dataclass
@@ -47,7 +47,7 @@ class RunSummary:
     database: str
     seconds: float
     tables: list[TableSummary] = field(default_factory=list)
-    quality: str = ""   # the score grid (etl.quality.QualityReport.render)
+    quality: str = ""  # the score grid (etl.quality.QualityReport.render)
 
     @property
     def rows_quarantined(self) -> int:
@@ -58,35 +58,43 @@ class RunSummary:
 
     def render(self) -> str:
         width = max((len(t.table) for t in self.tables), default=10)
-        lines = [f"run {self.run_id}: {self.data_dir} -> {self.database}",
-                 f"{'table':<{width}}  {'read':>9}  {'loaded':>9}  {'quarantined':>11}  {'written':>9}"]
+        lines = [
+            f"run {self.run_id}: {self.data_dir} -> {self.database}",
+            f"{'table':<{width}}  {'read':>9}  {'loaded':>9}  {'quarantined':>11}  {'written':>9}",
+        ]
         for t in self.tables:
-            lines.append(f"{t.table:<{width}}  {t.rows_read:>9,}  {t.rows_loaded:>9,}  "
-                         f"{t.rows_quarantined:>11,}  {t.rows_written:>9,}")
+            lines.append(
+                f"{t.table:<{width}}  {t.rows_read:>9,}  {t.rows_loaded:>9,}  "
+                f"{t.rows_quarantined:>11,}  {t.rows_written:>9,}"
+            )
         lines.append(f"{self.rows_quarantined:,} rows quarantined; {self.seconds:.1f} s")
         if not any(t.rows_read for t in self.tables):
-            lines.append("nothing new: every input was loaded by an earlier run (files are tracked "
-                         "by name and sha256; changed or new files are read)")
+            lines.append(
+                "nothing new: every input was loaded by an earlier run (files are tracked "
+                "by name and sha256; changed or new files are read)"
+            )
         if self.quality:
             lines += ["", self.quality]
         return "\n".join(lines)
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
 # --- ingest ---------------------------------------------------------------------------
 
-def ingest_stage(settings: Settings, run_id: str, data_dir: Path | None = None,
-                 specs: tuple[TableSpec, ...] = ALL_TABLES) -> dict:
+
+def ingest_stage(
+    settings: Settings, run_id: str, data_dir: Path | None = None, specs: tuple[TableSpec, ...] = ALL_TABLES
+) -> dict:
     """Find and check every input; record what was found for the next stages.
 
     Olist files not loaded before (by name and sha256) plus every enabled source
     of sources.yml, one file per table in ``sources`` (etl.ingest.prepare_run).
     """
     data_dir = Path(data_dir or settings.data_dir)
-    return ingest.prepare_run(settings, run_id, data_dir, specs)   # header checks before any write
+    return ingest.prepare_run(settings, run_id, data_dir, specs)  # header checks before any write
 
 
 def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[ingest.SourceFile]]:
@@ -94,23 +102,30 @@ def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[inges
     if not path.exists():
         raise SourceError(f"run {run_id} has no ingest manifest at {path}; run the ingest stage first")
     manifest = staging.read_json(path)
-    return manifest, [ingest.SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"]))
-                      for s in manifest["sources"]]
+    return manifest, [
+        ingest.SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"])) for s in manifest["sources"]
+    ]
 
 
 # --- transform ------------------------------------------------------------------------
 
+
 def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     """Which of some foreign-key values already exist in the warehouse (earlier runs)."""
+
     def lookup(fk: ForeignKey, values: pd.Series) -> set[str]:
         if values.empty:
             return set()
         (ref_column,) = fk.ref_columns
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("SELECT DISTINCT {col} FROM {table} WHERE {col} = ANY(%s)").format(
-                col=sql.Identifier(ref_column), table=sql.Identifier(fk.table)),
-                (list(values.astype(str)),))
+            cur.execute(
+                sql.SQL("SELECT DISTINCT {col} FROM {table} WHERE {col} = ANY(%s)").format(
+                    col=sql.Identifier(ref_column), table=sql.Identifier(fk.table)
+                ),
+                (list(values.astype(str)),),
+            )
             return {r[0] for r in cur.fetchall()}
+
     return lookup
 
 
@@ -137,6 +152,7 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
 
 # --- load -----------------------------------------------------------------------------
 
+
 def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     """Load the run's clean tables and quarantine in one transaction, audited."""
     out = staging.clean_dir(settings, run_id)
@@ -147,20 +163,20 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     db.init_schema(settings)
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"])
-                                      for t in metadata["tables"]])
+        audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"]) for t in metadata["tables"]])
         try:
             summaries = _load_tables(conn, run_id, out, metadata["tables"], settings)
         except (psycopg2.Error, DatabaseError) as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, str(exc).strip())
             raise DatabaseError(
-                f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}") from exc
+                f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}"
+            ) from exc
         except BaseException as exc:
             conn.rollback()
             audit.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
             raise
-        ingest.commit_state(conn, settings, run_id)   # watermarks move only after the data committed
+        ingest.commit_state(conn, settings, run_id)  # watermarks move only after the data committed
         return summaries
     finally:
         conn.close()
@@ -171,8 +187,9 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
 QUARANTINE_PIECE_ROWS = 50_000
 
 
-def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
-                 settings: Settings | None = None) -> list[TableSummary]:
+def _load_tables(
+    conn, run_id: str, out: Path, tables: list[dict], settings: Settings | None = None
+) -> list[TableSummary]:
     """Binary COPY + merge of every table (etl.load), audit and aggregate queue, one transaction."""
     timezone = settings.source_timezone if settings else "UTC"
     method = settings.load_method if settings else "auto"
@@ -181,29 +198,46 @@ def _load_tables(conn, run_id: str, out: Path, tables: list[dict],
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
-            clean = load.Pieces.parquet(out / f"{table}.parquet")   # read piece by piece: flat memory
+            clean = load.Pieces.parquet(out / f"{table}.parquet")  # read piece by piece: flat memory
             merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
             quarantine_path = out / f"{table}.quarantine.parquet"
-            load.clear_quarantine(cur, run_id, table)   # a rerun of this run id replaces, not adds
+            load.clear_quarantine(cur, run_id, table)  # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
                 for rejected in load.Pieces.parquet(quarantine_path, QUARANTINE_PIECE_ROWS).read():
-                    load.insert_quarantine(cur, run_id, Path(entry["source"]).name, table,
-                                           rejected.to_pandas())
-            audit.close_table(cur, run_id, table, rows_read=entry["rows_read"],
-                              rows_loaded=entry["rows_loaded"],
-                              rows_quarantined=entry["rows_quarantined"],
-                              rows_inserted=merged.rows_inserted, rows_updated=merged.rows_updated,
-                              rows_unchanged=merged.rows_unchanged, bytes_sent=merged.bytes,
-                              seconds=merged.seconds, method=merged.method)
-            summaries.append(TableSummary(table, entry["source"], entry["rows_read"],
-                                          entry["rows_loaded"], entry["rows_quarantined"],
-                                          merged.rows_written))
+                    load.insert_quarantine(
+                        cur, run_id, Path(entry["source"]).name, table, rejected.to_pandas()
+                    )
+            audit.close_table(
+                cur,
+                run_id,
+                table,
+                rows_read=entry["rows_read"],
+                rows_loaded=entry["rows_loaded"],
+                rows_quarantined=entry["rows_quarantined"],
+                rows_inserted=merged.rows_inserted,
+                rows_updated=merged.rows_updated,
+                rows_unchanged=merged.rows_unchanged,
+                bytes_sent=merged.bytes,
+                seconds=merged.seconds,
+                method=merged.method,
+            )
+            summaries.append(
+                TableSummary(
+                    table,
+                    entry["source"],
+                    entry["rows_read"],
+                    entry["rows_loaded"],
+                    entry["rows_quarantined"],
+                    merged.rows_written,
+                )
+            )
         aggregates.queue_days(cur, run_id, touched, timezone)
     return summaries
 
 
 # --- aggregates -----------------------------------------------------------------------
+
 
 def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
     """Recompute hourly_sales / daily_customer_metrics for the days loads changed.
@@ -217,41 +251,64 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
     try:
         result = aggregates.refresh_pending(conn, settings.source_timezone)
     except psycopg2.Error as exc:
-        raise DatabaseError(f"run {run_id} loaded, but refreshing hourly_sales/daily_customer_metrics "
-                            f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
-                            "and the next run catches up") from exc
+        raise DatabaseError(
+            f"run {run_id} loaded, but refreshing hourly_sales/daily_customer_metrics "
+            f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
+            "and the next run catches up"
+        ) from exc
     finally:
         conn.close()
     try:
         views = analytics.refresh(settings)
     except psycopg2.Error as exc:
         # The load has committed; say so, so nobody reloads to fix a view.
-        raise DatabaseError(f"run {run_id} loaded, but refreshing the analytics views failed: "
-                            f"{' '.join(str(exc).split())[:300]} (rerun `etl db refresh`)") from exc
-    log.info("run %s: aggregates refreshed over %d range(s), %d views", run_id,
-             len(result.ranges), len(views))
-    return {"run_id": run_id, "mode": result.mode, "ranges": len(result.ranges),
-            "buckets": result.buckets, "views_refreshed": len(views)}
+        raise DatabaseError(
+            f"run {run_id} loaded, but refreshing the analytics views failed: "
+            f"{' '.join(str(exc).split())[:300]} (rerun `etl db refresh`)"
+        ) from exc
+    log.info(
+        "run %s: aggregates refreshed over %d range(s), %d views", run_id, len(result.ranges), len(views)
+    )
+    return {
+        "run_id": run_id,
+        "mode": result.mode,
+        "ranges": len(result.ranges),
+        "buckets": result.buckets,
+        "views_refreshed": len(views),
+    }
 
 
 # --- all stages -----------------------------------------------------------------------
 
-def run_pipeline(settings: Settings, data_dir: Path | None = None, run_id: str | None = None,
-                 specs: tuple[TableSpec, ...] = ALL_TABLES) -> RunSummary:
+
+def run_pipeline(
+    settings: Settings,
+    data_dir: Path | None = None,
+    run_id: str | None = None,
+    specs: tuple[TableSpec, ...] = ALL_TABLES,
+) -> RunSummary:
     started = time.monotonic()
     run_id = run_id or new_run_id()
     manifest = ingest_stage(settings, run_id, data_dir, specs)
     metadata = transform_stage(settings, run_id)
     if settings.dq_enforce:
         from etl import quality
+
         quality.gate(quality.QualityReport.from_dict(metadata["score"]), settings.quality_targets)
     tables = load_stage(settings, run_id)
     refresh_aggregates_stage(settings, run_id)
-    return RunSummary(run_id, manifest["data_dir"], db.describe_url(settings.database_url),
-                      time.monotonic() - started, tables, quality=metadata.get("score_text", ""))
+    return RunSummary(
+        run_id,
+        manifest["data_dir"],
+        db.describe_url(settings.database_url),
+        time.monotonic() - started,
+        tables,
+        quality=metadata.get("score_text", ""),
+    )
 
 
 # --- orchestration helpers (the Airflow DAG fans out over sources, then refreshes) ---------
+
 
 def list_sources(settings: Settings) -> list[dict]:
     """The sources a run reads, one small JSON-able dict each (the DAG maps ingest over them).
@@ -259,12 +316,14 @@ def list_sources(settings: Settings) -> list[dict]:
     The Olist files folder, then every enabled source of the sources file
     (``etl.ingest.list_sources``). ``ingest_source`` dispatches on ``kind``.
     """
-    return ([{"name": "olist", "kind": "olist_files", "data_dir": str(settings.data_dir)}]
-            + [{"name": name, "kind": "configured"} for name in ingest.list_sources(settings)])
+    return [{"name": "olist", "kind": "olist_files", "data_dir": str(settings.data_dir)}] + [
+        {"name": name, "kind": "configured"} for name in ingest.list_sources(settings)
+    ]
 
 
-def ingest_source(settings: Settings, run_id: str, source: dict,
-                  interval: tuple[str, str] | None = None) -> dict:
+def ingest_source(
+    settings: Settings, run_id: str, source: dict, interval: tuple[str, str] | None = None
+) -> dict:
     """Ingest one source for a run; returns a small summary (an XCom).
 
     A configured API/database/file source is read, archived and staged now
@@ -279,9 +338,14 @@ def ingest_source(settings: Settings, run_id: str, source: dict,
         located = ingest.locate_all(Path(source["data_dir"]))
         return {"source": source["name"], "run_id": run_id, "files": len(located)}
     if source.get("kind") != "configured":
-        raise ConfigError(f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} "
-                          "(known: olist_files, configured)")
+        raise ConfigError(
+            f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} "
+            "(known: olist_files, configured)"
+        )
     summary = ingest.ingest_source(settings, run_id, source["name"], raise_on_failure=True)
-    return {"source": source["name"], "run_id": run_id, "status": summary.get("status"),
-            "records_new": summary.get("records_new", 0)}
-
+    return {
+        "source": source["name"],
+        "run_id": run_id,
+        "status": summary.get("status"),
+        "records_new": summary.get("records_new", 0),
+    }

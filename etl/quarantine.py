@@ -20,12 +20,11 @@ import csv
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
@@ -42,8 +41,12 @@ from etl.transform.table import TableState, transform_table
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
 _NOT_RETRIED = {"dim_geolocation"}
-_REFERENCED = {"dim_customers": "customer_id", "dim_products": "product_id", "dim_sellers": "seller_id",
-               "fact_orders": "order_id"}
+_REFERENCED = {
+    "dim_customers": "customer_id",
+    "dim_products": "product_id",
+    "dim_sellers": "seller_id",
+    "fact_orders": "order_id",
+}
 
 
 def _connect(settings: Settings):
@@ -67,18 +70,27 @@ def summary(settings: Settings, run_id: str, table: str | None = None) -> list[t
     try:
         where, params = _where(run_id, table)
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("""SELECT table_name, category, rule,
+            cur.execute(
+                sql.SQL("""SELECT table_name, category, rule,
                                           count(*) FILTER (WHERE retried_by_run IS NULL),
                                           count(*) FILTER (WHERE retried_by_run IS NOT NULL)
-                                     FROM quarantine WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3""")
-                        .format(where), params)
+                                     FROM quarantine WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3""").format(
+                    where
+                ),
+                params,
+            )
             return cur.fetchall()
     finally:
         conn.close()
 
 
-def rows(settings: Settings, run_id: str, table: str | None = None, rule: str | None = None,
-         limit: int | None = None) -> pd.DataFrame:
+def rows(
+    settings: Settings,
+    run_id: str,
+    table: str | None = None,
+    rule: str | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
     """The quarantined rows of a run, with their reasons and records as read."""
     conn = _connect(settings)
     try:
@@ -89,7 +101,8 @@ def rows(settings: Settings, run_id: str, table: str | None = None, rule: str | 
         query = sql.SQL("""SELECT quarantine_id, run_id, table_name, source_file, row_number, category, rule,
                                   detail, raw_record::text AS raw_record, retried_by_run, retry_outcome
                              FROM quarantine WHERE {} ORDER BY table_name, row_number{}""").format(
-            where, sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit else sql.SQL(""))
+            where, sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit else sql.SQL("")
+        )
         with conn.cursor() as cur:
             cur.execute(query, params)
             names = [d[0] for d in cur.description]
@@ -117,19 +130,22 @@ def export(settings: Settings, run_id: str, out: Path, table: str | None = None)
 
 # --- retry ------------------------------------------------------------------------------
 
+
 @dataclass
 class RetryResult:
     run_id: str
     retry_run_id: str
-    tables: dict[str, dict] = field(default_factory=dict)   # table -> read/loaded/quarantined
+    tables: dict[str, dict] = field(default_factory=dict)  # table -> read/loaded/quarantined
 
     def render(self) -> str:
         if not self.tables:
             return f"run {self.run_id}: no open quarantined rows to retry"
         lines = [f"retry of run {self.run_id} as run {self.retry_run_id}:"]
         for table, c in self.tables.items():
-            lines.append(f"  {table:<20} retried {c['rows_read']:>7,}  loaded {c['rows_loaded']:>7,}  "
-                         f"still quarantined {c['rows_quarantined']:>7,}")
+            lines.append(
+                f"  {table:<20} retried {c['rows_read']:>7,}  loaded {c['rows_loaded']:>7,}  "
+                f"still quarantined {c['rows_quarantined']:>7,}"
+            )
         return "\n".join(lines)
 
 
@@ -140,8 +156,12 @@ def _existing_keys(cur, table: str, key: tuple[str, ...], frame: pd.DataFrame) -
     arrays = [frame[c].astype(str).tolist() for c in key]
     cols = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key)
     unnest = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in key)
-    cur.execute(sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN (SELECT * FROM unnest({unnest}))").format(
-        cols=cols, table=sql.Identifier(table), unnest=unnest), arrays)
+    cur.execute(
+        sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN (SELECT * FROM unnest({unnest}))").format(
+            cols=cols, table=sql.Identifier(table), unnest=unnest
+        ),
+        arrays,
+    )
     found = {tuple(r) for r in cur.fetchall()}
     return np.array([tuple(v) in found for v in zip(*arrays)], dtype=bool)
 
@@ -149,9 +169,14 @@ def _existing_keys(cur, table: str, key: tuple[str, ...], frame: pd.DataFrame) -
 def _warehouse_lookup(cur):
     def lookup(fk, values: pd.Series) -> set[str]:
         (ref_column,) = fk.ref_columns
-        cur.execute(sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} = ANY(%s)").format(
-            c=sql.Identifier(ref_column), t=sql.Identifier(fk.table)), (list(values.astype(str)),))
+        cur.execute(
+            sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} = ANY(%s)").format(
+                c=sql.Identifier(ref_column), t=sql.Identifier(fk.table)
+            ),
+            (list(values.astype(str)),),
+        )
         return {r[0] for r in cur.fetchall()}
+
     return lookup
 
 
@@ -159,17 +184,22 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
     """Re-run the open quarantined rows of ``run_id`` and load those that pass now."""
     if table and table not in SPECS:
         raise ConfigError(f"unknown table {table!r} (one of {', '.join(SPECS)})")
-    retry_run = f"{run_id}-retry-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    retry_run = f"{run_id}-retry-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     result = RetryResult(run_id, retry_run)
     config = ck.RuleConfig.from_settings(settings, lk.load_lookups(settings.lookup_dir))
     conn = _connect(settings)
     try:
         where, params = _where(run_id, table, open_only=True)
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("""SELECT quarantine_id, table_name, source_file, row_number, raw_record::text
-                                     FROM quarantine WHERE {} ORDER BY quarantine_id""").format(where), params)
-            pending = pd.DataFrame(cur.fetchall(), columns=["quarantine_id", "table_name", "source_file",
-                                                            "row_number", "raw_record"])
+            cur.execute(
+                sql.SQL("""SELECT quarantine_id, table_name, source_file, row_number, raw_record::text
+                                     FROM quarantine WHERE {} ORDER BY quarantine_id""").format(where),
+                params,
+            )
+            pending = pd.DataFrame(
+                cur.fetchall(),
+                columns=["quarantine_id", "table_name", "source_file", "row_number", "raw_record"],
+            )
         pending = pending[~pending["table_name"].isin(_NOT_RETRIED)]
         if pending.empty:
             return result
@@ -182,8 +212,16 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
                 references["category_translation"] = translation
                 references["category_translation:names"] = pd.Index(translation["category_name"])
             for name in tables:
-                counts = _retry_table(cur, settings, config, run_id, retry_run, SPECS[name],
-                                      pending[pending["table_name"] == name], references)
+                counts = _retry_table(
+                    cur,
+                    settings,
+                    config,
+                    run_id,
+                    retry_run,
+                    SPECS[name],
+                    pending[pending["table_name"] == name],
+                    references,
+                )
                 audit.close_table(cur, retry_run, name, **counts)
                 result.tables[name] = counts
         return result
@@ -197,14 +235,24 @@ def _translation(cur) -> pd.DataFrame | None:
     return pd.DataFrame(rows_, columns=["category_name", "category_name_english"]) if rows_ else None
 
 
-def _retry_table(cur, settings: Settings, config: ck.RuleConfig, run_id: str, retry_run: str, spec,
-                 pending: pd.DataFrame, references: dict) -> dict:
+def _retry_table(
+    cur,
+    settings: Settings,
+    config: ck.RuleConfig,
+    run_id: str,
+    retry_run: str,
+    spec,
+    pending: pd.DataFrame,
+    references: dict,
+) -> dict:
     records = [json.loads(r) for r in pending["raw_record"]]
-    raw = pd.DataFrame({c: pd.Series([rec.get(c) for rec in records], dtype="string")
-                        for c in spec.source_columns})
+    raw = pd.DataFrame(
+        {c: pd.Series([rec.get(c) for rec in records], dtype="string") for c in spec.source_columns}
+    )
     raw[ROW_NUMBER] = pending["row_number"].to_numpy(dtype=np.int64)
-    res = transform_table(spec, raw, settings.source_timezone, references, _warehouse_lookup(cur), config,
-                          TableState())
+    res = transform_table(
+        spec, raw, settings.source_timezone, references, _warehouse_lookup(cur), config, TableState()
+    )
     clean = res.clean
     already = _existing_keys(cur, spec.name, spec.key, clean)
     if spec.name == "fact_orders" and len(clean):
@@ -218,21 +266,37 @@ def _retry_table(cur, settings: Settings, config: ck.RuleConfig, run_id: str, re
     loaded_rows = set(res.row_numbers[~already].tolist())
     again = res.quarantined
     if already.any():
-        again = pd.concat([again, pd.DataFrame({
-            "row_number": res.row_numbers[already], "category": ck.DUPLICATE,
-            "rule": "unique:" + "+".join(spec.key),
-            "detail": "the same " + ", ".join(spec.key) + " is already in the warehouse",
-            "raw_record": raw.set_index(ROW_NUMBER).loc[res.row_numbers[already], spec.source_columns]
-            .astype(object).where(lambda f: f.notna(), None).apply(
-                lambda r: json.dumps(r.to_dict(), ensure_ascii=False), axis=1).to_numpy()})], ignore_index=True)
+        again = pd.concat(
+            [
+                again,
+                pd.DataFrame(
+                    {
+                        "row_number": res.row_numbers[already],
+                        "category": ck.DUPLICATE,
+                        "rule": "unique:" + "+".join(spec.key),
+                        "detail": "the same " + ", ".join(spec.key) + " is already in the warehouse",
+                        "raw_record": raw.set_index(ROW_NUMBER)
+                        .loc[res.row_numbers[already], spec.source_columns]
+                        .astype(object)
+                        .where(lambda f: f.notna(), None)
+                        .apply(lambda r: json.dumps(r.to_dict(), ensure_ascii=False), axis=1)
+                        .to_numpy(),
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
     source_file = pending["source_file"].iloc[0]
     if len(again):
         load.insert_quarantine(cur, retry_run, source_file, spec.name, again)
     outcome = np.where(pending["row_number"].isin(loaded_rows), "loaded", "quarantined again")
-    execute_values(cur, """UPDATE quarantine AS q SET retried_by_run = v.run, retry_outcome = v.outcome,
+    execute_values(
+        cur,
+        """UPDATE quarantine AS q SET retried_by_run = v.run, retry_outcome = v.outcome,
                                                       retried_at = now()
                              FROM (VALUES %s) AS v(id, run, outcome) WHERE q.quarantine_id = v.id""",
-                   [(int(q), retry_run, o) for o, q in zip(outcome, pending["quarantine_id"])])
+        [(int(q), retry_run, o) for o, q in zip(outcome, pending["quarantine_id"])],
+    )
     return {"rows_read": len(pending), "rows_loaded": len(loaded_rows), "rows_quarantined": len(again)}
 
 
@@ -247,8 +311,11 @@ def require_run(settings: Settings, run_id: str) -> None:
     conn = _connect(settings)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM ingest_audit WHERE run_id = %s UNION ALL "
-                        "SELECT 1 FROM quarantine WHERE run_id = %s LIMIT 1", (run_id, run_id))
+            cur.execute(
+                "SELECT 1 FROM ingest_audit WHERE run_id = %s UNION ALL "
+                "SELECT 1 FROM quarantine WHERE run_id = %s LIMIT 1",
+                (run_id, run_id),
+            )
             if cur.fetchone() is None:
                 raise SourceError(f"run {run_id} is not in the warehouse (see ingest_audit for run ids)")
     finally:

@@ -8,9 +8,9 @@ their own without monkeypatching globals.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from etl.errors import ConfigError
 
@@ -21,9 +21,17 @@ SQL_DIR = PROJECT_ROOT / "sql"
 #: Quality targets (etl.quality): dimension scores are minimums (0-100);
 #: null_pct and duplicate_pct are maximum shares in percent. ETL_DQ_TARGET_<NAME>.
 DEFAULT_QUALITY_TARGETS: dict[str, float] = {
-    "completeness": 90, "validity": 85, "consistency": 95, "timeliness": 80, "uniqueness": 95,
-    "accuracy": 90, "conformity": 85, "integrity": 100, "overall": 80,
-    "null_pct": 20, "duplicate_pct": 5,
+    "completeness": 90,
+    "validity": 85,
+    "consistency": 95,
+    "timeliness": 80,
+    "uniqueness": 95,
+    "accuracy": 90,
+    "conformity": 85,
+    "integrity": 100,
+    "overall": 80,
+    "null_pct": 20,
+    "duplicate_pct": 5,
 }
 
 
@@ -32,8 +40,10 @@ def _csv_set(text: str | None) -> frozenset[str]:
 
 
 def _quality_targets(env: Mapping[str, str]) -> dict[str, float]:
-    return {name: float(env.get(f"ETL_DQ_TARGET_{name.upper()}", default))
-            for name, default in DEFAULT_QUALITY_TARGETS.items()}
+    return {
+        name: float(env.get(f"ETL_DQ_TARGET_{name.upper()}", default))
+        for name, default in DEFAULT_QUALITY_TARGETS.items()
+    }
 
 
 def default_database_url(env: Mapping[str, str]) -> str:
@@ -118,7 +128,7 @@ class Settings:
     refresh_work_mem: str = "256MB"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         explicit = bool(env.get("DATABASE_URL"))
         return cls(
@@ -135,7 +145,9 @@ class Settings:
             validate_min_quality=float(env.get("ETL_VALIDATE_MIN_QUALITY", "80")),
             validate_max_null_pct=float(env.get("ETL_VALIDATE_MAX_NULL_PCT", "20")),
             validate_max_duplicate_pct=float(env.get("ETL_VALIDATE_MAX_DUPLICATE_PCT", "5")),
-            validate_require_quality_scores=parse_bool(env.get("ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")),
+            validate_require_quality_scores=parse_bool(
+                env.get("ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")
+            ),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
             lookup_dir=Path(env.get("ETL_LOOKUP_DIR", PROJECT_ROOT / "data" / "lookups")),
@@ -152,6 +164,6 @@ class Settings:
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
         )
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: object) -> Settings:
         """A copy with some fields changed (CLI flags, tests)."""
         return replace(self, **changes)

@@ -61,13 +61,12 @@ class ValidationError(EtlError):
 
     exit_code = 3
 
-    def __init__(self, report: "ValidationReport"):
+    def __init__(self, report: ValidationReport):
         self.report = report
         failures = report.failures
         shown = "; ".join(c.describe() for c in failures[:8])
         more = f"; and {len(failures) - 8} more" if len(failures) > 8 else ""
-        super().__init__(f"run {report.run_id} failed validation ({len(failures)} check(s)): "
-                         f"{shown}{more}")
+        super().__init__(f"run {report.run_id} failed validation ({len(failures)} check(s)): {shown}{more}")
 
 
 @dataclass(frozen=True)
@@ -78,9 +77,13 @@ class Thresholds:
     require_quality_scores: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Thresholds":
-        return cls(settings.validate_min_quality, settings.validate_max_null_pct,
-                   settings.validate_max_duplicate_pct, settings.validate_require_quality_scores)
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(
+            settings.validate_min_quality,
+            settings.validate_max_null_pct,
+            settings.validate_max_duplicate_pct,
+            settings.validate_require_quality_scores,
+        )
 
 
 @dataclass(frozen=True)
@@ -114,15 +117,21 @@ class ValidationReport:
 
     def summary(self) -> dict:
         """A small, JSON-able result (what the DAG passes on as an XCom)."""
-        return {"run_id": self.run_id, "passed": self.passed, "checks": len(self.checks),
-                "failed": [c.describe() for c in self.failures],
-                "thresholds": asdict(self.thresholds)}
+        return {
+            "run_id": self.run_id,
+            "passed": self.passed,
+            "checks": len(self.checks),
+            "failed": [c.describe() for c in self.failures],
+            "thresholds": asdict(self.thresholds),
+        }
 
     def render(self) -> str:
         lines = [f"validation of run {self.run_id}: {'PASSED' if self.passed else 'FAILED'}"]
         for c in self.checks:
-            lines.append(f"  {'ok  ' if c.passed else 'FAIL'} {c.table:<22} {c.check:<16} "
-                         f"{c.value:>16}  (expected {c.threshold})")
+            lines.append(
+                f"  {'ok  ' if c.passed else 'FAIL'} {c.table:<22} {c.check:<16} "
+                f"{c.value:>16}  (expected {c.threshold})"
+            )
         return "\n".join(lines)
 
 
@@ -131,6 +140,7 @@ def _pct(part: int, whole: int) -> float:
 
 
 # --- file checks ----------------------------------------------------------------------
+
 
 def _quarantine_categories(path: Path) -> pd.Series:
     if not path.exists():
@@ -142,8 +152,9 @@ def _check_table_files(report: ValidationReport, out: Path, entry: dict) -> int 
     """File-based checks of one table; returns its clean row count (None if no file)."""
     table, t = entry["table"], report.thresholds
     clean_path = out / f"{table}.parquet"
-    report.add(table, "clean_file", "present" if clean_path.exists() else "missing", "present",
-               clean_path.exists())
+    report.add(
+        table, "clean_file", "present" if clean_path.exists() else "missing", "present", clean_path.exists()
+    )
     if not clean_path.exists():
         return None
     columns = pq.read_schema(clean_path).names
@@ -163,38 +174,49 @@ def _check_table_files(report: ValidationReport, out: Path, entry: dict) -> int 
     missing = int(categories.get("MISSING_REQUIRED_FIELD", 0))
     missing += int(clean[required].isna().any(axis=1).sum()) if required else 0
     null_pct = _pct(missing, read)
-    report.add(table, "null_pct", f"{null_pct:.2f}%", f"<= {t.max_null_pct:g}%",
-               null_pct <= t.max_null_pct)
+    report.add(table, "null_pct", f"{null_pct:.2f}%", f"<= {t.max_null_pct:g}%", null_pct <= t.max_null_pct)
 
     duplicates = int(categories.get("DUPLICATE", 0))
     duplicates += int(clean.duplicated(subset=key).sum()) if key and rows else 0
     dup_pct = _pct(duplicates, read)
-    report.add(table, "duplicate_pct", f"{dup_pct:.2f}%", f"<= {t.max_duplicate_pct:g}%",
-               dup_pct <= t.max_duplicate_pct)
+    report.add(
+        table,
+        "duplicate_pct",
+        f"{dup_pct:.2f}%",
+        f"<= {t.max_duplicate_pct:g}%",
+        dup_pct <= t.max_duplicate_pct,
+    )
     return rows
 
 
 # --- warehouse checks -----------------------------------------------------------------
+
 
 def _check_quality(report: ValidationReport, cur) -> None:
     t = report.thresholds
     cur.execute("SELECT to_regclass('quality_scores') IS NOT NULL")
     scores: dict[tuple[str, str], float] = {}
     if cur.fetchone()[0]:
-        cur.execute("SELECT table_name, dimension, score FROM quality_scores WHERE run_id = %s",
-                    (report.run_id,))
+        cur.execute(
+            "SELECT table_name, dimension, score FROM quality_scores WHERE run_id = %s", (report.run_id,)
+        )
         scores = {(table, dim): float(score) for table, dim, score in cur.fetchall()}
     if not scores:
-        report.add(RUN_WIDE, "quality_overall", "no quality_scores rows",
-                   f">= {t.min_quality:g}" + ("" if t.require_quality_scores else " (not required)"),
-                   not t.require_quality_scores)
+        report.add(
+            RUN_WIDE,
+            "quality_overall",
+            "no quality_scores rows",
+            f">= {t.min_quality:g}" + ("" if t.require_quality_scores else " (not required)"),
+            not t.require_quality_scores,
+        )
         return
     overall = scores.get((RUN_WIDE, "overall"))
     if overall is None:
         report.add(RUN_WIDE, "quality_overall", "missing", f">= {t.min_quality:g}", False)
     else:
-        report.add(RUN_WIDE, "quality_overall", f"{overall:.2f}", f">= {t.min_quality:g}",
-                   overall >= t.min_quality)
+        report.add(
+            RUN_WIDE, "quality_overall", f"{overall:.2f}", f">= {t.min_quality:g}", overall >= t.min_quality
+        )
 
 
 def _keys_in_warehouse(cur, table: str, keys: pd.DataFrame) -> int:
@@ -203,24 +225,31 @@ def _keys_in_warehouse(cur, table: str, keys: pd.DataFrame) -> int:
         return 0
     probe = f"_validate_{table}"
     cols = sql.SQL(", ").join(sql.Identifier(c) for c in keys.columns)
-    cur.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-        sql.Identifier(probe), cols, sql.Identifier(table)))
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            sql.Identifier(probe), cols, sql.Identifier(table)
+        )
+    )
     load.copy_into(cur, probe, keys)
-    match = sql.SQL(" AND ").join(
-        sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys.columns)
-    cur.execute(sql.SQL("SELECT count(*) FROM {probe} k WHERE EXISTS "
-                        "(SELECT 1 FROM {table} t WHERE {match})").format(
-        probe=sql.Identifier(probe), table=sql.Identifier(table), match=match))
+    match = sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys.columns)
+    cur.execute(
+        sql.SQL("SELECT count(*) FROM {probe} k WHERE EXISTS (SELECT 1 FROM {table} t WHERE {match})").format(
+            probe=sql.Identifier(probe), table=sql.Identifier(table), match=match
+        )
+    )
     return cur.fetchone()[0]
 
 
-def _check_reconcile(report: ValidationReport, cur, out: Path, tables: list[dict],
-                     clean_rows: dict[str, int | None]) -> None:
-    cur.execute("""SELECT table_name, status, rows_read, rows_loaded, rows_quarantined
-                     FROM ingest_audit WHERE run_id = %s""", (report.run_id,))
+def _check_reconcile(
+    report: ValidationReport, cur, out: Path, tables: list[dict], clean_rows: dict[str, int | None]
+) -> None:
+    cur.execute(
+        """SELECT table_name, status, rows_read, rows_loaded, rows_quarantined
+                     FROM ingest_audit WHERE run_id = %s""",
+        (report.run_id,),
+    )
     audit = {r[0]: r[1:] for r in cur.fetchall()}
-    cur.execute("SELECT table_name, count(*) FROM quarantine WHERE run_id = %s GROUP BY 1",
-                (report.run_id,))
+    cur.execute("SELECT table_name, count(*) FROM quarantine WHERE run_id = %s GROUP BY 1", (report.run_id,))
     quarantined = dict(cur.fetchall())
     for entry in tables:
         table = entry["table"]
@@ -243,11 +272,17 @@ def _check_reconcile(report: ValidationReport, cur, out: Path, tables: list[dict
             present = _keys_in_warehouse(cur, table, keys)
             if present != len(keys):
                 problems.append(f"warehouse has {present:,} of {len(keys):,} loaded keys")
-        report.add(table, "reconcile", "; ".join(problems) or f"{loaded:,} rows", "audit = files = warehouse",
-                   not problems)
+        report.add(
+            table,
+            "reconcile",
+            "; ".join(problems) or f"{loaded:,} rows",
+            "audit = files = warehouse",
+            not problems,
+        )
 
 
 # --- entry points ---------------------------------------------------------------------
+
 
 def validate_run(settings: Settings, run_id: str, thresholds: Thresholds | None = None) -> ValidationReport:
     """Every check for one run, as a report (never raises for failed checks)."""
@@ -274,7 +309,7 @@ def validate_run(settings: Settings, run_id: str, thresholds: Thresholds | None 
     except psycopg2.Error as exc:
         report.add("_run", "warehouse", str(exc).strip().splitlines()[0], "readable", False)
     finally:
-        conn.rollback()   # read-only: the probe tables go with the transaction
+        conn.rollback()  # read-only: the probe tables go with the transaction
         conn.close()
     for c in report.failures:
         log.info("validation failed: %s", c.describe())

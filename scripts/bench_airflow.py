@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 def timed(cmd: list[str], env: dict) -> tuple[float, float, int]:
     """(wall seconds, peak RSS MiB of the process tree's largest process, exit code)."""
-    with tempfile.TemporaryFile("w+") as log:   # a file, not a pipe: Airflow logs a lot
+    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: Airflow logs a lot
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -58,25 +58,38 @@ def rows_read(url: str) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    candidates = [os.environ.get("ETL_OLIST_DIR", ""), str(ROOT.parent / "shared" / "data" / "olist"),
-                  "/work/shared/data/olist"]
+    candidates = [
+        os.environ.get("ETL_OLIST_DIR", ""),
+        str(ROOT.parent / "shared" / "data" / "olist"),
+        "/work/shared/data/olist",
+    ]
     default = next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
-    parser.add_argument("--data-dir", type=Path, default=default,
-                        help="Olist files (default: ETL_OLIST_DIR or the team's shared subset)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=default,
+        help="Olist files (default: ETL_OLIST_DIR or the team's shared subset)",
+    )
     args = parser.parse_args()
     server = Settings.from_env().database_url
     urls = [db.server_url(server, f"etl_bench_{uuid.uuid4().hex[:8]}") for _ in range(2)]
     home, staging = tempfile.mkdtemp(prefix="airflow-bench-"), tempfile.mkdtemp(prefix="etl-bench-")
     base_env = {**os.environ, "ETL_STAGING_DIR": staging, "ETL_VALIDATE_REQUIRE_QUALITY_SCORES": "false"}
     try:
-        for url in urls:   # schema creation is not what we measure
+        for url in urls:  # schema creation is not what we measure
             db.init_schema(Settings.from_env({"DATABASE_URL": url}))
-        etl_s, etl_rss, rc = timed([str(BIN / "etl"), "run", "--data-dir", str(args.data_dir)],
-                                   {**base_env, "DATABASE_URL": urls[0]})
+        etl_s, etl_rss, rc = timed(
+            [str(BIN / "etl"), "run", "--data-dir", str(args.data_dir)], {**base_env, "DATABASE_URL": urls[0]}
+        )
         assert rc == 0, "etl run failed"
-        af_env = {**base_env, "DATABASE_URL": urls[1], "ETL_DATA_DIR": str(args.data_dir),
-                  "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                  "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags")}
+        af_env = {
+            **base_env,
+            "DATABASE_URL": urls[1],
+            "ETL_DATA_DIR": str(args.data_dir),
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        }
         migrate_s, _, rc = timed([str(BIN / "airflow"), "db", "migrate"], af_env)
         assert rc == 0, "airflow db migrate failed"
         af_s, af_rss, rc = timed([str(BIN / "airflow"), "dags", "test", "etl_pipeline", "2018-08-01"], af_env)
@@ -84,8 +97,12 @@ def main() -> int:
         rows = rows_read(urls[0])
         assert rows == rows_read(urls[1]), "the two runs read different amounts"
         print(f"data: {args.data_dir} ({rows:,} source rows read per run)")
-        print(f"etl run                 {etl_s:7.1f} s  {rows / etl_s:9,.0f} rows/s  peak RSS {etl_rss:6.0f} MiB")
-        print(f"airflow dags test       {af_s:7.1f} s  {rows / af_s:9,.0f} rows/s  peak RSS {af_rss:6.0f} MiB")
+        print(
+            f"etl run                 {etl_s:7.1f} s  {rows / etl_s:9,.0f} rows/s  peak RSS {etl_rss:6.0f} MiB"
+        )
+        print(
+            f"airflow dags test       {af_s:7.1f} s  {rows / af_s:9,.0f} rows/s  peak RSS {af_rss:6.0f} MiB"
+        )
         print(f"  (airflow db migrate, once per AIRFLOW_HOME: {migrate_s:.1f} s, not counted)")
         print(f"Airflow adds {af_s - etl_s:+.1f} s ({af_s / etl_s:.2f}x the etl run); target <= +30 s")
         return 0 if af_s - etl_s <= 30 else 1

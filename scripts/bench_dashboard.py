@@ -37,7 +37,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg2  # noqa: E402
 
 from etl import analytics, db, deferred_indexes  # noqa: E402
 from etl.settings import Settings  # noqa: E402
@@ -91,23 +90,43 @@ GENERATED_TABLES = ("dim_customers", "fact_orders", "fact_order_items", "fact_pa
 
 # The same question over the aggregate views (what the API runs) and over the facts.
 QUESTIONS = {
-    "kpis": ("SELECT sum(orders), sum(revenue_cents) FROM sales_daily_state",
-             "SELECT count(*), sum(revenue_cents) FROM sales_orders"),
-    "monthly-sales": ("SELECT date_trunc('month', purchase_date), sum(revenue_cents), sum(orders) "
-                      "FROM sales_daily_state GROUP BY 1 ORDER BY 1",
-                      "SELECT date_trunc('month', purchase_date), sum(revenue_cents), count(*) "
-                      "FROM sales_orders GROUP BY 1 ORDER BY 1"),
-    "top-products": ("SELECT product_id, revenue_cents FROM top_products ORDER BY revenue_rank LIMIT 10",
-                     "SELECT product_id, sum(price_cents) r FROM sales_order_lines GROUP BY product_id "
-                     "ORDER BY r DESC, product_id LIMIT 10"),
-    "regions": ("SELECT customer_state, sum(orders), sum(revenue_cents) FROM sales_daily_state GROUP BY 1",
-                "SELECT customer_state, count(*), sum(revenue_cents) FROM sales_orders GROUP BY 1"),
-    "segments": ("SELECT * FROM clv_segments",
-                 "SELECT rfm_segment, count(*) FROM customer_lifetime_value GROUP BY 1"),
+    "kpis": (
+        "SELECT sum(orders), sum(revenue_cents) FROM sales_daily_state",
+        "SELECT count(*), sum(revenue_cents) FROM sales_orders",
+    ),
+    "monthly-sales": (
+        "SELECT date_trunc('month', purchase_date), sum(revenue_cents), sum(orders) "
+        "FROM sales_daily_state GROUP BY 1 ORDER BY 1",
+        "SELECT date_trunc('month', purchase_date), sum(revenue_cents), count(*) "
+        "FROM sales_orders GROUP BY 1 ORDER BY 1",
+    ),
+    "top-products": (
+        "SELECT product_id, revenue_cents FROM top_products ORDER BY revenue_rank LIMIT 10",
+        "SELECT product_id, sum(price_cents) r FROM sales_order_lines GROUP BY product_id "
+        "ORDER BY r DESC, product_id LIMIT 10",
+    ),
+    "regions": (
+        "SELECT customer_state, sum(orders), sum(revenue_cents) FROM sales_daily_state GROUP BY 1",
+        "SELECT customer_state, count(*), sum(revenue_cents) FROM sales_orders GROUP BY 1",
+    ),
+    "segments": (
+        "SELECT * FROM clv_segments",
+        "SELECT rfm_segment, count(*) FROM customer_lifetime_value GROUP BY 1",
+    ),
 }
-ENDPOINTS = ["/api/kpis", "/api/monthly-sales", "/api/monthly-sales?state=RJ&start=2017-03-01&end=2017-12-31",
-             "/api/top-products", "/api/top-products?category=category_7", "/api/regions",
-             "/api/categories", "/api/segments", "/api/anomalies", "/api/runs", "/api/quarantine"]
+ENDPOINTS = [
+    "/api/kpis",
+    "/api/monthly-sales",
+    "/api/monthly-sales?state=RJ&start=2017-03-01&end=2017-12-31",
+    "/api/top-products",
+    "/api/top-products?category=category_7",
+    "/api/regions",
+    "/api/categories",
+    "/api/segments",
+    "/api/anomalies",
+    "/api/runs",
+    "/api/quarantine",
+]
 
 
 def timed(cur, statement: str, repeat: int) -> float:
@@ -130,8 +149,12 @@ def free_port() -> int:
 
 
 def load_ab(url: str, concurrency: int, requests: int) -> tuple[float, float, float]:
-    out = subprocess.run(["ab", "-q", "-k", "-c", str(concurrency), "-n", str(requests), url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ab", "-q", "-k", "-c", str(concurrency), "-n", str(requests), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
     if failed or non2xx:
@@ -147,6 +170,7 @@ def load_python(url: str, concurrency: int, requests: int) -> tuple[float, float
             response.read()
             assert response.status == 200
         return (time.perf_counter() - started) * 1000
+
     with ThreadPoolExecutor(concurrency) as pool:
         times = sorted(pool.map(one, range(requests)))
     return times[len(times) // 2], times[int(len(times) * 0.95) - 1], times[-1]
@@ -168,8 +192,20 @@ def serve_and_load(url: str, args, cache_seconds: int) -> None:
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "DASHBOARD_CACHE_SECONDS": str(cache_seconds)}
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "--workers", str(args.workers), "--bind", f"127.0.0.1:{port}",
-                             "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--workers",
+            str(args.workers),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -179,16 +215,22 @@ def serve_and_load(url: str, args, cache_seconds: int) -> None:
             except OSError:
                 time.sleep(0.2)
         load = load_ab if shutil.which("ab") else load_python
-        print(f"\nHTTP, gunicorn {args.workers} workers, cache {cache_seconds or 'off'}, "
-              f"{args.concurrency} clients, {args.requests} requests each ({load.__name__}):")
+        print(
+            f"\nHTTP, gunicorn {args.workers} workers, cache {cache_seconds or 'off'}, "
+            f"{args.concurrency} clients, {args.requests} requests each ({load.__name__}):"
+        )
         print(f"  {'endpoint':<62} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
         worst = 0.0
         for path in ENDPOINTS:
             p50, p95, top = load(base + path, args.concurrency, args.requests)
             worst = max(worst, p95)
             print(f"  {path:<62} {p50:>7.0f} {p95:>7.0f} {top:>7.0f}")
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-        print(f"  worst p95 {worst:.0f} ms; peak RSS per worker {rss_mb_of([int(p) for p in children]):.0f} MB")
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        print(
+            f"  worst p95 {worst:.0f} ms; peak RSS per worker {rss_mb_of([int(p) for p in children]):.0f} MB"
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -202,13 +244,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="do not drop the benchmark database")
-    parser.add_argument("--database", help="measure a database kept by an earlier --keep run "
-                        "(no generation; views refreshed only if --refresh)")
+    parser.add_argument(
+        "--database",
+        help="measure a database kept by an earlier --keep run "
+        "(no generation; views refreshed only if --refresh)",
+    )
     parser.add_argument("--refresh", action="store_true", help="with --database: refresh the views first")
     parser.add_argument("--no-facts", action="store_true", help="skip the aggregate-vs-facts timings")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP load")
-    parser.add_argument("--work-mem", help="work_mem of the refresh (default: ETL_REFRESH_WORK_MEM's; "
-                        "'' = the server's)")
+    parser.add_argument(
+        "--work-mem", help="work_mem of the refresh (default: ETL_REFRESH_WORK_MEM's; '' = the server's)"
+    )
     args = parser.parse_args()
 
     base = Settings.from_env()
@@ -237,8 +283,11 @@ def main() -> None:
             cur.execute("SELECT count(*) FROM fact_order_items")
             items = cur.fetchone()[0]
         seconds = time.perf_counter() - started
-        print(f"generated {items:,} order items ({orders:,} orders) in {seconds:.1f} s "
-              f"({items / seconds:,.0f} items/s)", flush=True)
+        print(
+            f"generated {items:,} order items ({orders:,} orders) in {seconds:.1f} s "
+            f"({items / seconds:,.0f} items/s)",
+            flush=True,
+        )
         measure(conn, url, args, refresh=True, items=items)
     finally:
         if not args.keep and not reuse:
@@ -247,7 +296,7 @@ def main() -> None:
 
 def measure(conn, url: str, args, refresh: bool, items: int | None = None) -> None:
     """Refresh (optionally), compare aggregates with facts, then load the API over HTTP."""
-    if items is None:   # a kept database: count what it holds
+    if items is None:  # a kept database: count what it holds
         with conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM fact_order_items")
             items = cur.fetchone()[0]
@@ -259,9 +308,11 @@ def measure(conn, url: str, args, refresh: bool, items: int | None = None) -> No
         with conn, conn.cursor() as cur:
             cur.execute("ANALYZE")
         seconds = time.perf_counter() - started
-        print(f"refreshed {len(timings)} views (work_mem {args.work_mem or 'server default'}) in {seconds:.1f} s ({items / seconds:,.0f} items/s): "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
-              flush=True)
+        print(
+            f"refreshed {len(timings)} views (work_mem {args.work_mem or 'server default'}) in {seconds:.1f} s ({items / seconds:,.0f} items/s): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
+            flush=True,
+        )
 
     if not args.no_facts:
         print(f"\nquery over aggregates vs same query over facts (median of {args.repeat}):")
@@ -269,7 +320,9 @@ def measure(conn, url: str, args, refresh: bool, items: int | None = None) -> No
         with conn.cursor() as cur:
             for name, (fast, slow) in QUESTIONS.items():
                 agg, facts = timed(cur, fast, args.repeat), timed(cur, slow, max(1, args.repeat // 2))
-                print(f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x", flush=True)
+                print(
+                    f"  {name:<15} {agg * 1000:>13.2f} {facts * 1000:>10.0f} {facts / agg:>7.0f}x", flush=True
+                )
     conn.close()
 
     if not args.no_http:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -44,21 +43,47 @@ def child_etl(args) -> dict:
 
     staging = Path(args.staging)
     sources = staging / "sources.yml"
-    sources.write_text(yaml.safe_dump({"sources": [{
-        "name": "bench-orders", "kind": "mysql", "url": args.mysql_url, "from": "orders",
-        "table": "fact_orders", "cursor": "updated_at", "id_field": "id", "batch_size": args.batch_size,
-        "hash_ids": ["order_id", "customer_id"], "id_namespace": "bench",
-        "columns": {"order_id": "id", "customer_id": "cid", "order_status": "status",
-                    "order_purchase_timestamp": "created_at"}}]}))
-    settings = Settings.from_env().with_overrides(database_url=args.warehouse_url, database_url_explicit=True,
-                                                  staging_dir=staging, sources_file=sources)
+    sources.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "name": "bench-orders",
+                        "kind": "mysql",
+                        "url": args.mysql_url,
+                        "from": "orders",
+                        "table": "fact_orders",
+                        "cursor": "updated_at",
+                        "id_field": "id",
+                        "batch_size": args.batch_size,
+                        "hash_ids": ["order_id", "customer_id"],
+                        "id_namespace": "bench",
+                        "columns": {
+                            "order_id": "id",
+                            "customer_id": "cid",
+                            "order_status": "status",
+                            "order_purchase_timestamp": "created_at",
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    settings = Settings.from_env().with_overrides(
+        database_url=args.warehouse_url, database_url_explicit=True, staging_dir=staging, sources_file=sources
+    )
     started = time.perf_counter()
     summary = runner.ingest_source(settings, "bench", "bench-orders")
     seconds = time.perf_counter() - started
     if summary["status"] != "succeeded":
         raise SystemExit(summary["error"])
-    return {"rows": summary["records_new"], "seconds": seconds, "peak_rss_mb": peak_rss_mb(),
-            "batches": summary["batches"], "archived": summary["payloads_archived"]}
+    return {
+        "rows": summary["records_new"],
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "batches": summary["batches"],
+        "archived": summary["payloads_archived"],
+    }
 
 
 def child_baseline(args) -> dict:
@@ -75,8 +100,9 @@ def child_baseline(args) -> dict:
 
 
 def run_child(mode: str, extra: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, *extra], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, *extra], capture_output=True, text=True, check=False
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{mode} child failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -108,27 +134,47 @@ def main() -> None:
         with admin.cursor() as cur:
             cur.execute(f"CREATE DATABASE `{name}`")
             cur.execute(f"USE `{name}`")
-            cur.execute(f"CREATE TABLE `{name}`.orders (id BIGINT PRIMARY KEY, cid VARCHAR(20), "
-                        "status VARCHAR(20), created_at DATETIME, updated_at DATETIME, KEY (updated_at))")
+            cur.execute(
+                f"CREATE TABLE `{name}`.orders (id BIGINT PRIMARY KEY, cid VARCHAR(20), "
+                "status VARCHAR(20), created_at DATETIME, updated_at DATETIME, KEY (updated_at))"
+            )
             t = time.perf_counter()
-            cur.execute(f"INSERT INTO `{name}`.orders SELECT seq, concat('c', seq % 50000), 'delivered', "
-                        "'2024-01-01 00:00:00' + INTERVAL seq SECOND, '2024-01-01 00:00:00' + INTERVAL seq SECOND "
-                        f"FROM seq_1_to_{args.rows}")
+            cur.execute(
+                f"INSERT INTO `{name}`.orders SELECT seq, concat('c', seq % 50000), 'delivered', "
+                "'2024-01-01 00:00:00' + INTERVAL seq SECOND, '2024-01-01 00:00:00' + INTERVAL seq SECOND "
+                f"FROM seq_1_to_{args.rows}"
+            )
             print(f"filled {args.rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="etl-bench-") as staging:
-            common = ["--mysql-url", f"mysql://root@127.0.0.1:3306/{name}", "--database", name,
-                      "--warehouse-url", warehouse, "--staging", staging, "--batch-size", str(args.batch_size)]
+            common = [
+                "--mysql-url",
+                f"mysql://root@127.0.0.1:3306/{name}",
+                "--database",
+                name,
+                "--warehouse-url",
+                warehouse,
+                "--staging",
+                staging,
+                "--batch-size",
+                str(args.batch_size),
+            ]
             base = run_child("baseline", common)
             etl = run_child("etl", common)
         print(f"{'read':<28} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12}")
         for label, r in (("baseline fetchall (buffered)", base), ("etl.ingest (SSCursor, batches)", etl)):
-            print(f"{label:<28} {r['rows']:>10,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
-                  f"{r['peak_rss_mb']:>12.0f}")
-        print(f"peak RSS ratio etl/baseline: {etl['peak_rss_mb'] / base['peak_rss_mb']:.2f}; "
-              f"throughput ratio: {(etl['rows'] / etl['seconds']) / (base['rows'] / base['seconds']):.2f}; "
-              f"{etl['batches']} batches archived")
-        print("acceptance (< 500 MB):", "PASS" if etl["peak_rss_mb"] < 500 and etl["rows"] == args.rows
-              else "FAIL")
+            print(
+                f"{label:<28} {r['rows']:>10,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
+                f"{r['peak_rss_mb']:>12.0f}"
+            )
+        print(
+            f"peak RSS ratio etl/baseline: {etl['peak_rss_mb'] / base['peak_rss_mb']:.2f}; "
+            f"throughput ratio: {(etl['rows'] / etl['seconds']) / (base['rows'] / base['seconds']):.2f}; "
+            f"{etl['batches']} batches archived"
+        )
+        print(
+            "acceptance (< 500 MB):",
+            "PASS" if etl["peak_rss_mb"] < 500 and etl["rows"] == args.rows else "FAIL",
+        )
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")

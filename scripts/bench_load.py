@@ -27,8 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -52,19 +52,23 @@ def make_rows(n: int, seed: int = 7) -> pa.Table:
     rng = np.random.default_rng(seed)
     hexes = lambda values: pa.array(np.char.zfill(np.char.mod("%x", values), 32))  # noqa: E731
     start = np.datetime64("2017-01-01T00:00:00", "us")
-    return pa.table({
-        "order_id": hexes(np.arange(n) // 2 + 10**12),
-        "order_item_id": pa.array((np.arange(n) % 2 + 1).astype(np.int16)),
-        "product_id": hexes(rng.integers(0, 30_000, n)),
-        "seller_id": hexes(rng.integers(0, 3_000, n)),
-        "shipping_limit_at": pa.array(start + rng.integers(0, 2 * 365 * 86_400 * 10**6, n).astype("timedelta64[us]"),
-                                      pa.timestamp("us", tz="UTC")),
-        "price_cents": pa.array(rng.integers(100, 500_000, n)),
-        "freight_cents": pa.array(rng.integers(0, 20_000, n)),
-        "quantity": pa.array(rng.integers(1, 5, n).astype(np.int32)),
-        "payment_type": pa.array(rng.choice(["credit_card", "boleto", "voucher", "debit_card"], n)),
-        "weight_kg": pa.array(rng.random(n) * 30),
-    })
+    return pa.table(
+        {
+            "order_id": hexes(np.arange(n) // 2 + 10**12),
+            "order_item_id": pa.array((np.arange(n) % 2 + 1).astype(np.int16)),
+            "product_id": hexes(rng.integers(0, 30_000, n)),
+            "seller_id": hexes(rng.integers(0, 3_000, n)),
+            "shipping_limit_at": pa.array(
+                start + rng.integers(0, 2 * 365 * 86_400 * 10**6, n).astype("timedelta64[us]"),
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "price_cents": pa.array(rng.integers(100, 500_000, n)),
+            "freight_cents": pa.array(rng.integers(0, 20_000, n)),
+            "quantity": pa.array(rng.integers(1, 5, n).astype(np.int32)),
+            "payment_type": pa.array(rng.choice(["credit_card", "boleto", "voucher", "debit_card"], n)),
+            "weight_kg": pa.array(rng.random(n) * 30),
+        }
+    )
 
 
 class Bench:
@@ -78,11 +82,15 @@ class Bench:
             with conn, conn.cursor() as cur:
                 cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 cur.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
-                cur.execute(f"CREATE TABLE {schema}.{name} ({COLUMNS_SQL}, PRIMARY KEY (order_id, order_item_id, shipping_limit_at))")
+                cur.execute(
+                    f"CREATE TABLE {schema}.{name} ({COLUMNS_SQL}, PRIMARY KEY (order_id, order_item_id, shipping_limit_at))"
+                )
                 if self.hypertable:
-                    cur.execute("SELECT create_hypertable(%s, by_range('shipping_limit_at', INTERVAL '30 days'))",
-                                (f"{schema}.{name}",))
-            with conn.cursor() as cur:   # start each method from a clean buffer state
+                    cur.execute(
+                        "SELECT create_hypertable(%s, by_range('shipping_limit_at', INTERVAL '30 days'))",
+                        (f"{schema}.{name}",),
+                    )
+            with conn.cursor() as cur:  # start each method from a clean buffer state
                 conn.autocommit = True
                 cur.execute("CHECKPOINT")
         finally:
@@ -117,26 +125,43 @@ def run_loader_indexes_kept(url: str, table: str, rows: pa.Table) -> None:
     """The loader with the table's indexes maintained during the COPY (etl/deferred_indexes.py
     switched off; rows ordered by chunk, as before that), to show what deferring them buys."""
     from unittest import mock
+
     with mock.patch.object(load.deferred_indexes, "MIN_ROWS", sys.maxsize):
         run_loader(url, table, rows)
 
 
 def run_psql(url: str, table: str, csv_path: Path) -> None:
-    subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c",
-                    f"\\copy {table} FROM '{csv_path}' WITH (FORMAT csv)"], check=True)
+    subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            f"\\copy {table} FROM '{csv_path}' WITH (FORMAT csv)",
+        ],
+        check=True,
+    )
 
 
 def run_to_sql(url: str, table: str, rows: pa.Table) -> None:
     import sqlalchemy
+
     engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg2://", 1))
     try:
-        rows.to_pandas().to_sql(table, engine, if_exists="append", index=False, method="multi", chunksize=10_000)
+        rows.to_pandas().to_sql(
+            table, engine, if_exists="append", index=False, method="multi", chunksize=10_000
+        )
     finally:
         engine.dispose()
 
 
 def run_execute_values(url: str, table: str, rows: pa.Table) -> None:
     import psycopg2.extras
+
     conn = db.connect(url)
     try:
         with conn, conn.cursor() as cur:
@@ -148,7 +173,9 @@ def run_execute_values(url: str, table: str, rows: pa.Table) -> None:
 
 def run_pgpq_psycopg3(url: str, table: str, rows: pa.Table) -> None:
     import psycopg
+
     from etl import binary_copy
+
     with psycopg.connect(url) as conn:
         with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
             for chunk in binary_copy.encode(rows):
@@ -157,6 +184,7 @@ def run_pgpq_psycopg3(url: str, table: str, rows: pa.Table) -> None:
 
 def run_adbc(url: str, table: str, rows: pa.Table) -> None:
     import adbc_driver_postgresql.dbapi as adbc
+
     with adbc.connect(url) as conn:
         with conn.cursor() as cur:
             cur.adbc_ingest(table, rows, mode="append")
@@ -165,12 +193,16 @@ def run_adbc(url: str, table: str, rows: pa.Table) -> None:
 
 def run_dlt(url: str, table: str, rows: pa.Table, dataset: str) -> None:
     import dlt
+
     if "@" in url and ":" not in url.split("@")[0].split("//")[1]:
         # dlt insists on a password even where the server trusts the connection.
         url = url.replace("@", ":unused@", 1)
-    pipeline = dlt.pipeline(pipeline_name=f"bench_{uuid.uuid4().hex[:6]}", dataset_name=dataset,
-                            destination=dlt.destinations.postgres(credentials=url),
-                            pipelines_dir=tempfile.mkdtemp(prefix="dlt-"))
+    pipeline = dlt.pipeline(
+        pipeline_name=f"bench_{uuid.uuid4().hex[:6]}",
+        dataset_name=dataset,
+        destination=dlt.destinations.postgres(credentials=url),
+        pipelines_dir=tempfile.mkdtemp(prefix="dlt-"),
+    )
     pipeline.run(rows, table_name=table, write_disposition="append", loader_file_format="parquet")
 
 
@@ -191,9 +223,13 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small-rows", type=int, default=20_000, help="rows for to_sql (scaled)")
     parser.add_argument("--medium-rows", type=int, default=100_000, help="rows for execute_values (scaled)")
-    parser.add_argument("--repeat", type=int, default=1, help="rounds of all methods, alternating (median reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of all methods, alternating (median reported)"
+    )
     parser.add_argument("--only", nargs="*", help="run only methods whose name contains one of these words")
-    parser.add_argument("--targets", nargs="*", default=["plain", "hypertable"], help="plain and/or hypertable")
+    parser.add_argument(
+        "--targets", nargs="*", default=["plain", "hypertable"], help="plain and/or hypertable"
+    )
     parser.add_argument("--no-merge", action="store_true", help="skip the merge measurements")
     args = parser.parse_args()
 
@@ -215,25 +251,42 @@ def main() -> int:
         csv_path = tmp / "rows.csv"
         pacsv.write_csv(rows, csv_path, pacsv.WriteOptions(include_header=False))
         mask = np.arange(args.rows) % 10 == 0
-        changed = rows.set_column(rows.schema.get_field_index("price_cents"), "price_cents",
-                                  pc.if_else(pa.array(mask), pc.add(rows["price_cents"], 1), rows["price_cents"]))
+        changed = rows.set_column(
+            rows.schema.get_field_index("price_cents"),
+            "price_cents",
+            pc.if_else(pa.array(mask), pc.add(rows["price_cents"], 1), rows["price_cents"]),
+        )
         n_changed = int(mask.sum())
-        print(f"{args.rows:,} rows x {rows.num_columns} columns; Arrow {rows.nbytes / 2**20:.0f} MiB, "
-              f"CSV {csv_path.stat().st_size / 2**20:.0f} MiB; server {db.describe_url(url)}; "
-              f"TimescaleDB {'yes' if has_tsdb else 'no'}", flush=True)
+        print(
+            f"{args.rows:,} rows x {rows.num_columns} columns; Arrow {rows.nbytes / 2**20:.0f} MiB, "
+            f"CSV {csv_path.stat().st_size / 2**20:.0f} MiB; server {db.describe_url(url)}; "
+            f"TimescaleDB {'yes' if has_tsdb else 'no'}",
+            flush=True,
+        )
 
-        targets = [(t, h) for t, h in [("plain", False)] + ([("hypertable", True)] if has_tsdb else [])
-                   if t in args.targets]
+        targets = [
+            (t, h)
+            for t, h in [("plain", False)] + ([("hypertable", True)] if has_tsdb else [])
+            if t in args.targets
+        ]
         methods: list[tuple[str, int, Callable[[Bench, str], None]]] = [
             ("etl loader (pgpq binary COPY, psycopg2)", args.rows, lambda b, t: run_loader(url_dsn, t, rows)),
-            ("etl loader, indexes kept during COPY", args.rows, lambda b, t: run_loader_indexes_kept(url_dsn, t, rows)),
+            (
+                "etl loader, indexes kept during COPY",
+                args.rows,
+                lambda b, t: run_loader_indexes_kept(url_dsn, t, rows),
+            ),
             ("psql \\copy CSV (yardstick)", args.rows, lambda b, t: run_psql(url_dsn, t, csv_path)),
             ("pgpq binary COPY via psycopg 3", args.rows, lambda b, t: run_pgpq_psycopg3(url_dsn, t, rows)),
         ]
         if available("adbc_driver_postgresql"):
             methods.append(("ADBC adbc_ingest", args.rows, lambda b, t: run_adbc(url_dsn, t, rows)))
         methods += [
-            ("psycopg2 execute_values", args.medium_rows, lambda b, t: run_execute_values(url_dsn, t, medium)),
+            (
+                "psycopg2 execute_values",
+                args.medium_rows,
+                lambda b, t: run_execute_values(url_dsn, t, medium),
+            ),
             ("pandas to_sql(method='multi')", args.small_rows, lambda b, t: run_to_sql(url_dsn, t, small)),
         ]
         if available("dlt"):
@@ -248,48 +301,67 @@ def main() -> int:
             times: dict[str, list[float]] = {name: [] for name, _, _ in methods}
             for i in range(args.repeat):
                 for name, n, fn in methods:
-                    if fn is None:   # dlt creates its own table in its own dataset schema
+                    if fn is None:  # dlt creates its own table in its own dataset schema
                         dataset = f"dlt_{target}_{i}"
                         bench.fresh_table(f"bench_{target}", schema=dataset)
                         seconds = timed(lambda: run_dlt(url_dsn, f"bench_{target}", rows, dataset))
-                        bench.drop_schema(dataset)   # else autovacuum of its 1M rows hits the next method
+                        bench.drop_schema(dataset)  # else autovacuum of its 1M rows hits the next method
                     else:
                         table = bench.fresh_table(f"bench_{target}")
                         seconds = timed(lambda: fn(bench, table))
                     times[name].append(seconds)
-                    print(f"    round {i + 1} {target:<10} {name:<42} {n / seconds:>12,.0f} rows/s", flush=True)
+                    print(
+                        f"    round {i + 1} {target:<10} {name:<42} {n / seconds:>12,.0f} rows/s", flush=True
+                    )
             for name, n, _ in methods:
                 results[(name, target)] = n / statistics.median(times[name])
-                print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s median "
-                      f"(n={n:,}, peak RSS {peak_rss_mib():,.0f} MiB)", flush=True)
+                print(
+                    f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s median "
+                    f"(n={n:,}, peak RSS {peak_rss_mib():,.0f} MiB)",
+                    flush=True,
+                )
             if args.no_merge:
                 continue
             # Merges: the loader over a full table.
             table = bench.fresh_table(f"bench_{target}")
             run_loader(url_dsn, table, rows)
-            for name, data in [("etl loader merge, nothing changed", rows),
-                               (f"etl loader merge, {n_changed / args.rows:.0%} changed", changed)]:
+            for name, data in [
+                ("etl loader merge, nothing changed", rows),
+                (f"etl loader merge, {n_changed / args.rows:.0%} changed", changed),
+            ]:
                 results[(name, target)] = args.rows / timed(lambda: run_loader(url_dsn, table, data))
                 print(f"  {target:<10} {name:<42} {results[(name, target)]:>12,.0f} rows/s", flush=True)
-            bench.fresh_table(table)   # empty it, so autovacuum of 1M rows does not run into the next target
+            bench.fresh_table(table)  # empty it, so autovacuum of 1M rows does not run into the next target
 
         names = list(dict.fromkeys(name for name, _ in results))
-        loader, psql, to_sql = "etl loader (pgpq binary COPY, psycopg2)", "psql \\copy CSV (yardstick)", "pandas to_sql(method='multi')"
+        loader, psql, to_sql = (
+            "etl loader (pgpq binary COPY, psycopg2)",
+            "psql \\copy CSV (yardstick)",
+            "pandas to_sql(method='multi')",
+        )
         print()
         print("| method | " + " | ".join(f"{t} rows/s" for t, _ in targets) + " | vs psql \\copy |")
         print("|---|" + "---:|" * (len(targets) + 1))
         for name in names:
             cells = [f"{results[(name, t)]:,.0f}" if (name, t) in results else "n/a" for t, _ in targets]
-            ratio = " / ".join(f"{results[(name, t)] / results[(psql, t)]:.2f}" for t, _ in targets
-                               if (name, t) in results and (psql, t) in results)
+            ratio = " / ".join(
+                f"{results[(name, t)] / results[(psql, t)]:.2f}"
+                for t, _ in targets
+                if (name, t) in results and (psql, t) in results
+            )
             print(f"| {name} | " + " | ".join(cells) + f" | {ratio} |")
         print()
         dlt_name = "dlt parquet (ADBC) pipeline.run"
         for t, _ in targets:
-            ratios = [f"{label} = {results[(loader, t)] / results[(other, t)]:.{digits}f}x"
-                      for label, other, digits in [("loader/psql", psql, 2), ("loader/to_sql", to_sql, 0),
-                                                   ("loader/dlt", dlt_name, 2)]
-                      if (loader, t) in results and (other, t) in results]
+            ratios = [
+                f"{label} = {results[(loader, t)] / results[(other, t)]:.{digits}f}x"
+                for label, other, digits in [
+                    ("loader/psql", psql, 2),
+                    ("loader/to_sql", to_sql, 0),
+                    ("loader/dlt", dlt_name, 2),
+                ]
+                if (loader, t) in results and (other, t) in results
+            ]
             print(f"{t}: " + ", ".join(ratios))
         print(f"peak RSS of this process: {peak_rss_mib():,.0f} MiB")
     finally:
@@ -300,6 +372,7 @@ def main() -> int:
 def _as_url(dsn: str) -> str:
     """A postgresql:// URL for tools that want one (psql, dlt, adbc, SQLAlchemy)."""
     import psycopg2.extensions
+
     params = psycopg2.extensions.parse_dsn(dsn)
     user = params.get("user", os.environ.get("PGUSER", "postgres"))
     password = f":{params['password']}" if params.get("password") else ""

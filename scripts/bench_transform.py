@@ -54,15 +54,29 @@ def hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
 def generate(n_items: int, directory: Path, seed: int = 1) -> None:
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
-    n_orders = int(n_items / 1.14)
     products, sellers = hex_ids(rng, 33_000), hex_ids(rng, 3_100)
     pq.write_table(pa.table({"product_id": products}), directory / "products.parquet")
     pq.write_table(pa.table({"seller_id": sellers}), directory / "sellers.parquet")
     order_writer = pq.ParquetWriter(directory / "orders.parquet", pa.schema([("order_id", pa.string())]))
-    schema = pa.schema([(c, pa.string()) for c in ("order_id", "order_item_id", "product_id", "seller_id",
-                                                   "shipping_limit_date", "price", "freight_value")])
-    writer = pacsv.CSVWriter(str(directory / "olist_order_items_dataset.csv"), schema,
-                             write_options=pacsv.WriteOptions(quoting_style="none"))
+    schema = pa.schema(
+        [
+            (c, pa.string())
+            for c in (
+                "order_id",
+                "order_item_id",
+                "product_id",
+                "seller_id",
+                "shipping_limit_date",
+                "price",
+                "freight_value",
+            )
+        ]
+    )
+    writer = pacsv.CSVWriter(
+        str(directory / "olist_order_items_dataset.csv"),
+        schema,
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    )
     written, block = 0, 1_000_000
     while written < n_items:
         m_orders = max(1, int(min(block, n_items - written) / 1.14))
@@ -70,7 +84,7 @@ def generate(n_items: int, directory: Path, seed: int = 1) -> None:
         order_writer.write_table(pa.table({"order_id": orders}))
         counts = rng.choice([1, 1, 1, 1, 1, 1, 1, 2, 2, 3], size=m_orders)
         idx = np.repeat(np.arange(m_orders), counts)
-        item_no = (np.arange(len(idx)) - np.repeat(np.cumsum(counts) - counts, counts) + 1)
+        item_no = np.arange(len(idx)) - np.repeat(np.cumsum(counts) - counts, counts) + 1
         idx, item_no = idx[: n_items - written], item_no[: n_items - written]
         k = len(idx)
         order_col = orders.take(pa.array(idx))
@@ -78,23 +92,29 @@ def generate(n_items: int, directory: Path, seed: int = 1) -> None:
         orphan = defects < 0.005
         if orphan.any():
             as_obj = np.asarray(order_col.to_numpy(zero_copy_only=False), dtype=object)
-            as_obj[orphan] = np.asarray(hex_ids(rng, int(orphan.sum())).to_numpy(zero_copy_only=False),
-                                        dtype=object)
+            as_obj[orphan] = np.asarray(
+                hex_ids(rng, int(orphan.sum())).to_numpy(zero_copy_only=False), dtype=object
+            )
             order_col = pa.array(as_obj, type=pa.string())
         price = np.round(rng.lognormal(4.2, 0.9, k), 2)
         price[(defects >= 0.005) & (defects < 0.01)] *= -1
         base = np.datetime64("2017-01-01T00:00:00") + rng.integers(0, 600 * 86400, k).astype("timedelta64[s]")
-        table = pa.table({
-            "order_id": order_col, "order_item_id": pa.array(item_no.astype(str)),
-            "product_id": products.take(pa.array(rng.integers(0, len(products), k))),
-            "seller_id": sellers.take(pa.array(rng.integers(0, len(sellers), k))),
-            "shipping_limit_date": pa.array(np.datetime_as_string(base, unit="s")).cast(pa.string()),
-            "price": pa.array(np.char.mod("%.2f", price)),
-            "freight_value": pa.array(np.char.mod("%.2f", np.round(rng.gamma(2.0, 10.0, k), 2))),
-        }, schema=schema)
+        table = pa.table(
+            {
+                "order_id": order_col,
+                "order_item_id": pa.array(item_no.astype(str)),
+                "product_id": products.take(pa.array(rng.integers(0, len(products), k))),
+                "seller_id": sellers.take(pa.array(rng.integers(0, len(sellers), k))),
+                "shipping_limit_date": pa.array(np.datetime_as_string(base, unit="s")).cast(pa.string()),
+                "price": pa.array(np.char.mod("%.2f", price)),
+                "freight_value": pa.array(np.char.mod("%.2f", np.round(rng.gamma(2.0, 10.0, k), 2))),
+            },
+            schema=schema,
+        )
         # 'T' separator -> space, as Olist writes timestamps
-        table = table.set_column(4, "shipping_limit_date",
-                                 pa.compute.replace_substring(table["shipping_limit_date"], "T", " "))
+        table = table.set_column(
+            4, "shipping_limit_date", pa.compute.replace_substring(table["shipping_limit_date"], "T", " ")
+        )
         dup = defects >= 0.995
         writer.write_table(table)
         if dup.any():
@@ -111,16 +131,17 @@ def peak_rss_mb() -> float:
 
 
 def measure(directory: Path, chunk_rows: int) -> dict:
+    import pandas as pd
+
+    from etl.lookups import load_lookups
     from etl.olist import ORDER_ITEMS
     from etl.quality import QualityReport
     from etl.settings import DEFAULT_QUALITY_TARGETS, Settings
-    from etl.lookups import load_lookups
     from etl.transform import checks as ck
     from etl.transform.columns import KeySet, parse_hex_ids
     from etl.transform.reader import read_chunks
     from etl.transform.stage import Sink
     from etl.transform.table import TableState, Tally, transform_table
-    import pandas as pd
 
     path = directory / "olist_order_items_dataset.csv"
     settings = Settings.from_env()
@@ -134,13 +155,19 @@ def measure(directory: Path, chunk_rows: int) -> dict:
 
     started = time.perf_counter()
     refs = {}
-    for table, column in (("fact_orders", "order_id"), ("dim_products", "product_id"),
-                          ("dim_sellers", "seller_id")):
+    for table, _column in (
+        ("fact_orders", "order_id"),
+        ("dim_products", "product_id"),
+        ("dim_sellers", "seller_id"),
+    ):
         keys = KeySet()
         source = {"fact_orders": "orders", "dim_products": "products", "dim_sellers": "sellers"}[table]
         for batch in pq.ParquetFile(directory / f"{source}.parquet").iter_batches(batch_size=1_000_000):
-            keys.add(parse_hex_ids(pd.Series(batch.column(0).to_pandas(types_mapper=pd.ArrowDtype)
-                                             .astype("string"))).hashes)
+            keys.add(
+                parse_hex_ids(
+                    pd.Series(batch.column(0).to_pandas(types_mapper=pd.ArrowDtype).astype("string"))
+                ).hashes
+            )
         refs[table] = keys
     refs_s = time.perf_counter() - started
 
@@ -167,14 +194,19 @@ def measure(directory: Path, chunk_rows: int) -> dict:
         sink.close()
     report = QualityReport.from_tallies("bench", {"fact_order_items": tally}, DEFAULT_QUALITY_TARGETS)
     transform_s = time.perf_counter() - started
-    transform_cpu_s = time.process_time() - cpu_started     # every thread of this process
+    transform_cpu_s = time.process_time() - cpu_started  # every thread of this process
     assert counts["read"] == counts["loaded"] + counts["quarantined"]
     return {
-        "rows": counts["read"], "loaded": counts["loaded"], "quarantined": counts["quarantined"],
+        "rows": counts["read"],
+        "loaded": counts["loaded"],
+        "quarantined": counts["quarantined"],
         "chunk_rows": chunk_rows,
-        "baseline_read_s": round(baseline_s, 1), "baseline_rows_per_s": int(baseline_rows / baseline_s),
-        "reference_keys_s": round(refs_s, 1), "reference_keys": {k: len(v) for k, v in refs.items()},
-        "transform_s": round(transform_s, 1), "transform_rows_per_s": int(counts["read"] / transform_s),
+        "baseline_read_s": round(baseline_s, 1),
+        "baseline_rows_per_s": int(baseline_rows / baseline_s),
+        "reference_keys_s": round(refs_s, 1),
+        "reference_keys": {k: len(v) for k, v in refs.items()},
+        "transform_s": round(transform_s, 1),
+        "transform_rows_per_s": int(counts["read"] / transform_s),
         # CPU seconds (all threads) per million rows: what the work costs, whatever the load
         "transform_cpu_s": round(transform_cpu_s, 1),
         "cpu_s_per_million_rows": round(transform_cpu_s / counts["read"] * 1e6, 2),
@@ -199,15 +231,19 @@ def main() -> int:
         return 0
     if not marker.exists() or json.loads(marker.read_text())["items"] != args.items:
         print(f"generating {args.items:,} items in {args.dir} (child process, not measured) ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--generate-only", "--items", str(args.items),
-                        "--dir", str(args.dir)], check=True)
+        subprocess.run(
+            [sys.executable, __file__, "--generate-only", "--items", str(args.items), "--dir", str(args.dir)],
+            check=True,
+        )
     result = measure(args.dir, args.chunk_rows)
     print(json.dumps(result, indent=2))
     ok = result["peak_rss_mb"] < 1536 and result["transform_rows_per_s"] >= 500_000
-    print(f"\n{result['rows']:,} rows: transform {result['transform_rows_per_s']:,} rows/s "
-          f"(baseline read {result['baseline_rows_per_s']:,} rows/s, ratio {result['ratio_to_baseline']}), "
-          f"peak RSS {result['peak_rss_mb']:,} MB -> {'meets' if ok else 'MISSES'} "
-          "the target (< 1536 MB, >= 500,000 rows/s)")
+    print(
+        f"\n{result['rows']:,} rows: transform {result['transform_rows_per_s']:,} rows/s "
+        f"(baseline read {result['baseline_rows_per_s']:,} rows/s, ratio {result['ratio_to_baseline']}), "
+        f"peak RSS {result['peak_rss_mb']:,} MB -> {'meets' if ok else 'MISSES'} "
+        "the target (< 1536 MB, >= 500,000 rows/s)"
+    )
     return 0
 
 

@@ -23,13 +23,20 @@ from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
 #: AIRFLOW_HOME (never the user's own), set here before any test module can import Airflow.
 AIRFLOW_TEST_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 atexit.register(shutil.rmtree, AIRFLOW_TEST_HOME, True)
-os.environ.update({"AIRFLOW_HOME": AIRFLOW_TEST_HOME, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                   "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags")})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": AIRFLOW_TEST_HOME,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+    }
+)
 
 #: Where the team's full Olist subset lives (read-only); override with ETL_OLIST_DIR.
-_OLIST_CANDIDATES = [os.environ.get("ETL_OLIST_DIR", ""),
-                     str(PROJECT_ROOT.parent / "shared" / "data" / "olist"),
-                     "/work/shared/data/olist"]
+_OLIST_CANDIDATES = [
+    os.environ.get("ETL_OLIST_DIR", ""),
+    str(PROJECT_ROOT.parent / "shared" / "data" / "olist"),
+    "/work/shared/data/olist",
+]
 
 
 def _server_url() -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
-import shutil
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -28,14 +27,23 @@ from etl.settings import PROJECT_ROOT
 from tests.conftest import AIRFLOW_TEST_HOME, query, scalar
 
 DAGS = PROJECT_ROOT / "dags"
-_HOME = AIRFLOW_TEST_HOME   # set by tests/conftest.py before anything imported Airflow
+_HOME = AIRFLOW_TEST_HOME  # set by tests/conftest.py before anything imported Airflow
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 NOWHERE = "postgresql://postgres@127.0.0.1:1/nowhere"
 TASK_ORDER = ["list_sources", "ingest", "transform", "load", "refresh_aggregates", "validate", "notify"]
-WAREHOUSE_TABLES = ["category_translation", "dim_geolocation", "dim_customers", "dim_products",
-                    "dim_sellers", "dim_dates", "fact_orders", "fact_order_items", "fact_payments",
-                    "fact_reviews"]
+WAREHOUSE_TABLES = [
+    "category_translation",
+    "dim_geolocation",
+    "dim_customers",
+    "dim_products",
+    "dim_sellers",
+    "dim_dates",
+    "fact_orders",
+    "fact_order_items",
+    "fact_payments",
+    "fact_reviews",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +57,15 @@ def airflow_db():
 
 def warehouse_conn(settings) -> str:
     params = db.parse_url(settings.database_url)
-    return json.dumps({"conn_type": "postgres", "host": params.get("host", "127.0.0.1"),
-                       "port": int(params.get("port", 5432)), "login": params.get("user", "postgres"),
-                       "schema": params["dbname"]})
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": params.get("host", "127.0.0.1"),
+            "port": int(params.get("port", 5432)),
+            "login": params.get("user", "postgres"),
+            "schema": params["dbname"],
+        }
+    )
 
 
 @pytest.fixture
@@ -74,7 +88,7 @@ def load_dag(retries: int | None = None):
     bag = DagBag(dag_folder=str(DAGS / "etl_pipeline.py"))
     assert bag.import_errors == {}
     dag = bag.dags["etl_pipeline"]
-    dag.deadline = None   # dag.test() crashes on deadlines after the run (docs/airflow.md)
+    dag.deadline = None  # dag.test() crashes on deadlines after the run (docs/airflow.md)
     if retries is not None:
         for task in dag.tasks:
             task.retries = retries
@@ -82,7 +96,7 @@ def load_dag(retries: int | None = None):
 
 
 def run_dag(dag, day: str):
-    logical = datetime.fromisoformat(day).replace(hour=2, tzinfo=timezone.utc)
+    logical = datetime.fromisoformat(day).replace(hour=2, tzinfo=UTC)
     return dag.test(logical_date=logical)
 
 
@@ -95,6 +109,7 @@ def counts(settings) -> dict[str, int]:
 
 
 # --- parsing --------------------------------------------------------------------------
+
 
 def test_dag_parses_with_schedule_retries_timeouts_and_order():
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
@@ -119,9 +134,11 @@ def test_dag_parses_with_schedule_retries_timeouts_and_order():
         chain.append(nxt)
     assert [t.task_id for t in chain] == TASK_ORDER
     from airflow.sdk.definitions.mappedoperator import MappedOperator
-    assert isinstance(dag.get_task("ingest"), MappedOperator)   # fans out per source
+
+    assert isinstance(dag.get_task("ingest"), MappedOperator)  # fans out per source
 
     from airflow.dag_processing.dagbag import DagBag
+
     (alert,) = DagBag(dag_folder=str(DAGS / "etl_pipeline.py")).dags["etl_pipeline"].deadline
     assert alert.interval == timedelta(hours=2)
     assert "DAGRUN_QUEUED_AT" in repr(alert.reference) or "QueuedAt" in type(alert.reference).__name__
@@ -139,17 +156,19 @@ import psycopg2, psycopg
 psycopg2.connect = refuse
 psycopg.connect = refuse
 started = time.perf_counter()
-runpy.run_path({str(DAGS / 'etl_pipeline.py')!r})
+runpy.run_path({str(DAGS / "etl_pipeline.py")!r})
 print(f"imported in {{time.perf_counter() - started:.2f}} s")
 assert "pandas" not in sys.modules, "the DAG file must not import pandas at parse time"
 """
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "imported in" in proc.stdout
 
 
 # --- runs -----------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_dag_run_loads_the_full_olist_subset(airflow_db, dag_env, olist_dir, monkeypatch):
@@ -159,18 +178,20 @@ def test_dag_run_loads_the_full_olist_subset(airflow_db, dag_env, olist_dir, mon
     assert set(task_states(dag_run).values()) == {"success"}
     assert scalar(dag_env, "SELECT count(*) FROM fact_orders") == 21_458
     assert scalar(dag_env, "SELECT count(*) FROM fact_order_items") == 24_494
-    assert query(dag_env, "SELECT DISTINCT run_id, status FROM ingest_audit") == [("daily-2018-08-01", "succeeded")]
+    assert query(dag_env, "SELECT DISTINCT run_id, status FROM ingest_audit") == [
+        ("daily-2018-08-01", "succeeded")
+    ]
 
 
-def test_two_days_then_one_again_doubles_nothing(airflow_db, dag_env, smtp_inbox, monkeypatch,
-                                                  sample_dir, tmp_path):
+def test_two_days_then_one_again_doubles_nothing(
+    airflow_db, dag_env, smtp_inbox, monkeypatch, sample_dir, tmp_path
+):
     monkeypatch.setenv("ETL_NOTIFY_EMAILS", "team@example.org")
     dag = load_dag(retries=0)
     first = run_dag(dag, "2018-08-01")
     assert first.state == "success", task_states(first)
     after_one = counts(dag_env)
     assert after_one["fact_orders"] == 2_000
-    quarantined_per_run = scalar(dag_env, "SELECT count(*) FROM quarantine")
 
     # The next day brings one changed file: ten orders changed status.
     day_two = tmp_path / "day-two"
@@ -182,22 +203,24 @@ def test_two_days_then_one_again_doubles_nothing(airflow_db, dag_env, smtp_inbox
     monkeypatch.setenv("ETL_DATA_DIR", str(day_two))
     second = run_dag(dag, "2018-08-02")
     assert second.state == "success", task_states(second)
-    assert counts(dag_env) == after_one                        # same keys: merged, not added
+    assert counts(dag_env) == after_one  # same keys: merged, not added
     assert scalar(dag_env, "SELECT count(*) FROM fact_orders WHERE order_status = 'canceled'") >= 10
     audit = "SELECT run_id, count(*), sum(rows_read), sum(rows_quarantined) FROM ingest_audit GROUP BY 1 ORDER BY 1"
     audit_after_two = query(dag_env, audit)
     assert [r[0] for r in audit_after_two] == ["daily-2018-08-01", "daily-2018-08-02"]
 
     monkeypatch.setenv("ETL_DATA_DIR", str(sample_dir))
-    again = run_dag(dag, "2018-08-01")                         # re-reads its own files
+    again = run_dag(dag, "2018-08-01")  # re-reads its own files
     assert again.state == "success", task_states(again)
     assert counts(dag_env) == after_one
-    assert query(dag_env, audit) == audit_after_two            # the rerun replaced its own audit rows
+    assert query(dag_env, audit) == audit_after_two  # the rerun replaced its own audit rows
     assert scalar(dag_env, "SELECT count(*) FROM quarantine") == scalar(
-        dag_env, "SELECT sum(rows_quarantined) FROM ingest_audit")  # replaced, not added
+        dag_env, "SELECT sum(rows_quarantined) FROM ingest_audit"
+    )  # replaced, not added
     # notify mailed one success summary per run through smtp_default, and nothing failed
     assert [(to, m["Subject"].split(":")[0]) for to, m in smtp_inbox.messages] == [
-        (["team@example.org"], f"[etl_pipeline] run daily-2018-08-0{d} succeeded") for d in (1, 2, 1)]
+        (["team@example.org"], f"[etl_pipeline] run daily-2018-08-0{d} succeeded") for d in (1, 2, 1)
+    ]
     assert "fact_orders" in smtp_inbox.messages[0][1].get_body().get_content()
 
 
@@ -222,9 +245,17 @@ def smtp_inbox(monkeypatch):
     inbox = _Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": port,
+                "extra": {"disable_tls": True, "disable_ssl": True},
+            }
+        ),
+    )
     monkeypatch.setenv("ETL_ALERT_EMAILS", "oncall@example.org")
     yield inbox
     controller.stop()
@@ -234,7 +265,7 @@ def test_failed_validation_fails_the_run_and_sends_one_email(airflow_db, dag_env
     # A threshold no data can reach: scores are at most 100.
     monkeypatch.setenv("AIRFLOW_VAR_ETL_VALIDATE_MIN_QUALITY", "100.01")
     monkeypatch.setenv("AIRFLOW_VAR_ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")
-    monkeypatch.setenv("ETL_NOTIFY_EMAILS", "team@example.org")   # notify must not mail: it never runs
+    monkeypatch.setenv("ETL_NOTIFY_EMAILS", "team@example.org")  # notify must not mail: it never runs
     dag_run = run_dag(load_dag(retries=0), "2018-08-02")
 
     assert dag_run.state == "failed"
@@ -248,4 +279,4 @@ def test_failed_validation_fails_the_run_and_sends_one_email(airflow_db, dag_env
     body = message.get_body(preferencelist=("html", "plain")).get_content()
     assert "run daily-2018-08-02 failed validation" in body
     assert "_overall quality_overall" in body and "(expected &gt;= 100.01)" in body
-    assert "/dags/etl_pipeline/runs/" in body and "/tasks/validate" in body       # the log URL
+    assert "/dags/etl_pipeline/runs/" in body and "/tasks/validate" in body  # the log URL

@@ -4,10 +4,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from etl import db
 from tests.conftest import query, scalar
@@ -18,8 +16,13 @@ ETL = [sys.executable, "-m", "etl.cli"]
 def etl(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
     # Stage files go to a temporary folder, not the checkout's data/staging.
     with tempfile.TemporaryDirectory(prefix="etl-staging-") as staging:
-        return subprocess.run([*ETL, *args], capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "ETL_STAGING_DIR": staging, **(env or {})})
+        return subprocess.run(
+            [*ETL, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "ETL_STAGING_DIR": staging, **(env or {})},
+        )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -44,8 +47,7 @@ def test_wrong_database_url_is_one_line(fresh_db):
 
 
 def test_missing_data_directory_is_one_line(fresh_db, tmp_path):
-    proc = etl("run", "--data-dir", str(tmp_path / "nowhere"),
-               env={"DATABASE_URL": fresh_db.database_url})
+    proc = etl("run", "--data-dir", str(tmp_path / "nowhere"), env={"DATABASE_URL": fresh_db.database_url})
     assert_one_line_error(proc, "nowhere", "does not exist")
 
 
@@ -63,19 +65,25 @@ def test_dirty_rows_are_quarantined_and_counts_reconcile(fresh_db, copy_of_sampl
     orders = copy_of_sample / "olist_orders_dataset.csv"
     frame = pd.read_csv(orders, dtype=str, keep_default_na=False)
     bad = frame.head(3).copy()
-    bad.loc[bad.index[0], "order_purchase_timestamp"] = "yesterday"          # format
-    bad.loc[bad.index[1], "order_id"] = ""                                   # missing
+    bad.loc[bad.index[0], "order_purchase_timestamp"] = "yesterday"  # format
+    bad.loc[bad.index[1], "order_id"] = ""  # missing
     # the third is an exact duplicate of an existing order
     pd.concat([frame, bad]).to_csv(orders, index=False)
     proc = etl("run", "--data-dir", str(copy_of_sample), env={"DATABASE_URL": fresh_db.database_url})
     assert proc.returncode == 0, proc.stderr
     rows = dict(query(fresh_db, "SELECT category, count(*) FROM quarantine GROUP BY 1"))
     assert rows == {"DATA_FORMAT_ERROR": 1, "MISSING_REQUIRED_FIELD": 1, "DUPLICATE": 1}
-    read, loaded, quarantined = query(fresh_db, """SELECT rows_read, rows_loaded, rows_quarantined
-        FROM ingest_audit WHERE table_name = 'fact_orders'""")[0]
+    read, loaded, quarantined = query(
+        fresh_db,
+        """SELECT rows_read, rows_loaded, rows_quarantined
+        FROM ingest_audit WHERE table_name = 'fact_orders'""",
+    )[0]
     assert (read, loaded, quarantined) == (2_003, 2_000, 3)
-    row = query(fresh_db, "SELECT row_number, raw_record->>'order_purchase_timestamp' FROM quarantine "
-                          "WHERE category = 'DATA_FORMAT_ERROR'")[0]
+    row = query(
+        fresh_db,
+        "SELECT row_number, raw_record->>'order_purchase_timestamp' FROM quarantine "
+        "WHERE category = 'DATA_FORMAT_ERROR'",
+    )[0]
     assert row == (2_002, "yesterday")
 
 

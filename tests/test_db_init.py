@@ -3,8 +3,18 @@
 from etl import db
 from tests.conftest import scalar
 
-SEED_TABLES = {"dim_customers", "dim_products", "dim_sellers", "dim_dates", "fact_orders",
-               "fact_order_items", "fact_payments", "fact_reviews", "ingest_audit", "quarantine"}
+SEED_TABLES = {
+    "dim_customers",
+    "dim_products",
+    "dim_sellers",
+    "dim_dates",
+    "fact_orders",
+    "fact_order_items",
+    "fact_payments",
+    "fact_reviews",
+    "ingest_audit",
+    "quarantine",
+}
 
 
 def tables(settings) -> set[str]:
@@ -41,13 +51,22 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
     sql_dir = tmp_path / "sql"
     shutil.copytree(db_module.SQL_DIR, sql_dir)
     view_file = sql_dir / "views" / "30_products_regions.sql"
-    view_file.write_text(view_file.read_text().replace(
-        "count(*)::bigint                           AS units,",
-        "count(*)::bigint                           AS units,\n       42 AS upgraded_column,"))
+    view_file.write_text(
+        view_file.read_text().replace(
+            "count(*)::bigint                           AS units,",
+            "count(*)::bigint                           AS units,\n       42 AS upgraded_column,",
+        )
+    )
     monkeypatch.setattr(db_module, "SQL_DIR", sql_dir)
     db.init_schema(fresh_db)
-    assert scalar(fresh_db, """SELECT count(*) FROM pg_attribute
-                               WHERE attrelid = 'top_products'::regclass AND attname = 'upgraded_column'""") == 1
+    assert (
+        scalar(
+            fresh_db,
+            """SELECT count(*) FROM pg_attribute
+                               WHERE attrelid = 'top_products'::regclass AND attname = 'upgraded_column'""",
+        )
+        == 1
+    )
     # and an unchanged init leaves the rebuilt view alone
     before = scalar(fresh_db, "SELECT 'top_products'::regclass::oid")
     db.init_schema(fresh_db)

@@ -25,7 +25,7 @@ def _run(out, work, **overrides):
 def _quarantined(work, outcomes) -> pd.DataFrame:
     parts = []
     for o in outcomes:
-        if o.table == "dim_dates":   # derived, nothing to quarantine
+        if o.table == "dim_dates":  # derived, nothing to quarantine
             continue
         frame = pq.read_table(work / "clean" / f"{o.table}.quarantine.parquet").to_pandas()
         parts.append(frame.assign(table=o.table))
@@ -36,12 +36,22 @@ def test_generator_is_deterministic_and_follows_the_real_shapes(generated, tmp_p
     out, summary = generated
     again = generate(1500, 0.05, 11, tmp_path)
     assert again == summary
-    assert (tmp_path / "olist_orders_dataset.csv").read_bytes() == (out / "olist_orders_dataset.csv").read_bytes()
+    assert (tmp_path / "olist_orders_dataset.csv").read_bytes() == (
+        out / "olist_orders_dataset.csv"
+    ).read_bytes()
     items = pd.read_csv(out / "olist_order_items_dataset.csv", dtype=str)
-    assert len(items) > 1500            # real orders average more than one item
+    assert len(items) > 1500  # real orders average more than one item
     truth = pd.read_csv(out / "ground_truth.csv")
-    assert {"duplicate", "orphan", "non_positive_price", "category_typo", "mixed_encoding",
-            "bad_zip", "impossible_date", "missing_required"} <= set(truth["defect"])
+    assert {
+        "duplicate",
+        "orphan",
+        "non_positive_price",
+        "category_typo",
+        "mixed_encoding",
+        "bad_zip",
+        "impossible_date",
+        "missing_required",
+    } <= set(truth["defect"])
 
 
 def test_quarantine_matches_the_ground_truth_and_loses_nothing(generated, tmp_path):
@@ -52,15 +62,16 @@ def test_quarantine_matches_the_ground_truth_and_loses_nothing(generated, tmp_pa
     result = evaluate(pd.read_csv(out / "ground_truth.csv"), _quarantined(tmp_path, outcomes))
     assert result.expected > 300
     assert result.recall >= 0.99 and result.precision >= 0.99, result
-    assert report.score("_overall", "integrity").score < 100   # the orphans show
+    assert report.score("_overall", "integrity").score < 100  # the orphans show
 
 
 def test_small_chunks_give_the_same_result_as_one_chunk(generated, tmp_path):
     out, _ = generated
     big, big_report, _ = _run(out, tmp_path / "big")
     small, small_report, _ = _run(out, tmp_path / "small", chunk_rows=500)
-    assert [(o.table, o.rows_read, o.rows_loaded, o.rows_quarantined) for o in big] == \
-           [(o.table, o.rows_read, o.rows_loaded, o.rows_quarantined) for o in small]
+    assert [(o.table, o.rows_read, o.rows_loaded, o.rows_quarantined) for o in big] == [
+        (o.table, o.rows_read, o.rows_loaded, o.rows_quarantined) for o in small
+    ]
     assert big_report.scores == small_report.scores
     for table in ("fact_orders", "fact_order_items", "dim_products"):
         a = pq.read_table(tmp_path / "big" / "clean" / f"{table}.parquet").to_pandas()

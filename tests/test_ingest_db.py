@@ -27,14 +27,20 @@ def customers(n=N):
 
 
 def orders(n=N, start=0):
-    return [(k, f"c{k % N}", "delivered", T0 + timedelta(minutes=k), T0 + timedelta(minutes=k))
-            for k in range(start, start + n)]
+    return [
+        (k, f"c{k % N}", "delivered", T0 + timedelta(minutes=k), T0 + timedelta(minutes=k))
+        for k in range(start, start + n)
+    ]
 
 
-CUSTOMERS_DDL = ("CREATE TABLE customers (cid VARCHAR(20) PRIMARY KEY, uid VARCHAR(20), zip VARCHAR(5), "
-                 "city VARCHAR(50), state VARCHAR(2))")
-ORDERS_DDL = ("CREATE TABLE orders (id INTEGER PRIMARY KEY, cid VARCHAR(20), status VARCHAR(20), "
-              "created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL)")
+CUSTOMERS_DDL = (
+    "CREATE TABLE customers (cid VARCHAR(20) PRIMARY KEY, uid VARCHAR(20), zip VARCHAR(5), "
+    "city VARCHAR(50), state VARCHAR(2))"
+)
+ORDERS_DDL = (
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, cid VARCHAR(20), status VARCHAR(20), "
+    "created_at TIMESTAMP NULL, updated_at TIMESTAMP NULL)"
+)
 
 
 class SqlDb:
@@ -56,8 +62,9 @@ class SqlDb:
             admin.cursor().execute(f"CREATE DATABASE `{self.name}`")
             admin.close()
             self.url = f"mysql://root@127.0.0.1:3306/{self.name}"
-            self.connect = lambda: pymysql.connect(host="127.0.0.1", user="root", password="",
-                                                   database=self.name)
+            self.connect = lambda: pymysql.connect(
+                host="127.0.0.1", user="root", password="", database=self.name
+            )
             self.mark = "%s"
         else:
             path = tmp_path / "shop.sqlite"
@@ -93,19 +100,48 @@ class SqlDb:
 
 
 def source_entries(kind: str, url_env: str, extra: dict | None = None) -> list[dict]:
-    common = {"kind": kind, "url": {"env": url_env}, "batch_size": 25, "id_namespace": "shop",
-              **(extra or {})}
+    common = {
+        "kind": kind,
+        "url": {"env": url_env},
+        "batch_size": 25,
+        "id_namespace": "shop",
+        **(extra or {}),
+    }
     return [
-        {"name": "shop-customers", **common, "table": "dim_customers", "id_field": "cid",
-         "hash_ids": ["customer_id", "customer_unique_id"],
-         "columns": {"customer_id": "cid", "customer_unique_id": "uid", "customer_zip_code_prefix": "zip",
-                     "customer_city": "city", "customer_state": "state"},
-         **({"collection": "customers", "database": "shop"} if kind == "mongodb" else {"from": "customers"})},
-        {"name": "shop-orders", **common, "table": "fact_orders", "cursor": "updated_at", "id_field": "id",
-         "hash_ids": ["order_id", "customer_id"],
-         "columns": {"order_id": "id", "customer_id": "cid", "order_status": "status",
-                     "order_purchase_timestamp": "created_at"},
-         **({"collection": "orders", "database": "shop"} if kind == "mongodb" else {"from": "orders"})},
+        {
+            "name": "shop-customers",
+            **common,
+            "table": "dim_customers",
+            "id_field": "cid",
+            "hash_ids": ["customer_id", "customer_unique_id"],
+            "columns": {
+                "customer_id": "cid",
+                "customer_unique_id": "uid",
+                "customer_zip_code_prefix": "zip",
+                "customer_city": "city",
+                "customer_state": "state",
+            },
+            **(
+                {"collection": "customers", "database": "shop"}
+                if kind == "mongodb"
+                else {"from": "customers"}
+            ),
+        },
+        {
+            "name": "shop-orders",
+            **common,
+            "table": "fact_orders",
+            "cursor": "updated_at",
+            "id_field": "id",
+            "hash_ids": ["order_id", "customer_id"],
+            "columns": {
+                "order_id": "id",
+                "customer_id": "cid",
+                "order_status": "status",
+                "order_purchase_timestamp": "created_at",
+            },
+            **({"collection": "orders", "database": "shop"} if kind == "mongodb" else {"from": "orders"}),
+        },
     ]
 
 
@@ -117,8 +153,11 @@ def configure(fresh_db, tmp_path, monkeypatch, kind, url):
 
 
 def order_ids(settings, ids):
-    return scalar(settings, "SELECT count(*) FROM fact_orders WHERE order_id = ANY(%s)",
-                  ([vendor_id("shop", "order", k) for k in ids],))
+    return scalar(
+        settings,
+        "SELECT count(*) FROM fact_orders WHERE order_id = ANY(%s)",
+        ([vendor_id("shop", "order", k) for k in ids],),
+    )
 
 
 def check_incremental(settings, resources, add_rows):
@@ -126,7 +165,7 @@ def check_incremental(settings, resources, add_rows):
     by = {s["source"]: s for s in first["sources"]}
     assert by["shop-orders"]["status"] == "succeeded", by["shop-orders"]["error"]
     assert by["shop-orders"]["records_new"] == N
-    assert by["shop-orders"]["batches"] == -(-N // 25)           # streamed in batches of 25
+    assert by["shop-orders"]["batches"] == -(-N // 25)  # streamed in batches of 25
     assert order_ids(settings, range(N)) == N
     assert query(settings, "SELECT table_name, rule, detail FROM quarantine LIMIT 3") == []
     lines = archive.read_manifest(settings, "shop-orders", by["shop-orders"]["archive_day"])
@@ -148,8 +187,7 @@ def test_sql_source_streams_and_reads_incrementally(kind, fresh_db, tmp_path, mo
     source = SqlDb(kind, tmp_path)
     try:
         settings = configure(fresh_db, tmp_path, monkeypatch, kind, source.url)
-        check_incremental(settings, runner.Resources(),
-                          lambda: source.insert("orders", orders(3, start=N)))
+        check_incremental(settings, runner.Resources(), lambda: source.insert("orders", orders(3, start=N)))
     finally:
         source.drop()
 
@@ -162,9 +200,10 @@ def test_mongodb_source_with_mongomock(fresh_db, tmp_path, monkeypatch):
     shop.orders.insert_many([dict(zip(keys, o)) for o in orders()])
     settings = configure(fresh_db, tmp_path, monkeypatch, "mongodb", "mongodb://mock/shop")
     resources = runner.Resources(mongo_client_factory=lambda url: client)
-    client.close = lambda: None     # the factory hands out the same in-memory client every run
-    check_incremental(settings, resources,
-                      lambda: shop.orders.insert_many([dict(zip(keys, o)) for o in orders(3, start=N)]))
+    client.close = lambda: None  # the factory hands out the same in-memory client every run
+    check_incremental(
+        settings, resources, lambda: shop.orders.insert_many([dict(zip(keys, o)) for o in orders(3, start=N)])
+    )
 
 
 def test_unreachable_database_fails_only_that_source(fresh_db, tmp_path, monkeypatch):

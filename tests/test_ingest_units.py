@@ -36,7 +36,7 @@ def test_token_bucket_never_exceeds_the_limit_in_any_window(per_minute):
         bucket.acquire()
         stamps.append(clock.now())
     assert max_in_any_window(stamps, 60) == per_minute
-    assert stamps[-1] == pytest.approx((len(stamps) - 1) * 60 / per_minute)   # and no slower
+    assert stamps[-1] == pytest.approx((len(stamps) - 1) * 60 / per_minute)  # and no slower
 
 
 def test_http_client_rate_limit_scaled_down(tmp_path):
@@ -46,8 +46,12 @@ def test_http_client_rate_limit_scaled_down(tmp_path):
     from tests.vendor_server import STRIPE_KEY, VendorServer
 
     with VendorServer(n=3) as server:
-        client = HttpClient("stripe", HttpPolicy(rate_per_minute=100, rate_window=0.5),
-                            Clock(), {"Authorization": f"Bearer {STRIPE_KEY}"})
+        client = HttpClient(
+            "stripe",
+            HttpPolicy(rate_per_minute=100, rate_window=0.5),
+            Clock(),
+            {"Authorization": f"Bearer {STRIPE_KEY}"},
+        )
         for _ in range(130):
             client.get_json(f"{server.url}/v1/charges", {"limit": 1})
     assert max_in_any_window(client.request_times, 0.5) <= 100
@@ -64,9 +68,9 @@ def test_circuit_breaker_opens_half_opens_and_closes():
     with pytest.raises(CircuitOpenError, match="circuit open after 3 consecutive failures"):
         breaker.before_call()
     clock.sleep(60)
-    breaker.before_call()                       # half-open: one trial goes through
+    breaker.before_call()  # half-open: one trial goes through
     assert breaker.state == "half-open"
-    breaker.record_failure("HTTP 503")          # trial failed -> open again
+    breaker.record_failure("HTTP 503")  # trial failed -> open again
     with pytest.raises(CircuitOpenError):
         breaker.before_call()
     clock.sleep(60)
@@ -78,16 +82,19 @@ def test_circuit_breaker_opens_half_opens_and_closes():
 def test_retry_after_seconds_and_http_date():
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after(None) is None
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0    # in the past
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
 
 
 def test_watermark_boundary_neither_loses_nor_doubles():
-    mark = advance(None, "orders", [("2024-01-01T00:00:01Z", "a"), ("2024-01-01T00:00:02Z", "b"),
-                                    ("2024-01-01T00:00:02Z", "c")])
+    mark = advance(
+        None,
+        "orders",
+        [("2024-01-01T00:00:01Z", "a"), ("2024-01-01T00:00:02Z", "b"), ("2024-01-01T00:00:02Z", "c")],
+    )
     assert mark == Watermark("orders", "2024-01-01T00:00:02Z", ["b", "c"])
     assert not mark.is_new("2024-01-01T00:00:02Z", "b")
-    assert mark.is_new("2024-01-01T00:00:02Z", "d")     # same second, not seen: new
-    assert mark.is_new("2024-01-01T00:00:03Z", "b")     # updated later: new
+    assert mark.is_new("2024-01-01T00:00:02Z", "d")  # same second, not seen: new
+    assert mark.is_new("2024-01-01T00:00:03Z", "b")  # updated later: new
     assert not mark.is_new("2024-01-01T00:00:01Z", "z")
 
 
@@ -103,17 +110,28 @@ def test_config_rejects_unknown_kinds_and_duplicates(tmp_path):
 
 def test_airflow_connection_from_its_environment_variable(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SHOP_DB", "postgresql://reader:s%40cret@db.example:5432/shop")
-    source = config.SourceConfig("s", "postgres", True, {"url": {"airflow_conn": "shop_db", "field": "uri"},
-                                                         "pw": {"airflow_conn": "shop_db"}})
+    source = config.SourceConfig(
+        "s",
+        "postgres",
+        True,
+        {"url": {"airflow_conn": "shop_db", "field": "uri"}, "pw": {"airflow_conn": "shop_db"}},
+    )
     assert source.option("pw") == "s@cret"
     assert source.option("url").startswith("postgresql://reader")
 
 
 def test_csv_latin1_semicolon_bom_crlf_quoted_newline():
-    text = "order_id;payment_sequential;payment_type;payment_installments;payment_value\r\n" \
-           "a;1;boleto;1;\"10,5\"\r\nb;1;\"credit\ncard\";2;3\r\n"
-    rows = [r for chunk in files.read_chunks(text.encode("latin-1"), "p.csv", "csv", delimiter=";",
-                                              encoding="latin-1", chunk_rows=1) for r in chunk]
+    text = (
+        "order_id;payment_sequential;payment_type;payment_installments;payment_value\r\n"
+        'a;1;boleto;1;"10,5"\r\nb;1;"credit\ncard";2;3\r\n'
+    )
+    rows = [
+        r
+        for chunk in files.read_chunks(
+            text.encode("latin-1"), "p.csv", "csv", delimiter=";", encoding="latin-1", chunk_rows=1
+        )
+        for r in chunk
+    ]
     assert [r["order_id"] for r in rows] == ["a", "b"] and rows[1]["payment_type"] == "credit\ncard"
     bom = b"\xef\xbb\xbf" + text.encode()
     first = next(files.read_chunks(bom, "p.csv", "csv", delimiter=";"))
@@ -123,9 +141,12 @@ def test_csv_latin1_semicolon_bom_crlf_quoted_newline():
 def test_jsonl_json_parquet_and_gz(tmp_path):
     records = [{"order_id": "x", "payment_value": "1.5"}, {"order_id": "y", "payment_value": None}]
     jsonl = b"\n".join(pd.Series(records).map(lambda r: pd.io.json.ujson_dumps(r)).str.encode("utf-8"))
-    assert [r["order_id"] for c in files.read_chunks(gzip.compress(jsonl), "a.jsonl.gz", "jsonl")
-            for r in c] == ["x", "y"]
-    assert next(files.read_chunks(b'{"orders": [{"order_id": "z"}]}', "a.json", "json")) == [{"order_id": "z"}]
+    assert [
+        r["order_id"] for c in files.read_chunks(gzip.compress(jsonl), "a.jsonl.gz", "jsonl") for r in c
+    ] == ["x", "y"]
+    assert next(files.read_chunks(b'{"orders": [{"order_id": "z"}]}', "a.json", "json")) == [
+        {"order_id": "z"}
+    ]
     pd.DataFrame(records).to_parquet(tmp_path / "a.parquet")
     rows = next(files.read_chunks((tmp_path / "a.parquet").read_bytes(), "a.parquet", "parquet"))
     assert rows[0]["order_id"] == "x" and rows[1]["payment_value"] is None
@@ -139,9 +160,23 @@ def test_file_source_reads_only_new_files(fresh_db, tmp_path):
     header = "customer_id;customer_unique_id;customer_zip_code_prefix;customer_city;customer_state\r\n"
     (drop / "day1.csv").write_bytes((header + "c1;u1;1001;S\xe3o Paulo;SP\r\n").encode("latin-1"))
     path = tmp_path / "sources.yml"
-    path.write_text(yaml.safe_dump({"sources": [{
-        "name": "drops", "kind": "files", "path": str(drop / "*.csv"), "delimiter": ";",
-        "encoding": "latin-1", "table": "dim_customers", "hash_ids": ["customer_id", "customer_unique_id"]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "name": "drops",
+                        "kind": "files",
+                        "path": str(drop / "*.csv"),
+                        "delimiter": ";",
+                        "encoding": "latin-1",
+                        "table": "dim_customers",
+                        "hash_ids": ["customer_id", "customer_unique_id"],
+                    }
+                ]
+            }
+        )
+    )
     settings = fresh_db.with_overrides(sources_file=path)
     first = runner.ingest_and_load(settings, "f1")
     assert first["sources"][0]["files_read"] == 1

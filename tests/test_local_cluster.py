@@ -29,8 +29,11 @@ def local_dir():
 
 def test_run_starts_a_private_cluster_when_nothing_answers(local_dir):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(PGPORT=str(free_port()), ETL_LOCAL_DIR=str(local_dir),
-               ETL_STAGING_DIR=str(local_dir.parent / "staging"))
+    env.update(
+        PGPORT=str(free_port()),
+        ETL_LOCAL_DIR=str(local_dir),
+        ETL_STAGING_DIR=str(local_dir.parent / "staging"),
+    )
     etl = [sys.executable, "-m", "etl.cli"]
     try:
         proc = subprocess.run([*etl, "run"], env=env, capture_output=True, text=True, timeout=300)
@@ -38,15 +41,16 @@ def test_run_starts_a_private_cluster_when_nothing_answers(local_dir):
         assert "private cluster" in proc.stderr and str(local_dir) in proc.stderr
         assert "fact_orders" in proc.stdout
         # A second command reuses the running cluster and sees the data.
-        status = subprocess.run([*etl, "db", "status"], env=env, capture_output=True, text=True,
-                                timeout=120)
+        status = subprocess.run([*etl, "db", "status"], env=env, capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
-        assert any(line.split()[:2] == ["fact_orders", "2,000"] for line in status.stdout.splitlines()), \
+        assert any(line.split()[:2] == ["fact_orders", "2,000"] for line in status.stdout.splitlines()), (
             status.stdout
+        )
         if os.geteuid() == 0:
             owner = (local_dir / "pgdata").stat().st_uid
             assert owner != 0, "the private server must not run as root"
     finally:
-        stop = subprocess.run([*etl, "db", "stop-local"], env=env, capture_output=True, text=True,
-                              timeout=120)
+        stop = subprocess.run(
+            [*etl, "db", "stop-local"], env=env, capture_output=True, text=True, timeout=120
+        )
         assert stop.returncode == 0, stop.stderr

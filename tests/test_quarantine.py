@@ -28,15 +28,19 @@ def test_gate_fails_the_run_naming_table_dimension_score_and_target(fresh_db, di
     assert "below the target 100" in str(err.value)
     # nothing loaded, but the scores are there for the validate task and dashboards
     assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 0
-    rows = query(fresh_db, "SELECT count(DISTINCT table_name), count(*) FROM quality_scores WHERE run_id = 'gated'")
-    assert rows[0] == (10, 90)          # 9 tables + _overall, 8 dimensions + overall
+    rows = query(
+        fresh_db, "SELECT count(DISTINCT table_name), count(*) FROM quality_scores WHERE run_id = 'gated'"
+    )
+    assert rows[0] == (10, 90)  # 9 tables + _overall, 8 dimensions + overall
 
 
 def test_stored_scores_trace_to_rows_and_retry_after_a_lookup_fix(fresh_db, dirty_dir, tmp_path):
     settings = fresh_db.with_overrides(dq_enforce=False)
     run_pipeline(settings, data_dir=dirty_dir, run_id="dirty")
     # every lost point traces to rows: the query in docs/data_quality.md
-    mismatches = query(fresh_db, """
+    mismatches = query(
+        fresh_db,
+        """
         SELECT s.table_name, s.dimension, s.rows_failed, coalesce(i.n, 0)
           FROM quality_scores s
           LEFT JOIN (SELECT table_name, dimension,
@@ -45,10 +49,14 @@ def test_stored_scores_trace_to_rows_and_retry_after_a_lookup_fix(fresh_db, dirt
                        FROM quality_issues WHERE run_id = 'dirty' GROUP BY 1, 2) i
                  USING (table_name, dimension)
          WHERE s.run_id = 'dirty' AND s.table_name <> '_overall' AND s.dimension <> 'overall'
-           AND s.rows_failed <> coalesce(i.n, 0)""")
+           AND s.rows_failed <> coalesce(i.n, 0)""",
+    )
     assert mismatches == []
-    for table, read, loaded, quarantined in query(fresh_db, """SELECT table_name, rows_read, rows_loaded,
-            rows_quarantined FROM ingest_audit WHERE run_id = 'dirty'"""):
+    for table, read, loaded, quarantined in query(
+        fresh_db,
+        """SELECT table_name, rows_read, rows_loaded,
+            rows_quarantined FROM ingest_audit WHERE run_id = 'dirty'""",
+    ):
         assert read == loaded + quarantined, table
     # soft-rule breakers are loaded and flagged
     assert scalar(fresh_db, "SELECT count(*) FROM dim_products WHERE dq_flags LIKE '%category_known%'") > 0
@@ -71,61 +79,100 @@ def test_stored_scores_trace_to_rows_and_retry_after_a_lookup_fix(fresh_db, dirt
     statuses = json.loads((lookups / "order_statuses.json").read_text())
     statuses["aliases"]["teleported"] = "processing"
     (lookups / "order_statuses.json").write_text(json.dumps(statuses))
-    teleported = scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = 'dirty' "
-                                  "AND rule = 'order_status_known'")
+    teleported = scalar(
+        fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = 'dirty' AND rule = 'order_status_known'"
+    )
     before = scalar(fresh_db, "SELECT count(*) FROM fact_orders")
     retried = etl("quarantine", "retry", "--run", "dirty", env={**env, "ETL_LOOKUP_DIR": str(lookups)})
     assert retried.returncode == 0, retried.stderr
     assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == before + teleported
-    open_rows = query(fresh_db, "SELECT DISTINCT table_name FROM quarantine WHERE run_id = 'dirty' "
-                                "AND retried_by_run IS NULL")
-    assert open_rows == [("dim_geolocation",)]    # all retried but points (aggregated); none deleted
+    open_rows = query(
+        fresh_db,
+        "SELECT DISTINCT table_name FROM quarantine WHERE run_id = 'dirty' AND retried_by_run IS NULL",
+    )
+    assert open_rows == [("dim_geolocation",)]  # all retried but points (aggregated); none deleted
     retry_run = scalar(fresh_db, "SELECT DISTINCT retried_by_run FROM quarantine WHERE run_id = 'dirty'")
-    for table, read, loaded, quarantined in query(fresh_db, """SELECT table_name, rows_read, rows_loaded,
-            rows_quarantined FROM ingest_audit WHERE run_id = %s""", (retry_run,)):
+    for table, read, loaded, quarantined in query(
+        fresh_db,
+        """SELECT table_name, rows_read, rows_loaded,
+            rows_quarantined FROM ingest_audit WHERE run_id = %s""",
+        (retry_run,),
+    ):
         assert read == loaded + quarantined, table
-        again = scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = %s AND table_name = %s",
-                       (retry_run, table))
+        again = scalar(
+            fresh_db,
+            "SELECT count(*) FROM quarantine WHERE run_id = %s AND table_name = %s",
+            (retry_run, table),
+        )
         assert again == quarantined
     # duplicates stay duplicates: their key is in the warehouse
-    assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = %s AND category = 'DUPLICATE'",
-                  (retry_run,)) > 0
+    assert (
+        scalar(
+            fresh_db,
+            "SELECT count(*) FROM quarantine WHERE run_id = %s AND category = 'DUPLICATE'",
+            (retry_run,),
+        )
+        > 0
+    )
     # the counts the dashboards read follow every write (COPY, retry updates)
     assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
 
 
 def _counted(settings) -> list[tuple]:
-    return sorted(query(settings, "SELECT run_id, category, table_name, count(*) FROM quarantine GROUP BY 1, 2, 3"))
+    return sorted(
+        query(settings, "SELECT run_id, category, table_name, count(*) FROM quarantine GROUP BY 1, 2, 3")
+    )
 
 
 def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backfill_once(fresh_db):
     from etl import db, load
+
     db.init_schema(fresh_db)
-    rejected = pd.DataFrame({"row_number": [2, 3, 4], "category": ["DUPLICATE", "DUPLICATE", "DATA_FORMAT_ERROR"],
-                             "rule": ["unique", "unique", "price_number"], "detail": ["d"] * 3,
-                             "raw_record": ['{"a": 1}'] * 3})
+    rejected = pd.DataFrame(
+        {
+            "row_number": [2, 3, 4],
+            "category": ["DUPLICATE", "DUPLICATE", "DATA_FORMAT_ERROR"],
+            "rule": ["unique", "unique", "price_number"],
+            "detail": ["d"] * 3,
+            "raw_record": ['{"a": 1}'] * 3,
+        }
+    )
     conn = db.connect(fresh_db.database_url)
     try:
         with conn, conn.cursor() as cur:
             load.insert_quarantine(cur, "r1", "items.csv", "fact_order_items", rejected)
             load.insert_quarantine(cur, "r1", "orders.csv", "fact_orders", rejected.head(1))
             load.insert_quarantine(cur, "r2", "items.csv", "fact_order_items", rejected)
-        assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db) == [
-            ("r1", "DATA_FORMAT_ERROR", "fact_order_items", 1), ("r1", "DUPLICATE", "fact_order_items", 2),
-            ("r1", "DUPLICATE", "fact_orders", 1),
-            ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1), ("r2", "DUPLICATE", "fact_order_items", 2)]
+        assert (
+            sorted(query(fresh_db, "SELECT * FROM quarantine_counts"))
+            == _counted(fresh_db)
+            == [
+                ("r1", "DATA_FORMAT_ERROR", "fact_order_items", 1),
+                ("r1", "DUPLICATE", "fact_order_items", 2),
+                ("r1", "DUPLICATE", "fact_orders", 1),
+                ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1),
+                ("r2", "DUPLICATE", "fact_order_items", 2),
+            ]
+        )
         with conn, conn.cursor() as cur:
-            load.clear_quarantine(cur, "r1", "fact_order_items")          # a rerun of r1 starts afresh
+            load.clear_quarantine(cur, "r1", "fact_order_items")  # a rerun of r1 starts afresh
             cur.execute("UPDATE quarantine SET run_id = 'r3' WHERE run_id = 'r2' AND row_number = 2")
-            cur.execute("UPDATE quarantine SET retried_by_run = 'r4'")     # not a counted column
-        assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db) == [
-            ("r1", "DUPLICATE", "fact_orders", 1), ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1),
-            ("r2", "DUPLICATE", "fact_order_items", 1), ("r3", "DUPLICATE", "fact_order_items", 1)]
-        with conn, conn.cursor() as cur:                                   # a warehouse from before the counts
-            cur.execute("DROP FUNCTION quarantine_run_counts_apply() CASCADE")   # and its triggers
+            cur.execute("UPDATE quarantine SET retried_by_run = 'r4'")  # not a counted column
+        assert (
+            sorted(query(fresh_db, "SELECT * FROM quarantine_counts"))
+            == _counted(fresh_db)
+            == [
+                ("r1", "DUPLICATE", "fact_orders", 1),
+                ("r2", "DATA_FORMAT_ERROR", "fact_order_items", 1),
+                ("r2", "DUPLICATE", "fact_order_items", 1),
+                ("r3", "DUPLICATE", "fact_order_items", 1),
+            ]
+        )
+        with conn, conn.cursor() as cur:  # a warehouse from before the counts
+            cur.execute("DROP FUNCTION quarantine_run_counts_apply() CASCADE")  # and its triggers
             cur.execute("DROP TABLE quarantine_run_counts CASCADE")
             load.insert_quarantine(cur, "r5", "items.csv", "fact_order_items", rejected.head(1))
-        db.init_schema(fresh_db)                                            # backfills once, then triggers
+        db.init_schema(fresh_db)  # backfills once, then triggers
         assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
         assert len(_counted(fresh_db)) == 5
         with conn, conn.cursor() as cur:

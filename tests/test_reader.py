@@ -8,13 +8,16 @@ from etl import ingest
 from etl.olist import REVIEWS
 from etl.transform.reader import read_chunks
 
-HEADER = ("review_id,order_id,review_score,review_comment_title,review_comment_message,"
-          "review_creation_date,review_answer_timestamp")
+HEADER = (
+    "review_id,order_id,review_score,review_comment_title,review_comment_message,"
+    "review_creation_date,review_answer_timestamp"
+)
 
 
 def test_chunks_match_ingest_read_with_bom_quoted_newlines_and_gzip(tmp_path):
-    rows = [f"{i:032x},{'a' * 32},5,,\"line one\r\nline \"\"two\"\"\",2018-01-01 00:00:00,   "
-            for i in range(1, 2001)]
+    rows = [
+        f'{i:032x},{"a" * 32},5,,"line one\r\nline ""two""",2018-01-01 00:00:00,   ' for i in range(1, 2001)
+    ]
     rows[3] = f"{4:032x},{'a' * 32},4,  Ótimo  ,,2018-01-02 00:00:00,"
     text = "\ufeff" + HEADER + "\n" + "\n".join(rows) + "\n"
     path = tmp_path / "olist_order_reviews_dataset.csv.gz"

@@ -30,15 +30,31 @@ def _exact_timestamps(values: pd.Series, monkeypatch) -> tuple:
         return C.parse_timestamps(values, TZ)
 
 
-EDGE_TIMESTAMPS = ["2017-10-15 00:30:00",   # skipped hour (DST start)
-                   "2018-02-17 23:30:00",   # repeated hour (DST end)
-                   "2016-02-29 12:00:00", "2000-02-29 00:00:00", "2019-12-31 23:59:59",
-                   "1999-01-01 00:00:00"]
+EDGE_TIMESTAMPS = [
+    "2017-10-15 00:30:00",  # skipped hour (DST start)
+    "2018-02-17 23:30:00",  # repeated hour (DST end)
+    "2016-02-29 12:00:00",
+    "2000-02-29 00:00:00",
+    "2019-12-31 23:59:59",
+    "1999-01-01 00:00:00",
+]
 
 
-@pytest.mark.parametrize("extra", [[], [None], ["2017-02-30 10:00:00"], ["2017-02-28"], ["1900-02-29 00:00:00"],
-                                   ["2017-13-01 00:00:00"], ["2017-01-01 24:00:00"], ["2017-01-01 23:59:60"],
-                                   ["2017/01/01 10:00:00"], ["x"]])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        [None],
+        ["2017-02-30 10:00:00"],
+        ["2017-02-28"],
+        ["1900-02-29 00:00:00"],
+        ["2017-13-01 00:00:00"],
+        ["2017-01-01 24:00:00"],
+        ["2017-01-01 23:59:60"],
+        ["2017/01/01 10:00:00"],
+        ["x"],
+    ],
+)
 def test_timestamps_read_from_bytes_equal_strptime(extra, monkeypatch):
     values = _strings(EDGE_TIMESTAMPS + extra)
     arr = C.to_arrow(values)
@@ -50,8 +66,11 @@ def test_timestamps_read_from_bytes_equal_strptime(extra, monkeypatch):
 
 
 def test_every_quarter_hour_of_four_years_converts_like_pandas(monkeypatch):
-    stamps = np.arange(np.datetime64("2016-01-01T00:00:00"), np.datetime64("2020-01-01T00:00:00"),
-                       np.timedelta64(15 * 60 + 7, "s"))
+    stamps = np.arange(
+        np.datetime64("2016-01-01T00:00:00"),
+        np.datetime64("2020-01-01T00:00:00"),
+        np.timedelta64(15 * 60 + 7, "s"),
+    )
     values = _strings([str(s).replace("T", " ") for s in stamps])
     assert C.parse_timestamps(values, TZ)[0].equals(_exact_timestamps(values, monkeypatch)[0])
 
@@ -81,8 +100,12 @@ def test_key_set_inserts_keep_it_sorted_and_unique():
 
 
 def test_raw_records_are_json_of_the_text_fields():
-    frame = pd.DataFrame({"a": _strings(['x"y', "back\\slash", "nl\nx\tt\r", None, "São", "ctl\x01"]),
-                          "b c": _strings(["1", None, "2", "3", "4", "5"])})
+    frame = pd.DataFrame(
+        {
+            "a": _strings(['x"y', "back\\slash", "nl\nx\tt\r", None, "São", "ctl\x01"]),
+            "b c": _strings(["1", None, "2", "3", "4", "5"]),
+        }
+    )
     for record, (_, row) in zip(json_records(frame), frame.iterrows()):
         assert json.loads(record) == {k: (None if pd.isna(v) else v) for k, v in row.items()}
 
@@ -91,22 +114,32 @@ def test_big_key_set_byte_map_and_hash_table_agree_with_isin():
     rng = np.random.default_rng(1)
     keys = C.KeySet()
     added = []
-    for _ in range(6):                                     # grows past the byte-map threshold
+    for _ in range(6):  # grows past the byte-map threshold
         new = rng.integers(1, 2**63, 30_000, dtype=np.int64).view(np.uint64)
-        new[:50] = added[-1][:50] if added else new[:50]   # some repeats of earlier keys
-        probes = np.concatenate([new[:1000], rng.integers(1, 2**63, 1000, dtype=np.int64).view(np.uint64),
-                                 np.zeros(3, dtype=np.uint64)])
+        new[:50] = added[-1][:50] if added else new[:50]  # some repeats of earlier keys
+        probes = np.concatenate(
+            [
+                new[:1000],
+                rng.integers(1, 2**63, 1000, dtype=np.int64).view(np.uint64),
+                np.zeros(3, dtype=np.uint64),
+            ]
+        )
         known = np.concatenate(added) if added else np.empty(0, dtype=np.uint64)
         assert keys.contains(probes).tolist() == np.isin(probes, known).tolist()
         keys.add(new)
         added.append(new)
     everything = np.unique(np.concatenate(added))
     assert len(keys) == len(everything) and keys._filter is not None
-    probes = np.concatenate([everything[::7], rng.integers(1, 2**63, 5000, dtype=np.int64).view(np.uint64),
-                             np.array([0, 1, 2**64 - 1], dtype=np.uint64)])
+    probes = np.concatenate(
+        [
+            everything[::7],
+            rng.integers(1, 2**63, 5000, dtype=np.int64).view(np.uint64),
+            np.array([0, 1, 2**64 - 1], dtype=np.uint64),
+        ]
+    )
     expected = np.isin(probes, everything).tolist()
-    assert keys.contains(probes).tolist() == expected      # byte map + runs
-    assert keys.contains(probes).tolist() == expected      # second look without an add: hash table
+    assert keys.contains(probes).tolist() == expected  # byte map + runs
+    assert keys.contains(probes).tolist() == expected  # second look without an add: hash table
     assert keys._table is not None
     assert keys.hashes.tolist() == everything.tolist()
 
@@ -117,13 +150,20 @@ def test_small_key_set_hash_table_agrees_with_isin(size):
     rng = np.random.default_rng(size)
     keys = C.KeySet()
     members = rng.integers(1, 2**63, size, dtype=np.int64).view(np.uint64)
-    members[:1] = 2**64 - 1                               # the largest key: probes walk to the end
+    members[:1] = 2**64 - 1  # the largest key: probes walk to the end
     keys.add(members)
-    probes = np.concatenate([members[rng.integers(0, size, 5000)], members + np.uint64(1), members - np.uint64(1),
-                             rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64), np.array([0, 1], dtype=np.uint64)])
+    probes = np.concatenate(
+        [
+            members[rng.integers(0, size, 5000)],
+            members + np.uint64(1),
+            members - np.uint64(1),
+            rng.integers(0, 2**64 - 1, 5000, dtype=np.uint64),
+            np.array([0, 1], dtype=np.uint64),
+        ]
+    )
     expected = np.isin(probes, members).tolist()
-    assert keys.contains(probes).tolist() == expected      # first look: runs
-    assert keys.contains(probes).tolist() == expected      # second look: hash table
+    assert keys.contains(probes).tolist() == expected  # first look: runs
+    assert keys.contains(probes).tolist() == expected  # second look: hash table
     assert keys._table is not None
     assert keys.contains(np.empty(0, dtype=np.uint64)).tolist() == []
 
@@ -146,10 +186,15 @@ def test_key_set_add_of_known_absent_keys_equals_plain_add():
 def test_timestamp_bytes_agree_with_numpy_over_ten_thousand_years():
     """Pair lookups + year/month tables against numpy's own ISO parser, leap days included."""
     rng = np.random.default_rng(3)
-    seconds = rng.integers(np.datetime64("0001-01-01T00:00:00").astype(np.int64),
-                           np.datetime64("9999-12-31T23:59:59").astype(np.int64), 20_000)
+    seconds = rng.integers(
+        np.datetime64("0001-01-01T00:00:00").astype(np.int64),
+        np.datetime64("9999-12-31T23:59:59").astype(np.int64),
+        20_000,
+    )
     stamps = seconds.astype("datetime64[s]")
-    leap_days = np.array(["2000-02-29T23:59:59", "2016-02-29T00:00:00", "0004-02-29T12:00:00"], dtype="datetime64[s]")
+    leap_days = np.array(
+        ["2000-02-29T23:59:59", "2016-02-29T00:00:00", "0004-02-29T12:00:00"], dtype="datetime64[s]"
+    )
     stamps = np.concatenate([stamps, leap_days])
     text = [str(s).replace("T", " ") for s in stamps] + [None]
     arr = pa.array(text, pa.large_string())
@@ -157,8 +202,18 @@ def test_timestamp_bytes_agree_with_numpy_over_ten_thousand_years():
     got = C._iso_seconds(arr, present)
     assert got is not None and np.isnat(got[-1])
     assert (got[:-1] == stamps).all()
-    for bad in ("1900-02-29 00:00:00", "2017-04-31 00:00:00", "2017-00-10 00:00:00", "2017-01-00 00:00:00",
-                "2017-01-01 1a:00:00", "2017-01-01T00:00:00", "20x7-01-01 00:00:00", "2017-01-01 00:00:6/",
-                "2017-01-01 00:60:00", "2017-01-01 24:00:00", "2017-01-01 00:00:0\u00e9"[:19]):
+    for bad in (
+        "1900-02-29 00:00:00",
+        "2017-04-31 00:00:00",
+        "2017-00-10 00:00:00",
+        "2017-01-00 00:00:00",
+        "2017-01-01 1a:00:00",
+        "2017-01-01T00:00:00",
+        "20x7-01-01 00:00:00",
+        "2017-01-01 00:00:6/",
+        "2017-01-01 00:60:00",
+        "2017-01-01 24:00:00",
+        "2017-01-01 00:00:0\u00e9"[:19],
+    ):
         with_bad = pa.array(text[:5] + [bad], pa.large_string())
         assert C._iso_seconds(with_bad, with_bad.is_valid().to_numpy(zero_copy_only=False)) is None, bad

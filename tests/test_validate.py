@@ -17,14 +17,18 @@ LENIENT = Thresholds(require_quality_scores=False)
 
 
 def score(settings, run_id, value, table="_overall", dimension="overall"):
-    query_exec(settings, """INSERT INTO quality_scores (run_id, table_name, dimension, score, target)
+    query_exec(
+        settings,
+        """INSERT INTO quality_scores (run_id, table_name, dimension, score, target)
                             VALUES (%s, %s, %s, %s, 80)
                             ON CONFLICT (run_id, table_name, dimension) DO UPDATE SET score = EXCLUDED.score""",
-               (run_id, table, dimension, value))
+        (run_id, table, dimension, value),
+    )
 
 
 def query_exec(settings, statement, params=None):
     import psycopg2
+
     conn = psycopg2.connect(settings.database_url)
     try:
         with conn, conn.cursor() as cur:
@@ -74,18 +78,19 @@ def test_low_overall_score_names_value_and_threshold(sample_run, module_db):
 def test_missing_values_and_duplicates_are_measured_from_quarantine(fresh_db, copy_of_sample):
     orders = copy_of_sample / "olist_orders_dataset.csv"
     frame = pd.read_csv(orders, dtype=str, keep_default_na=False)
-    frame.loc[:99, "customer_id"] = ""                                     # 100 of 2,040 read: 4.90 %
-    frame = pd.concat([frame, frame.iloc[500:540]], ignore_index=True)     # 40 duplicates: ~1.96 %
+    frame.loc[:99, "customer_id"] = ""  # 100 of 2,040 read: 4.90 %
+    frame = pd.concat([frame, frame.iloc[500:540]], ignore_index=True)  # 40 duplicates: ~1.96 %
     frame.to_csv(orders, index=False)
     # orphaned children of the emptied orders miss the integrity target (100): load anyway
     run_pipeline(fresh_db.with_overrides(dq_enforce=False), data_dir=copy_of_sample, run_id="dirty")
     report = validate_run(fresh_db, "dirty", LENIENT)
-    assert report.passed, report.render()                                   # within 20 % / 5 %
+    assert report.passed, report.render()  # within 20 % / 5 %
     by = {(c.table, c.check): c for c in report.checks}
     assert by[("fact_orders", "null_pct")].value == "4.90%"
     assert by[("fact_orders", "duplicate_pct")].value == "1.96%"
-    strict = validate_run(fresh_db, "dirty", Thresholds(max_null_pct=4, max_duplicate_pct=1,
-                                                        require_quality_scores=False))
+    strict = validate_run(
+        fresh_db, "dirty", Thresholds(max_null_pct=4, max_duplicate_pct=1, require_quality_scores=False)
+    )
     failed = {(c.table, c.check) for c in strict.failures}
     assert ("fact_orders", "null_pct") in failed and ("fact_orders", "duplicate_pct") in failed
     with pytest.raises(ValidationError, match=r"fact_orders null_pct = 4.90% \(expected <= 4%\)"):
@@ -116,22 +121,28 @@ def test_rerunning_a_run_id_replaces_its_audit_and_quarantine(fresh_db, copy_of_
     frame = pd.read_csv(orders, dtype=str, keep_default_na=False)
     frame.loc[:9, "customer_id"] = ""
     frame.to_csv(orders, index=False)
-    ungated = fresh_db.with_overrides(dq_enforce=False)   # orphans miss the integrity target
+    ungated = fresh_db.with_overrides(dq_enforce=False)  # orphans miss the integrity target
     run_pipeline(ungated, data_dir=copy_of_sample, run_id="again")
     first = query(fresh_db, "SELECT table_name, rows_read, rows_quarantined FROM ingest_audit ORDER BY 1")
     run_pipeline(ungated, data_dir=copy_of_sample, run_id="again")
-    assert query(fresh_db, "SELECT table_name, rows_read, rows_quarantined FROM ingest_audit ORDER BY 1") == first
+    assert (
+        query(fresh_db, "SELECT table_name, rows_read, rows_quarantined FROM ingest_audit ORDER BY 1")
+        == first
+    )
     assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE table_name = 'fact_orders'") == 10
     assert validate_run(fresh_db, "again", LENIENT).passed
 
 
 def test_refresh_aggregates_stage_catches_up_the_queue_then_the_views(fresh_db, sample_dir):
-    run_pipeline(fresh_db, data_dir=sample_dir, run_id="agg")   # refreshes as its last stage
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="agg")  # refreshes as its last stage
     again = refresh_aggregates_stage(fresh_db, "agg")
-    assert again["ranges"] == 0                                  # the load's days were consumed
+    assert again["ranges"] == 0  # the load's days were consumed
     assert again["views_refreshed"] > 0
-    revenue = scalar(fresh_db, """SELECT sum(price_cents) FROM fact_order_items i JOIN fact_orders o
-                                   USING (order_id) WHERE o.order_status NOT IN ('canceled', 'unavailable')""")
+    revenue = scalar(
+        fresh_db,
+        """SELECT sum(price_cents) FROM fact_order_items i JOIN fact_orders o
+                                   USING (order_id) WHERE o.order_status NOT IN ('canceled', 'unavailable')""",
+    )
     assert scalar(fresh_db, "SELECT sum(revenue_cents) FROM monthly_sales_summary") == revenue
 
 
@@ -140,26 +151,40 @@ def test_notify_summarises_what_the_warehouse_recorded(sample_run, module_db):
     settings = module_db.with_overrides(notify_emails=("team@example.org",))
     result = notify_stage(settings, sample_run, send=lambda to, subj, body: sent.append((to, subj, body)))
     assert result["delivery"] == "sent to 1" and result["rows_loaded"] > 2_000
-    (to, subject, body), = sent
+    ((to, subject, body),) = sent
     assert to == ["team@example.org"] and subject.startswith(f"[etl_pipeline] run {sample_run} succeeded")
     assert "fact_orders" in body and "quality 93.5" in body
     assert notify_stage(module_db, sample_run, send=None)["delivery"] == "logged"
 
 
 def test_cli_validate_exits_3_with_one_line(sample_run, module_db):
-    env = {**os.environ, "DATABASE_URL": module_db.database_url,
-           "ETL_STAGING_DIR": str(module_db.staging_dir)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": module_db.database_url,
+        "ETL_STAGING_DIR": str(module_db.staging_dir),
+    }
     score(module_db, sample_run, 60)
     try:
-        proc = subprocess.run([sys.executable, "-m", "etl.cli", "validate", "--run-id", sample_run],
-                              capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "etl.cli", "validate", "--run-id", sample_run],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     finally:
         score(module_db, sample_run, 93.5)
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"error: run {sample_run} failed validation (1 check(s)): "
-        "_overall quality_overall = 60.00 (expected >= 80)"]
+        "_overall quality_overall = 60.00 (expected >= 80)"
+    ]
     assert "FAIL _overall" in proc.stdout
-    ok = subprocess.run([sys.executable, "-m", "etl.cli", "validate", "--run-id", sample_run],
-                        capture_output=True, text=True, env=env, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "etl.cli", "validate", "--run-id", sample_run],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert ok.returncode == 0 and "PASSED" in ok.stdout, ok.stderr

@@ -13,40 +13,79 @@ import time
 import pytest
 
 from etl import db
-from etl.pipeline import (ingest_stage, load_stage, refresh_aggregates_stage, run_pipeline,
-                          transform_stage)
+from etl.pipeline import ingest_stage, load_stage, refresh_aggregates_stage, run_pipeline, transform_stage
 from etl.settings import PROJECT_ROOT
 from tests.conftest import _new_database_url, make_settings, query, scalar
 from tests.test_loader import _edit_csv, assert_aggregates_match_facts
 
-TABLES = ["category_translation", "dim_geolocation", "dim_customers", "dim_products", "dim_sellers",
-          "dim_dates", "fact_orders", "fact_order_items", "fact_payments", "fact_reviews", "quarantine"]
+TABLES = [
+    "category_translation",
+    "dim_geolocation",
+    "dim_customers",
+    "dim_products",
+    "dim_sellers",
+    "dim_dates",
+    "fact_orders",
+    "fact_order_items",
+    "fact_payments",
+    "fact_reviews",
+    "quarantine",
+]
 #: Columns whose values depend on when (not what) a run loaded: left out of state comparisons.
-VOLATILE = {"updated_at", "valid_from", "valid_to", "product_key", "seller_key", "quarantine_id",
-            "created_at", "run_id"}
+VOLATILE = {
+    "updated_at",
+    "valid_from",
+    "valid_to",
+    "product_key",
+    "seller_key",
+    "quarantine_id",
+    "created_at",
+    "run_id",
+}
 
 
 def state(settings) -> dict:
     """Content of every warehouse table (without load-time columns) and SCD links of the facts."""
     out = {}
     for table in TABLES:
-        cols = [c for c, in query(settings, """SELECT column_name FROM information_schema.columns
-                    WHERE table_name = %s ORDER BY ordinal_position""", (table,)) if c not in VOLATILE]
+        cols = [
+            c
+            for (c,) in query(
+                settings,
+                """SELECT column_name FROM information_schema.columns
+                    WHERE table_name = %s ORDER BY ordinal_position""",
+                (table,),
+            )
+            if c not in VOLATILE
+        ]
         row = " || '|' || ".join(f"coalesce({c}::text, '')" for c in cols)
-        out[table] = query(settings, f"SELECT count(*), md5(string_agg({row}, ',' ORDER BY {row})) FROM {table}")[0]
-    out["links"] = query(settings, """
+        out[table] = query(
+            settings, f"SELECT count(*), md5(string_agg({row}, ',' ORDER BY {row})) FROM {table}"
+        )[0]
+    out["links"] = query(
+        settings,
+        """
         SELECT count(*), count(*) FILTER (WHERE p.is_current), count(*) FILTER (WHERE s.is_current)
-          FROM fact_order_items i JOIN dim_products p USING (product_key) JOIN dim_sellers s USING (seller_key)""")[0]
+          FROM fact_order_items i JOIN dim_products p USING (product_key) JOIN dim_sellers s USING (seller_key)""",
+    )[0]
     return out
 
 
 def _audit(settings, run_id: str) -> dict[str, tuple]:
-    return {r[0]: r[1:] for r in query(settings, """
+    return {
+        r[0]: r[1:]
+        for r in query(
+            settings,
+            """
         SELECT table_name, status, rows_loaded, rows_inserted, rows_updated, rows_unchanged, method, attempts
-          FROM ingest_audit WHERE run_id = %s""", (run_id,))}
+          FROM ingest_audit WHERE run_id = %s""",
+            (run_id,),
+        )
+    }
 
 
 # --- 3: only the changed rows are written, SCD versions, audit counts ---------------------------
+
 
 @pytest.mark.slow
 def test_second_load_updates_exactly_the_changed_rows(fresh_db, olist_dir, tmp_path):
@@ -55,14 +94,37 @@ def test_second_load_updates_exactly_the_changed_rows(fresh_db, olist_dir, tmp_p
     run_pipeline(fresh_db, data_dir=source, run_id="acc3-1")
     before = {t: scalar(fresh_db, f"SELECT count(*) FROM {t}") for t in TABLES}
 
-    orders = [r[0] for r in query(fresh_db, """SELECT order_id FROM fact_orders WHERE order_status = 'delivered'
-                                                ORDER BY order_id LIMIT 100""")]
-    products = [r[0] for r in query(fresh_db, """SELECT product_id FROM dim_products
+    orders = [
+        r[0]
+        for r in query(
+            fresh_db,
+            """SELECT order_id FROM fact_orders WHERE order_status = 'delivered'
+                                                ORDER BY order_id LIMIT 100""",
+        )
+    ]
+    products = [
+        r[0]
+        for r in query(
+            fresh_db,
+            """SELECT product_id FROM dim_products
                                                   WHERE category_name IS DISTINCT FROM 'brinquedos'
-                                                  ORDER BY product_id LIMIT 10""")]
-    assert _edit_csv(source / "olist_orders_dataset.csv.gz", "order_id", set(orders), "order_status", "canceled") == 100
-    assert _edit_csv(source / "olist_products_dataset.csv.gz", "product_id", set(products),
-                     "product_category_name", "brinquedos") == 10
+                                                  ORDER BY product_id LIMIT 10""",
+        )
+    ]
+    assert (
+        _edit_csv(source / "olist_orders_dataset.csv.gz", "order_id", set(orders), "order_status", "canceled")
+        == 100
+    )
+    assert (
+        _edit_csv(
+            source / "olist_products_dataset.csv.gz",
+            "product_id",
+            set(products),
+            "product_category_name",
+            "brinquedos",
+        )
+        == 10
+    )
     run_pipeline(fresh_db, data_dir=source, run_id="acc3-2")
 
     audit = _audit(fresh_db, "acc3-2")
@@ -70,15 +132,25 @@ def test_second_load_updates_exactly_the_changed_rows(fresh_db, olist_dir, tmp_p
         assert status == "succeeded" and method == "copy", table
         expected_updated = {"fact_orders": 100, "dim_products": 10}.get(table, 0)
         assert (inserted, updated) == (0, expected_updated), table
-        if table != "dim_geolocation":   # loaded counts source points; staged rows are zip prefixes
+        if table != "dim_geolocation":  # loaded counts source points; staged rows are zip prefixes
             assert unchanged == loaded - expected_updated, table
     after = {t: scalar(fresh_db, f"SELECT count(*) FROM {t}") for t in TABLES}
     assert after == {**before, "dim_products": before["dim_products"] + 10}
-    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders WHERE order_id = ANY(%s) AND order_status = 'canceled'",
-                  (orders,)) == 100
-    versions = query(fresh_db, """SELECT count(*), count(*) FILTER (WHERE is_current), bool_and(
+    assert (
+        scalar(
+            fresh_db,
+            "SELECT count(*) FROM fact_orders WHERE order_id = ANY(%s) AND order_status = 'canceled'",
+            (orders,),
+        )
+        == 100
+    )
+    versions = query(
+        fresh_db,
+        """SELECT count(*), count(*) FILTER (WHERE is_current), bool_and(
                                            category_name = 'brinquedos') FILTER (WHERE is_current)
-                                    FROM dim_products WHERE product_id = ANY(%s)""", (products,))[0]
+                                    FROM dim_products WHERE product_id = ANY(%s)""",
+        (products,),
+    )[0]
     assert versions == (20, 10, True)
     assert_aggregates_match_facts(fresh_db)
 
@@ -117,10 +189,17 @@ _CHILD = textwrap.dedent("""
 def _edited_sample(base, sample_dir):
     target = base / "olist-2"
     shutil.copytree(sample_dir, target)
-    orders = [line.split(",")[0].strip('"') for line in
-              (sample_dir / "olist_orders_dataset.csv").read_text().splitlines()[1:21]]
-    assert _edit_csv(target / "olist_orders_dataset.csv", "order_id", set(orders), "order_status", "canceled") == 20
-    assert _edit_csv(target / "olist_order_items_dataset.csv", "order_id", set(orders[:5]), "price", "1.00") >= 5
+    orders = [
+        line.split(",")[0].strip('"')
+        for line in (sample_dir / "olist_orders_dataset.csv").read_text().splitlines()[1:21]
+    ]
+    assert (
+        _edit_csv(target / "olist_orders_dataset.csv", "order_id", set(orders), "order_status", "canceled")
+        == 20
+    )
+    assert (
+        _edit_csv(target / "olist_order_items_dataset.csv", "order_id", set(orders[:5]), "price", "1.00") >= 5
+    )
     return target
 
 
@@ -133,10 +212,19 @@ def test_sigkill_mid_fact_load_leaves_previous_state_and_rerun_completes(fresh_d
     transform_stage(fresh_db, "kill-2")
 
     marker = tmp_path / "copying"
-    env = {**os.environ, "DATABASE_URL": fresh_db.database_url,
-           "ETL_STAGING_DIR": str(fresh_db.staging_dir), "PYTHONPATH": str(PROJECT_ROOT)}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, "kill-2", str(marker)], env=env,
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "DATABASE_URL": fresh_db.database_url,
+        "ETL_STAGING_DIR": str(fresh_db.staging_dir),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, "kill-2", str(marker)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists():
@@ -144,7 +232,10 @@ def test_sigkill_mid_fact_load_leaves_previous_state_and_rerun_completes(fresh_d
             assert time.monotonic() < deadline, "the child never reached the fact COPY"
             time.sleep(0.1)
         # The COPY is really in progress on the server when we kill.
-        assert scalar(fresh_db, "SELECT count(*) FROM pg_stat_progress_copy WHERE datname = current_database()") == 1
+        assert (
+            scalar(fresh_db, "SELECT count(*) FROM pg_stat_progress_copy WHERE datname = current_database()")
+            == 1
+        )
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(30)
@@ -152,18 +243,24 @@ def test_sigkill_mid_fact_load_leaves_previous_state_and_rerun_completes(fresh_d
 
     # The server rolls the dead session back; wait until its backend is gone.
     deadline = time.monotonic() + 30
-    while scalar(fresh_db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                           "AND pid <> pg_backend_pid()") and time.monotonic() < deadline:
+    while (
+        scalar(
+            fresh_db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()",
+        )
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert state(fresh_db) == previous
     assert {row[0] for row in _audit(fresh_db, "kill-2").values()} == {"running"}
     assert scalar(fresh_db, "SELECT count(*) FROM aggregate_refresh_queue") == 0
 
-    load_stage(fresh_db, "kill-2")                      # the rerun (an Airflow retry)
+    load_stage(fresh_db, "kill-2")  # the rerun (an Airflow retry)
     refresh_aggregates_stage(fresh_db, "kill-2")
     audit = _audit(fresh_db, "kill-2")
     assert {(row[0], row[-1]) for row in audit.values()} == {("succeeded", 2)}
-    assert audit["fact_orders"][3] == 20                 # 20 statuses changed
+    assert audit["fact_orders"][3] == 20  # 20 statuses changed
 
     # Same state as a run that was never interrupted.
     reference = make_settings(_new_database_url(), staging_dir=tmp_path / "ref-staging")
@@ -178,6 +275,7 @@ def test_sigkill_mid_fact_load_leaves_previous_state_and_rerun_completes(fresh_d
 
 # --- 5: aggregates equal the facts; only touched buckets are recomputed ---------------------
 
+
 @pytest.mark.slow
 def test_incremental_load_recomputes_only_touched_buckets(fresh_db, sample_dir, tmp_path):
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="agg-1")
@@ -185,7 +283,7 @@ def test_incremental_load_recomputes_only_touched_buckets(fresh_db, sample_dir, 
     versions = dict(query(fresh_db, "SELECT bucket, xmin::text FROM daily_customer_metrics"))
     hourly_versions = dict(query(fresh_db, "SELECT bucket, xmin::text FROM hourly_sales"))
 
-    changed = _edited_sample(tmp_path, sample_dir)   # 20 orders canceled, 5 of them with new prices
+    changed = _edited_sample(tmp_path, sample_dir)  # 20 orders canceled, 5 of them with new prices
     ingest_stage(fresh_db, "agg-2", changed)
     transform_stage(fresh_db, "agg-2")
     load_stage(fresh_db, "agg-2")
@@ -195,10 +293,16 @@ def test_incremental_load_recomputes_only_touched_buckets(fresh_db, sample_dir, 
     assert 0 < touched_days < 20 + 1
     assert result["mode"] == "timescaledb-apache"
     assert result["buckets"]["daily_customer_metrics"] == touched_days
-    rewritten = [b for b, x in query(fresh_db, "SELECT bucket, xmin::text FROM daily_customer_metrics")
-                 if versions.get(b) != x]
+    rewritten = [
+        b
+        for b, x in query(fresh_db, "SELECT bucket, xmin::text FROM daily_customer_metrics")
+        if versions.get(b) != x
+    ]
     assert len(rewritten) == touched_days and len(versions) > 10 * touched_days
-    hourly_rewritten = [b for b, x in query(fresh_db, "SELECT bucket, xmin::text FROM hourly_sales")
-                        if hourly_versions.get(b) != x]
+    hourly_rewritten = [
+        b
+        for b, x in query(fresh_db, "SELECT bucket, xmin::text FROM hourly_sales")
+        if hourly_versions.get(b) != x
+    ]
     assert 0 < len(hourly_rewritten) == result["buckets"]["hourly_sales"] < len(hourly_versions) / 10
     assert_aggregates_match_facts(fresh_db)

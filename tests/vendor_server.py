@@ -25,14 +25,14 @@ import socket
 import struct
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 FIXTURES = Path(os.environ.get("ETL_API_FIXTURES", "/work/shared/data/api_fixtures"))
 SHOPIFY_TOKEN, STRIPE_KEY, WOO_KEY, WOO_SECRET = "shpat_test", "sk_test_123", "ck_test", "cs_test"
-BASE_TIME = datetime(2024, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 def _load(path: str):
@@ -47,7 +47,7 @@ def shopify_orders(n: int) -> list[dict]:
         order["id"] = template["id"] + k
         order["updated_at"] = (BASE_TIME + timedelta(hours=k)).isoformat()
         order["created_at"] = (BASE_TIME + timedelta(hours=k)).isoformat()
-        order["customer"]["id"] = template["customer"]["id"] + k % 3   # customers repeat
+        order["customer"]["id"] = template["customer"]["id"] + k % 3  # customers repeat
         out.append(order)
     return out
 
@@ -61,7 +61,7 @@ def stripe_charges(n: int) -> list[dict]:
         charge["created"] = int((BASE_TIME + timedelta(hours=k)).timestamp())
         charge["amount"] = template["amount"] + k
         out.append(charge)
-    return list(reversed(out))          # Stripe lists newest first
+    return list(reversed(out))  # Stripe lists newest first
 
 
 def woo_orders(n: int) -> list[dict]:
@@ -83,7 +83,7 @@ class VendorServer:
         self.slow_seconds = slow_seconds
         self.faults: list[str | None] = []
         self.permanent: str | None = None
-        self.log: list[tuple[str, str, int]] = []       # (vendor, path?query, status)
+        self.log: list[tuple[str, str, int]] = []  # (vendor, path?query, status)
         self.last_page: dict[str, tuple[int, dict, bytes]] = {}
         self.lock = threading.Lock()
         handler = self._handler()
@@ -95,7 +95,7 @@ class VendorServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def __enter__(self) -> "VendorServer":
+    def __enter__(self) -> VendorServer:
         self.thread.start()
         return self
 
@@ -120,17 +120,26 @@ class VendorServer:
         else:
             start = 0
             since = query.get("updated_at_min")
-            since_epoch = int(datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()) if since else 0
-        records = [r for r in self.data["shopify"]
-                   if datetime.fromisoformat(r["updated_at"]).timestamp() >= since_epoch]
+            since_epoch = (
+                int(datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()) if since else 0
+            )
+        records = [
+            r
+            for r in self.data["shopify"]
+            if datetime.fromisoformat(r["updated_at"]).timestamp() >= since_epoch
+        ]
         limit = int(query.get("limit", 50))
-        page = records[start:start + limit]
+        page = records[start : start + limit]
         links = []
         if start + limit < len(records):
-            links.append(f'<{self.url}{path}?page_info={start + limit}.{since_epoch}&limit={limit}>; rel="next"')
+            links.append(
+                f'<{self.url}{path}?page_info={start + limit}.{since_epoch}&limit={limit}>; rel="next"'
+            )
         if start > 0:
-            links.append(f'<{self.url}{path}?page_info={max(0, start - limit)}.{since_epoch}&limit={limit}>; '
-                         'rel="previous"')
+            links.append(
+                f"<{self.url}{path}?page_info={max(0, start - limit)}.{since_epoch}&limit={limit}>; "
+                'rel="previous"'
+            )
         headers = {"Link": ", ".join(links)} if links else {}
         return 200, headers, json.dumps({"orders": page}).encode()
 
@@ -140,10 +149,14 @@ class VendorServer:
             records = [r for r in records if r["created"] >= int(query["created[gte]"])]
         if "starting_after" in query:
             ids = [r["id"] for r in records]
-            records = records[ids.index(query["starting_after"]) + 1:]
+            records = records[ids.index(query["starting_after"]) + 1 :]
         limit = int(query.get("limit", 10))
-        body = {"object": "list", "url": "/v1/charges", "has_more": len(records) > limit,
-                "data": records[:limit]}
+        body = {
+            "object": "list",
+            "url": "/v1/charges",
+            "has_more": len(records) > limit,
+            "data": records[:limit],
+        }
         return 200, {}, json.dumps(body).encode()
 
     def woocommerce(self, query: dict) -> tuple[int, dict, bytes]:
@@ -153,27 +166,31 @@ class VendorServer:
         per_page, page = int(query.get("per_page", 10)), int(query.get("page", 1))
         total_pages = max(1, -(-len(records) // per_page))
         headers = {"X-WP-Total": str(len(records)), "X-WP-TotalPages": str(total_pages)}
-        return 200, headers, json.dumps(records[(page - 1) * per_page: page * per_page]).encode()
+        return 200, headers, json.dumps(records[(page - 1) * per_page : page * per_page]).encode()
 
     def _handler(self):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:   # keep test output clean
+            def log_message(self, *args) -> None:  # keep test output clean
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
                 parts = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                vendor = ("shopify" if "/admin/api/" in parts.path else
-                          "stripe" if parts.path.startswith("/v1/") else "woocommerce")
+                vendor = (
+                    "shopify"
+                    if "/admin/api/" in parts.path
+                    else "stripe"
+                    if parts.path.startswith("/v1/")
+                    else "woocommerce"
+                )
                 if not self._authorised(vendor):
                     return self._send(vendor, 401, {}, b'{"errors":"unauthorised"}')
                 fault = server.next_fault()
                 if fault == "reset":
                     # RST instead of a response: the client sees "connection reset by peer".
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               struct.pack("ii", 1, 0))
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     self.close_connection = True
                     server.log.append((vendor, self.path, 0))
                     self.connection.close()
@@ -200,9 +217,11 @@ class VendorServer:
                     server.log.append((vendor, self.path, -2))
                     return self._send(vendor, 200, headers, body[: len(body) // 2], log=False)
                 if fault == "empty":
-                    empty = {"shopify": b'{"orders": []}', "woocommerce": b"[]",
-                             "stripe": json.dumps({"object": "list", "has_more": True,
-                                                   "data": []}).encode()}[vendor]
+                    empty = {
+                        "shopify": b'{"orders": []}',
+                        "woocommerce": b"[]",
+                        "stripe": json.dumps({"object": "list", "has_more": True, "data": []}).encode(),
+                    }[vendor]
                     return self._send(vendor, 200, headers, empty)
                 server.last_page[vendor] = (status, headers, body)
                 self._send(vendor, status, headers, body)
@@ -227,6 +246,6 @@ class VendorServer:
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass   # the client gave up (timeout): expected with the slow fault
+                    pass  # the client gave up (timeout): expected with the slow fault
 
         return Handler

@@ -10,11 +10,34 @@ The foundation's Olist-file API stays here (``read``, ``locate_all``,
 * ``replay(settings, source, day)``               rebuild a run from the raw archive alone
 """
 
-from etl.ingest.olist_files import (ROW_NUMBER, SourceFile, check_header, file_sha256, locate,
-                                    locate_all, read)
-from etl.ingest.runner import (Resources, commit_state, configured_sources, ingest_source,
-                               ingest_sources, list_sources, prepare_run, replay, source_summary)
+from etl.ingest.olist_files import ROW_NUMBER, SourceFile, check_header, file_sha256, locate, locate_all, read
+from etl.ingest.runner import (
+    Resources,
+    commit_state,
+    configured_sources,
+    ingest_source,
+    ingest_sources,
+    list_sources,
+    prepare_run,
+    replay,
+    source_summary,
+)
 
-__all__ = ["ROW_NUMBER", "Resources", "SourceFile", "check_header", "commit_state",
-           "configured_sources", "file_sha256", "ingest_source", "ingest_sources", "list_sources",
-           "locate", "locate_all", "prepare_run", "read", "replay", "source_summary"]
+__all__ = [
+    "ROW_NUMBER",
+    "Resources",
+    "SourceFile",
+    "check_header",
+    "commit_state",
+    "configured_sources",
+    "file_sha256",
+    "ingest_source",
+    "ingest_sources",
+    "list_sources",
+    "locate",
+    "locate_all",
+    "prepare_run",
+    "read",
+    "replay",
+    "source_summary",
+]

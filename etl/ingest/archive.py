@@ -18,10 +18,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Iterator
+from datetime import UTC, datetime
 
 from etl import staging
 from etl.errors import SourceError
@@ -31,7 +30,7 @@ MANIFEST = "manifest.jsonl"
 
 
 def today() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 @dataclass
@@ -49,21 +48,39 @@ class Archive:
         self.seq = 0
         self.written: list[dict] = []
 
-    def put(self, name: str, payload: bytes, *, suffix: str = "json", records: int,
-            request: dict | None = None, status: int | None = None, kind: str = "page",
-            extra: dict | None = None) -> dict:
+    def put(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        suffix: str = "json",
+        records: int,
+        request: dict | None = None,
+        status: int | None = None,
+        kind: str = "page",
+        extra: dict | None = None,
+    ) -> dict:
         """Store one payload and append its manifest line (fsynced: the archive outlives a crash)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.seq += 1
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}.gz"
         with gzip.open(path, "wb", compresslevel=5) as fh:
             fh.write(payload)
-        line = {"source": self.source, "run_id": self.run_id, "file": path.name, "kind": kind,
-                "request": request or {}, "status": status, "records": records,
-                "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload),
-                "received_at": datetime.now(timezone.utc).isoformat(), **(extra or {})}
+        line = {
+            "source": self.source,
+            "run_id": self.run_id,
+            "file": path.name,
+            "kind": kind,
+            "request": request or {},
+            "status": status,
+            "records": records,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "bytes": len(payload),
+            "received_at": datetime.now(UTC).isoformat(),
+            **(extra or {}),
+        }
         with open(self.directory / MANIFEST, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line, default=str) + "\n")
             fh.flush()
@@ -72,18 +89,20 @@ class Archive:
         return line
 
 
-def read_manifest(settings: Settings, source: str, day: str,
-                  run_id: str | None = None) -> list[dict]:
+def read_manifest(settings: Settings, source: str, day: str, run_id: str | None = None) -> list[dict]:
     path = staging.raw_dir(settings, source, day) / MANIFEST
     if not path.exists():
-        raise SourceError(f"no archive for source {source} on {day} ({path} does not exist); "
-                          "list data/staging/raw/{source}/ for the days archived")
+        raise SourceError(
+            f"no archive for source {source} on {day} ({path} does not exist); "
+            "list data/staging/raw/{source}/ for the days archived"
+        )
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [line for line in lines if run_id is None or line["run_id"] == run_id]
 
 
-def payloads(settings: Settings, source: str, day: str,
-             run_id: str | None = None) -> Iterator[tuple[dict, bytes]]:
+def payloads(
+    settings: Settings, source: str, day: str, run_id: str | None = None
+) -> Iterator[tuple[dict, bytes]]:
     """(manifest line, payload bytes) in the order received, each checked against its sha256."""
     directory = staging.raw_dir(settings, source, day)
     for line in read_manifest(settings, source, day, run_id):
@@ -94,6 +113,8 @@ def payloads(settings: Settings, source: str, day: str,
         except OSError as exc:
             raise SourceError(f"{path}: cannot read the archived payload ({exc})") from exc
         if hashlib.sha256(payload).hexdigest() != line["sha256"]:
-            raise SourceError(f"{path}: payload does not match its manifest sha256; "
-                              "the archive was changed after it was written")
+            raise SourceError(
+                f"{path}: payload does not match its manifest sha256; "
+                "the archive was changed after it was written"
+            )
         yield line, payload

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from etl.errors import ConfigError
 
-KINDS = frozenset({"shopify", "stripe", "stripe_charges", "stripe_payment_intents", "woocommerce",
-                   "postgres", "sqlite", "mysql", "mongodb", "files"})
+KINDS = frozenset(
+    {
+        "shopify",
+        "stripe",
+        "stripe_charges",
+        "stripe_payment_intents",
+        "woocommerce",
+        "postgres",
+        "sqlite",
+        "mysql",
+        "mongodb",
+        "files",
+    }
+)
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 
 
@@ -44,8 +57,10 @@ def resolve(value: Any, source: str, key: str, env: Mapping[str, str] | None = N
             return env[name]
         if "default" in value:
             return value["default"]
-        raise ConfigError(f"source {source}: {key} comes from environment variable {name}, "
-                          "which is not set (export it, or disable the source in sources.yml)")
+        raise ConfigError(
+            f"source {source}: {key} comes from environment variable {name}, "
+            "which is not set (export it, or disable the source in sources.yml)"
+        )
     if isinstance(value, Mapping) and "airflow_conn" in value:
         return _airflow_field(value["airflow_conn"], value.get("field", "password"), source, key, env)
     if isinstance(value, Mapping):
@@ -53,27 +68,42 @@ def resolve(value: Any, source: str, key: str, env: Mapping[str, str] | None = N
     return value
 
 
-def _airflow_field(conn_id: str, field_name: str, source: str, key: str,
-                   env: Mapping[str, str]) -> str:
+def _airflow_field(conn_id: str, field_name: str, source: str, key: str, env: Mapping[str, str]) -> str:
     uri = env.get(f"AIRFLOW_CONN_{conn_id.upper()}")
     if uri:
         parts = urlsplit(uri)
-        values = {"login": unquote(parts.username or ""), "password": unquote(parts.password or ""),
-                  "host": parts.hostname or "", "port": str(parts.port or ""), "uri": uri,
-                  "schema": parts.path.lstrip("/")}
+        values = {
+            "login": unquote(parts.username or ""),
+            "password": unquote(parts.password or ""),
+            "host": parts.hostname or "",
+            "port": str(parts.port or ""),
+            "uri": uri,
+            "schema": parts.path.lstrip("/"),
+        }
     else:
         try:
             from airflow.hooks.base import BaseHook  # noqa: PLC0415 (optional at runtime)
+
             conn = BaseHook.get_connection(conn_id)
         except Exception as exc:  # Airflow missing, no metadata DB, unknown id
-            raise ConfigError(f"source {source}: {key} comes from Airflow Connection {conn_id!r}, "
-                              f"which cannot be read ({type(exc).__name__}: {exc}); define it or set "
-                              f"AIRFLOW_CONN_{conn_id.upper()}") from exc
-        values = {"login": conn.login or "", "password": conn.password or "", "host": conn.host or "",
-                  "port": str(conn.port or ""), "uri": conn.get_uri(), "schema": conn.schema or ""}
+            raise ConfigError(
+                f"source {source}: {key} comes from Airflow Connection {conn_id!r}, "
+                f"which cannot be read ({type(exc).__name__}: {exc}); define it or set "
+                f"AIRFLOW_CONN_{conn_id.upper()}"
+            ) from exc
+        values = {
+            "login": conn.login or "",
+            "password": conn.password or "",
+            "host": conn.host or "",
+            "port": str(conn.port or ""),
+            "uri": conn.get_uri(),
+            "schema": conn.schema or "",
+        }
     if field_name not in values:
-        raise ConfigError(f"source {source}: {key}: unknown Airflow Connection field {field_name!r} "
-                          f"(use one of {', '.join(values)})")
+        raise ConfigError(
+            f"source {source}: {key}: unknown Airflow Connection field {field_name!r} "
+            f"(use one of {', '.join(values)})"
+        )
     return values[field_name]
 
 
@@ -99,8 +129,9 @@ def load(path: Path) -> list[SourceConfig]:
         if name in names:
             raise ConfigError(f"{path}: source {name!r} is listed twice")
         if kind not in KINDS:
-            raise ConfigError(f"{path}: source {name}: unknown kind {kind!r} "
-                              f"(one of {', '.join(sorted(KINDS))})")
+            raise ConfigError(
+                f"{path}: source {name}: unknown kind {kind!r} (one of {', '.join(sorted(KINDS))})"
+            )
         names.add(name)
         options = {k: v for k, v in entry.items() if k not in ("name", "kind", "enabled")}
         if "http" in defaults or "http" in options:
@@ -113,5 +144,7 @@ def find(sources: list[SourceConfig], name: str) -> SourceConfig:
     for source in sources:
         if source.name == name:
             return source
-    raise ConfigError(f"no source named {name!r} in the sources file "
-                      f"(configured: {', '.join(s.name for s in sources) or 'none'})")
+    raise ConfigError(
+        f"no source named {name!r} in the sources file "
+        f"(configured: {', '.join(s.name for s in sources) or 'none'})"
+    )

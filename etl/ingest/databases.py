@@ -15,14 +15,15 @@ archived, then mapped onto the Olist source columns of one warehouse table.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from etl.errors import ConfigError, SourceError
-from etl.ingest.records import TABLE_COLUMNS, LINEAGE_COLUMNS, local_timestamp, vendor_id
+from etl.ingest.records import LINEAGE_COLUMNS, TABLE_COLUMNS, local_timestamp, vendor_id
 from etl.ingest.state import Watermark
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -36,11 +37,12 @@ def identifier(name: str, what: str) -> str:
 
 # --- values ---------------------------------------------------------------------------
 
+
 def normalise(value: Any) -> Any:
     """A driver value as a JSON-safe value: datetimes ISO, decimals as text."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
         return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
     if isinstance(value, date):
         return value.isoformat()
@@ -50,7 +52,7 @@ def normalise(value: Any) -> Any:
         return value.hex()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    return str(value)   # ObjectId and friends
+    return str(value)  # ObjectId and friends
 
 
 def cursor_text(value: Any) -> str:
@@ -78,14 +80,14 @@ class TableMapping:
 
     source: str
     table: str
-    columns: dict[str, str]                 # Olist source column -> source field
+    columns: dict[str, str]  # Olist source column -> source field
     hash_ids: list[str] = field(default_factory=list)
     id_field: str | None = None
     currency: str | None = None
-    id_namespace: str = ""                  # sources sharing ids share a namespace
+    id_namespace: str = ""  # sources sharing ids share a namespace
 
     @classmethod
-    def from_options(cls, source: str, options: dict) -> "TableMapping":
+    def from_options(cls, source: str, options: dict) -> TableMapping:
         table = options.get("table")
         if table not in TABLE_COLUMNS:
             raise ConfigError(f"source {source}: 'table' must be one of {', '.join(TABLE_COLUMNS)}")
@@ -93,11 +95,19 @@ class TableMapping:
         columns = dict(options.get("columns") or {c: c for c in wanted})
         unknown = set(columns) - set(TABLE_COLUMNS[table])
         if unknown:
-            raise ConfigError(f"source {source}: columns {', '.join(sorted(unknown))} are not "
-                              f"source columns of {table} ({', '.join(wanted)})")
-        return cls(source, table, columns, list(options.get("hash_ids") or []),
-                   options.get("id_field") or next(iter(columns.values()), None),
-                   options.get("currency"), options.get("id_namespace") or source)
+            raise ConfigError(
+                f"source {source}: columns {', '.join(sorted(unknown))} are not "
+                f"source columns of {table} ({', '.join(wanted)})"
+            )
+        return cls(
+            source,
+            table,
+            columns,
+            list(options.get("hash_ids") or []),
+            options.get("id_field") or next(iter(columns.values()), None),
+            options.get("currency"),
+            options.get("id_namespace") or source,
+        )
 
     def row(self, record: dict, tz: str) -> dict:
         out: dict[str, Any] = {}
@@ -106,7 +116,7 @@ class TableMapping:
             if value is not None and target in self.hash_ids:
                 value = vendor_id(self.id_namespace, _entity(target), value)
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?", value):
-                value = value[:19].replace("T", " ")          # naive: already local wall clock
+                value = value[:19].replace("T", " ")  # naive: already local wall clock
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT.*[+-]\d\d:\d\d", value):
                 value = local_timestamp(value, tz)
             out[target] = value
@@ -131,8 +141,15 @@ def _where(cursor: str | None, since: Watermark | None) -> bool:
     return bool(cursor and since)
 
 
-def sqlalchemy_batches(url: str, *, relation: str | None, query: str | None, cursor: str | None,
-                       since: Watermark | None, batch_size: int) -> Batches:
+def sqlalchemy_batches(
+    url: str,
+    *,
+    relation: str | None,
+    query: str | None,
+    cursor: str | None,
+    since: Watermark | None,
+    batch_size: int,
+) -> Batches:
     """PostgreSQL / SQLite (any SQLAlchemy URL), streamed with a server-side cursor."""
     import sqlalchemy as sa
 
@@ -165,8 +182,15 @@ def sqlalchemy_batches(url: str, *, relation: str | None, query: str | None, cur
         engine.dispose()
 
 
-def mysql_batches(url: str, *, relation: str | None, query: str | None, cursor: str | None,
-                  since: Watermark | None, batch_size: int) -> Batches:
+def mysql_batches(
+    url: str,
+    *,
+    relation: str | None,
+    query: str | None,
+    cursor: str | None,
+    since: Watermark | None,
+    batch_size: int,
+) -> Batches:
     """MySQL / MariaDB via PyMySQL's unbuffered cursor (constant memory on the client)."""
     import pymysql
     import pymysql.cursors
@@ -181,13 +205,20 @@ def mysql_batches(url: str, *, relation: str | None, query: str | None, cursor: 
             params.append(cursor_value(since.cursor_value))
         sql += f" ORDER BY {quote(cursor)}"
     try:
-        conn = pymysql.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-                               user=unquote(parts.username or "root"),
-                               password=unquote(parts.password or ""),
-                               database=parts.path.lstrip("/") or None, charset="utf8mb4",
-                               cursorclass=pymysql.cursors.SSCursor, connect_timeout=10)
+        conn = pymysql.connect(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.lstrip("/") or None,
+            charset="utf8mb4",
+            cursorclass=pymysql.cursors.SSCursor,
+            connect_timeout=10,
+        )
     except pymysql.MySQLError as exc:
-        raise SourceError(f"cannot connect to MySQL at {parts.hostname}:{parts.port or 3306} ({exc})") from exc
+        raise SourceError(
+            f"cannot connect to MySQL at {parts.hostname}:{parts.port or 3306} ({exc})"
+        ) from exc
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -203,9 +234,17 @@ def mysql_batches(url: str, *, relation: str | None, query: str | None, cursor: 
         conn.close()
 
 
-def mongo_batches(url: str, *, collection: str, database: str | None, filter_: dict | None,
-                  cursor: str | None, since: Watermark | None, batch_size: int,
-                  client_factory: Callable[..., Any] | None = None) -> Batches:
+def mongo_batches(
+    url: str,
+    *,
+    collection: str,
+    database: str | None,
+    filter_: dict | None,
+    cursor: str | None,
+    since: Watermark | None,
+    batch_size: int,
+    client_factory: Callable[..., Any] | None = None,
+) -> Batches:
     """A MongoDB collection in ``batch_size`` documents, incremental on a field."""
     if client_factory is None:
         from pymongo import MongoClient as client_factory  # noqa: N813

@@ -11,8 +11,8 @@ from __future__ import annotations
 import glob
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -33,25 +33,46 @@ def matching_files(pattern: str, base: Path) -> list[Path]:
 
 
 def file_format(path: Path, declared: str | None) -> str:
-    fmt = declared or {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "jsonl", "ndjson": "jsonl",
-                       "parquet": "parquet"}.get(path.name.split(".")[-2 if path.suffix == ".gz" else -1])
+    fmt = declared or {
+        "csv": "csv",
+        "tsv": "csv",
+        "json": "json",
+        "jsonl": "jsonl",
+        "ndjson": "jsonl",
+        "parquet": "parquet",
+    }.get(path.name.split(".")[-2 if path.suffix == ".gz" else -1])
     if fmt not in FORMATS:
         raise ConfigError(f"{path}: cannot tell the format; set format: to one of {', '.join(FORMATS)}")
     return fmt
 
 
-def read_chunks(data: bytes, name: str, fmt: str, *, delimiter: str = ",", encoding: str = "utf-8",
-                chunk_rows: int = 50_000) -> Iterator[list[dict]]:
+def read_chunks(
+    data: bytes,
+    name: str,
+    fmt: str,
+    *,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+    chunk_rows: int = 50_000,
+) -> Iterator[list[dict]]:
     """Records of one file's bytes as dicts of strings (None for empty), chunk by chunk."""
     if name.endswith(".gz"):
         import gzip
+
         data = gzip.decompress(data)
     try:
         if fmt == "csv":
             # utf-8-sig drops a byte-order mark; the C parser handles CRLF and quoted newlines.
             enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-            reader = pd.read_csv(io.BytesIO(data), sep=delimiter, encoding=enc, dtype=str,
-                                 keep_default_na=False, na_values=[""], chunksize=chunk_rows)
+            reader = pd.read_csv(
+                io.BytesIO(data),
+                sep=delimiter,
+                encoding=enc,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=chunk_rows,
+            )
             for chunk in reader:
                 yield _records(chunk)
         elif fmt == "jsonl":
@@ -66,18 +87,23 @@ def read_chunks(data: bytes, name: str, fmt: str, *, delimiter: str = ",", encod
                 yield batch
         elif fmt == "json":
             document = json.loads(data.decode(encoding))
-            records = document if isinstance(document, list) else next(
-                (v for v in document.values() if isinstance(v, list)), [document])
+            records = (
+                document
+                if isinstance(document, list)
+                else next((v for v in document.values() if isinstance(v, list)), [document])
+            )
             for start in range(0, len(records), chunk_rows):
-                yield records[start:start + chunk_rows]
+                yield records[start : start + chunk_rows]
         else:
             parquet = pq.ParquetFile(io.BytesIO(data))
             for batch in parquet.iter_batches(batch_size=chunk_rows):
                 yield _records(batch.to_pandas().astype("string"))
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
-        raise SourceError(f"{name}: cannot read as {fmt} with encoding {encoding} "
-                          f"({' '.join(str(exc).split())[:200]}); check format/delimiter/encoding "
-                          "in sources.yml") from exc
+        raise SourceError(
+            f"{name}: cannot read as {fmt} with encoding {encoding} "
+            f"({' '.join(str(exc).split())[:200]}); check format/delimiter/encoding "
+            "in sources.yml"
+        ) from exc
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -44,8 +44,9 @@ def locate(spec: TableSpec, data_dir: Path) -> SourceFile:
     for candidate in (data_dir / f"{spec.file_stem}.csv", data_dir / f"{spec.file_stem}.csv.gz"):
         if candidate.is_file():
             return SourceFile(spec, candidate)
-    raise SourceError(f"{data_dir}: missing source file {spec.file_stem}.csv (or .csv.gz) "
-                      f"for table {spec.name}")
+    raise SourceError(
+        f"{data_dir}: missing source file {spec.file_stem}.csv (or .csv.gz) for table {spec.name}"
+    )
 
 
 def check_header(source: SourceFile) -> None:
@@ -58,15 +59,18 @@ def check_header(source: SourceFile) -> None:
     header = [h.strip() for h in header]
     missing = [c for c in source.spec.source_columns if c not in header]
     if missing:
-        raise SourceError(f"{source.path}: missing column(s) {', '.join(missing)} "
-                          f"(the file has: {', '.join(header) or 'no header'})")
+        raise SourceError(
+            f"{source.path}: missing column(s) {', '.join(missing)} "
+            f"(the file has: {', '.join(header) or 'no header'})"
+        )
 
 
 def locate_all(data_dir: Path, specs: tuple[TableSpec, ...] = ALL_TABLES) -> list[SourceFile]:
     """Every source file, checked for existence and header, or one clear error."""
     if not data_dir.is_dir():
-        raise SourceError(f"data directory {data_dir} does not exist "
-                          "(pass --data-dir pointing at the Olist CSV files)")
+        raise SourceError(
+            f"data directory {data_dir} does not exist (pass --data-dir pointing at the Olist CSV files)"
+        )
     sources = [locate(spec, data_dir) for spec in specs]
     for source in sources:
         check_header(source)
@@ -77,8 +81,13 @@ def read(source: SourceFile) -> pd.DataFrame:
     """All rows of a file as strings (empty fields become <NA>), plus their row number."""
     try:
         with _open_text(source.path) as fh:
-            frame = pd.read_csv(fh, dtype="string", keep_default_na=False, na_values=[""],
-                                usecols=lambda c: c.strip() in source.spec.source_columns)
+            frame = pd.read_csv(
+                fh,
+                dtype="string",
+                keep_default_na=False,
+                na_values=[""],
+                usecols=lambda c: c.strip() in source.spec.source_columns,
+            )
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as exc:
         raise SourceError(f"{source.path}: cannot parse as CSV ({exc})") from exc
     frame.columns = [c.strip() for c in frame.columns]

@@ -25,22 +25,42 @@ import csv
 import gzip
 import hashlib
 import io
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from etl.olist import ALL_TABLES
 
 LINEAGE_COLUMNS = ["source_system", "source_id", "currency"]
 #: Olist source columns of each table, then the lineage columns.
-TABLE_COLUMNS: dict[str, list[str]] = {spec.name: spec.source_columns + LINEAGE_COLUMNS
-                                       for spec in ALL_TABLES}
+TABLE_COLUMNS: dict[str, list[str]] = {
+    spec.name: spec.source_columns + LINEAGE_COLUMNS for spec in ALL_TABLES
+}
 
 #: Stripe amounts in these currencies are already whole units.
-ZERO_DECIMAL_CURRENCIES = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg",
-                                     "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"})
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
 
 
 def vendor_id(system: str, entity: str, value: Any) -> str:
@@ -53,17 +73,17 @@ def local_timestamp(value: Any, tz: str) -> str | None:
     if value in (None, ""):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        moment = datetime.fromtimestamp(value, tz=timezone.utc)
+        moment = datetime.fromtimestamp(value, tz=UTC)
     elif isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
     else:
         text = str(value).strip().replace("Z", "+00:00")
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
-            return str(value)          # left as is: transform quarantines it with the reason
+            return str(value)  # left as is: transform quarantines it with the reason
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -88,8 +108,11 @@ class TableWriter:
         for row in rows:
             if table not in self._files:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                fh = io.TextIOWrapper(gzip.open(self.directory / f"{table}.csv.gz", "wb", compresslevel=3),
-                                      encoding="utf-8", newline="")
+                fh = io.TextIOWrapper(
+                    gzip.open(self.directory / f"{table}.csv.gz", "wb", compresslevel=3),
+                    encoding="utf-8",
+                    newline="",
+                )
                 writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS[table], extrasaction="ignore")
                 writer.writeheader()
                 self._files[table] = (fh, writer)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from etl.errors import SourceError
 
@@ -47,14 +47,15 @@ class TokenBucket:
     for less waiting after an idle spell.
     """
 
-    def __init__(self, per_window: float, window: float = 60.0, burst: int = 1,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, per_window: float, window: float = 60.0, burst: int = 1, clock: Clock | None = None
+    ) -> None:
         if per_window <= 0 or window <= 0 or burst < 1:
             raise ValueError("rate limit needs per_window > 0, window > 0 and burst >= 1")
         self.interval = window / per_window
         self.burst = burst
         self.clock = clock or Clock()
-        self._tat = self.clock.now()          # when the bucket would be full again
+        self._tat = self.clock.now()  # when the bucket would be full again
         self._lock = threading.Lock()
         self.waited = 0.0
 
@@ -100,7 +101,8 @@ class CircuitBreaker:
             else:
                 raise CircuitOpenError(
                     f"source {self.source}: circuit open after {self.failures} consecutive failures "
-                    f"(last: {self.last_error}); not calling it again for {self.cooldown:g} s")
+                    f"(last: {self.last_error}); not calling it again for {self.cooldown:g} s"
+                )
 
     def record_success(self) -> None:
         self.state, self.failures = "closed", 0

@@ -25,9 +25,10 @@ import logging
 import shutil
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import requests
 
@@ -63,6 +64,7 @@ class Resources:
 
 # --- configuration ----------------------------------------------------------------------
 
+
 def configured_sources(settings: Settings) -> list[config.SourceConfig]:
     return config.load(settings.sources_file)
 
@@ -82,6 +84,7 @@ def source_summary(settings: Settings, run_id: str, name: str) -> dict | None:
 
 
 # --- one source ---------------------------------------------------------------------------
+
 
 class _Sink:
     """Maps records to table files, dropping repeated records and dimension keys."""
@@ -116,8 +119,14 @@ class _Sink:
         self.writer.write(table, rows)
 
 
-def ingest_source(settings: Settings, run_id: str, name: str, resources: Resources | None = None,
-                  *, raise_on_failure: bool = False) -> dict:
+def ingest_source(
+    settings: Settings,
+    run_id: str,
+    name: str,
+    resources: Resources | None = None,
+    *,
+    raise_on_failure: bool = False,
+) -> dict:
     """Ingest one configured source for one run; a small summary dict (see module doc)."""
     resources = resources or Resources()
     started = time.monotonic()
@@ -126,8 +135,7 @@ def ingest_source(settings: Settings, run_id: str, name: str, resources: Resourc
     shutil.rmtree(out, ignore_errors=True)
     sink = _Sink(out)
     arch = archive.Archive(settings, name, run_id)
-    summary: dict[str, Any] = {"source": name, "kind": source.kind, "run_id": run_id,
-                               "archive_day": arch.day}
+    summary: dict[str, Any] = {"source": name, "kind": source.kind, "run_id": run_id, "archive_day": arch.day}
     try:
         db.init_schema(settings)
         conn = db.connect(settings.database_url, settings.connect_timeout)
@@ -145,16 +153,22 @@ def ingest_source(settings: Settings, run_id: str, name: str, resources: Resourc
             conn.close()
         tables = sink.writer.close()
         state.write_pending(settings, run_id, name, marks, pending_files)
-        summary.update(status="succeeded", error=None, records_new=sink.records_new,
-                       duplicates_dropped=sink.duplicates, payloads_archived=len(arch.written),
-                       tables={t: {"path": p, "rows": sink.writer.counts[t]} for t, p in tables.items()},
-                       **extra)
+        summary.update(
+            status="succeeded",
+            error=None,
+            records_new=sink.records_new,
+            duplicates_dropped=sink.duplicates,
+            payloads_archived=len(arch.written),
+            tables={t: {"path": p, "rows": sink.writer.counts[t]} for t, p in tables.items()},
+            **extra,
+        )
     except EtlError as exc:
         sink.writer.close()
         shutil.rmtree(out, ignore_errors=True)
         state.discard_pending(settings, run_id, name)
-        summary.update(status="failed", error=str(exc), records_new=0, tables={},
-                       payloads_archived=len(arch.written))
+        summary.update(
+            status="failed", error=str(exc), records_new=0, tables={}, payloads_archived=len(arch.written)
+        )
         log.warning("source %s failed: %s", name, exc)
     summary["seconds"] = round(time.monotonic() - started, 3)
     staging.write_json(_sources_dir(settings, run_id) / f"{name}.json", summary)
@@ -177,20 +191,31 @@ def build_connector(source: config.SourceConfig, *, with_secrets: bool = True) -
 
 def _ingest_api(settings, source, conn, sink: _Sink, arch: archive.Archive, resources: Resources):
     connector = build_connector(source)
-    policy = HttpPolicy.from_mapping({**(source.options.get("http") or {}),
-                                      **(resources.http_overrides or {})})
-    client = HttpClient(source.name, policy, resources.clock or Clock(), connector.headers(),
-                        connector.auth(),
-                        resources.session_factory() if resources.session_factory else requests.Session())
+    policy = HttpPolicy.from_mapping(
+        {**(source.options.get("http") or {}), **(resources.http_overrides or {})}
+    )
+    client = HttpClient(
+        source.name,
+        policy,
+        resources.clock or Clock(),
+        connector.headers(),
+        connector.auth(),
+        resources.session_factory() if resources.session_factory else requests.Session(),
+    )
     since = state.load_watermark(conn, source.name, connector.entity)
     covered: list[tuple[str, str]] = []
     pages = old = 0
     for page in fetch_pages(connector, client, since):
         pages += 1
         records = connector.records(page.data)
-        arch.put(f"{connector.entity}_p{pages:05d}", page.body, records=len(records), status=page.status,
-                 request={"method": "GET", "url": page.url, "params": page.params},
-                 extra={"entity": connector.entity})
+        arch.put(
+            f"{connector.entity}_p{pages:05d}",
+            page.body,
+            records=len(records),
+            status=page.status,
+            request={"method": "GET", "url": page.url, "params": page.params},
+            extra={"entity": connector.entity},
+        )
         for record in records:
             rid, cursor = connector.record_id(record), connector.cursor(record)
             if since and not since.is_new(cursor, rid):
@@ -200,8 +225,12 @@ def _ingest_api(settings, source, conn, sink: _Sink, arch: archive.Archive, reso
                 covered.append((cursor, rid))
     mark = state.advance(since, connector.entity, covered)
     marks = [mark] if mark and mark != since else []
-    return marks, {"pages": pages, "requests": client.attempts, "records_already_loaded": old,
-                   "watermark": mark.cursor_value if mark else None}
+    return marks, {
+        "pages": pages,
+        "requests": client.attempts,
+        "records_already_loaded": old,
+        "watermark": mark.cursor_value if mark else None,
+    }
 
 
 def _ingest_database(settings, source, conn, sink: _Sink, arch: archive.Archive, resources: Resources):
@@ -220,20 +249,37 @@ def _ingest_database(settings, source, conn, sink: _Sink, arch: archive.Archive,
     batch_size = int(options.get("batch_size", 10_000))
     url = source.option("url")
     if source.kind == "mongodb":
-        batches = databases.mongo_batches(url, collection=options["collection"],
-                                          database=options.get("database"), filter_=options.get("filter"),
-                                          cursor=cursor, since=since, batch_size=batch_size,
-                                          client_factory=resources.mongo_client_factory)
+        batches = databases.mongo_batches(
+            url,
+            collection=options["collection"],
+            database=options.get("database"),
+            filter_=options.get("filter"),
+            cursor=cursor,
+            since=since,
+            batch_size=batch_size,
+            client_factory=resources.mongo_client_factory,
+        )
     else:
         reader = databases.mysql_batches if source.kind == "mysql" else databases.sqlalchemy_batches
-        batches = reader(url, relation=relation, query=options.get("query"), cursor=cursor, since=since,
-                         batch_size=batch_size)
+        batches = reader(
+            url,
+            relation=relation,
+            query=options.get("query"),
+            cursor=cursor,
+            since=since,
+            batch_size=batch_size,
+        )
     mark, read, old, n = since, 0, 0, 0
     for batch in batches:
         n += 1
-        arch.put(f"{entity}_b{n:06d}", json.dumps(batch, separators=(",", ":")).encode(),
-                 records=len(batch), kind="batch", request={"entity": entity, "batch": n},
-                 extra={"entity": entity})
+        arch.put(
+            f"{entity}_b{n:06d}",
+            json.dumps(batch, separators=(",", ":")).encode(),
+            records=len(batch),
+            kind="batch",
+            request={"entity": entity, "batch": n},
+            extra={"entity": entity},
+        )
         read += len(batch)
         fresh = []
         for row in batch:
@@ -244,11 +290,22 @@ def _ingest_database(settings, source, conn, sink: _Sink, arch: archive.Archive,
             fresh.append(row)
         sink.add_rows(mapping.table, [mapping.row(r, settings.source_timezone) for r in fresh])
         if cursor:
-            mark = state.advance(mark, entity, [(databases.cursor_text(r.get(cursor)), str(r.get(mapping.id_field)))
-                                                for r in fresh if r.get(cursor) is not None])
+            mark = state.advance(
+                mark,
+                entity,
+                [
+                    (databases.cursor_text(r.get(cursor)), str(r.get(mapping.id_field)))
+                    for r in fresh
+                    if r.get(cursor) is not None
+                ],
+            )
     marks = [mark] if cursor and mark and mark != since else []
-    return marks, {"batches": n, "rows_read": read, "records_already_loaded": old,
-                   "watermark": mark.cursor_value if mark else None}
+    return marks, {
+        "batches": n,
+        "rows_read": read,
+        "records_already_loaded": old,
+        "watermark": mark.cursor_value if mark else None,
+    }
 
 
 def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
@@ -264,33 +321,54 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
             skipped += 1
             continue
         fmt = files.file_format(path, options.get("format"))
-        arch.put(path.name, data, suffix="raw", records=-1, kind="file",
-                 request={"path": str(path)}, extra={"format": fmt, "name": path.name})
+        arch.put(
+            path.name,
+            data,
+            suffix="raw",
+            records=-1,
+            kind="file",
+            request={"path": str(path)},
+            extra={"format": fmt, "name": path.name},
+        )
         _map_file(settings, mapping, options, data, path.name, fmt, sink)
         pending.append({"name": path.name, "sha256": digest, "bytes": len(data)})
     return pending, {"files_read": len(pending), "files_already_loaded": skipped}
 
 
 def _map_file(settings, mapping, options, data: bytes, name: str, fmt: str, sink: _Sink) -> None:
-    for chunk in files.read_chunks(data, name, fmt, delimiter=options.get("delimiter", ","),
-                                   encoding=options.get("encoding", "utf-8"),
-                                   chunk_rows=int(options.get("chunk_rows", 50_000))):
+    for chunk in files.read_chunks(
+        data,
+        name,
+        fmt,
+        delimiter=options.get("delimiter", ","),
+        encoding=options.get("encoding", "utf-8"),
+        chunk_rows=int(options.get("chunk_rows", 50_000)),
+    ):
         sink.add_rows(mapping.table, [mapping.row(r, settings.source_timezone) for r in chunk])
 
 
-def ingest_sources(settings: Settings, run_id: str, names: Iterable[str] | None = None,
-                   resources: Resources | None = None) -> list[dict]:
+def ingest_sources(
+    settings: Settings, run_id: str, names: Iterable[str] | None = None, resources: Resources | None = None
+) -> list[dict]:
     """Every named (default: enabled) source; a failure does not stop the others."""
-    return [ingest_source(settings, run_id, name, resources)
-            for name in (list(names) if names is not None else list_sources(settings))]
+    return [
+        ingest_source(settings, run_id, name, resources)
+        for name in (list(names) if names is not None else list_sources(settings))
+    ]
 
 
 # --- the run's manifest for transform -------------------------------------------------------
 
-def prepare_run(settings: Settings, run_id: str, data_dir: Path,
-                specs: tuple[TableSpec, ...] = ALL_TABLES, resources: Resources | None = None) -> dict:
+
+def prepare_run(
+    settings: Settings,
+    run_id: str,
+    data_dir: Path,
+    specs: tuple[TableSpec, ...] = ALL_TABLES,
+    resources: Resources | None = None,
+) -> dict:
     """Olist files (new ones only) + every enabled source -> runs/{run_id}/ingest.json."""
-    located = locate_all(data_dir, specs)          # header checks before any write
+    located = locate_all(data_dir, specs)  # header checks before any write
     db.init_schema(settings)
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
@@ -323,12 +401,26 @@ def prepare_run(settings: Settings, run_id: str, data_dir: Path,
 def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> None:
     data = source.path.read_bytes()
     payload = gzip.decompress(data) if source.path.suffix == ".gz" else data
-    arch.put(source.path.name.removesuffix(".gz"), payload, suffix="csv", records=-1, kind="file",
-             request={"path": str(source.path)}, extra={"table": source.spec.name, "file_sha256": digest})
+    arch.put(
+        source.path.name.removesuffix(".gz"),
+        payload,
+        suffix="csv",
+        records=-1,
+        kind="file",
+        request={"path": str(source.path)},
+        extra={"table": source.spec.name, "file_sha256": digest},
+    )
 
 
-def write_manifest(settings: Settings, run_id: str, data_dir: str, specs: tuple[TableSpec, ...],
-                   inputs: dict[str, list[str]], summaries: list[dict], skipped: list[str]) -> dict:
+def write_manifest(
+    settings: Settings,
+    run_id: str,
+    data_dir: str,
+    specs: tuple[TableSpec, ...],
+    inputs: dict[str, list[str]],
+    summaries: list[dict],
+    skipped: list[str],
+) -> dict:
     """One input file per table (combined when several feed it, header-only when none)."""
     tables_dir = staging.run_dir(settings, run_id) / "tables"
     entries = []
@@ -342,11 +434,17 @@ def write_manifest(settings: Settings, run_id: str, data_dir: str, specs: tuple[
     failed = [{"source": s["source"], "error": s["error"]} for s in summaries if s["status"] == "failed"]
     for f in failed:
         log.warning("source %s failed and was not loaded: %s", f["source"], f["error"])
-    manifest = {"run_id": run_id, "data_dir": data_dir, "sources": entries,
-                "inputs": inputs, "files_already_loaded": skipped,
-                "ingested": [{k: s.get(k) for k in ("source", "kind", "status", "records_new", "error")}
-                             for s in summaries],
-                "failed_sources": failed}
+    manifest = {
+        "run_id": run_id,
+        "data_dir": data_dir,
+        "sources": entries,
+        "inputs": inputs,
+        "files_already_loaded": skipped,
+        "ingested": [
+            {k: s.get(k) for k in ("source", "kind", "status", "records_new", "error")} for s in summaries
+        ],
+        "failed_sources": failed,
+    }
     staging.write_json(staging.run_dir(settings, run_id) / "ingest.json", manifest)
     return manifest
 
@@ -374,8 +472,10 @@ def _combine(spec: TableSpec, paths: list[Path], directory: Path) -> Path:
 
 # --- replay ---------------------------------------------------------------------------------
 
-def replay_inputs(settings: Settings, source_name: str, day: str, run_id: str,
-                  archived_run: str | None = None) -> tuple[dict[str, list[str]], dict]:
+
+def replay_inputs(
+    settings: Settings, source_name: str, day: str, run_id: str, archived_run: str | None = None
+) -> tuple[dict[str, list[str]], dict]:
     """Rebuild a source's table files for ``run_id`` from the archive alone (no source access)."""
     out = _sources_dir(settings, run_id) / source_name
     sink = _Sink(out)
@@ -401,30 +501,39 @@ def replay_inputs(settings: Settings, source_name: str, day: str, run_id: str,
         for line, payload in payloads:
             count += 1
             if line["kind"] == "file":
-                _map_file(settings, mapping, dict(source.options), payload, line["name"], line["format"], sink)
+                _map_file(
+                    settings, mapping, dict(source.options), payload, line["name"], line["format"], sink
+                )
             else:
-                sink.add_rows(mapping.table, [mapping.row(r, settings.source_timezone)
-                                              for r in json.loads(payload)])
+                sink.add_rows(
+                    mapping.table, [mapping.row(r, settings.source_timezone) for r in json.loads(payload)]
+                )
     for table, path in sink.writer.close().items():
         inputs.setdefault(table, []).append(path)
     return inputs, {"payloads": count, "records": sink.records_new}
 
 
-def replay(settings: Settings, source_name: str, day: str, archived_run: str | None = None,
-           run_id: str | None = None) -> dict:
+def replay(
+    settings: Settings, source_name: str, day: str, archived_run: str | None = None, run_id: str | None = None
+) -> dict:
     """``etl replay``: transform and load one source's archived day, touching no source or state."""
-    from etl import pipeline   # late: pipeline imports this package
+    from etl import pipeline  # late: pipeline imports this package
 
     run_id = run_id or f"replay-{source_name}-{day}-{uuid.uuid4().hex[:8]}"
     inputs, counts = replay_inputs(settings, source_name, day, run_id, archived_run)
     if not inputs:
         raise SourceError(f"the archive of {source_name} on {day} holds no records to replay")
-    manifest = write_manifest(settings, run_id, f"archive:{source_name}/{day}", ALL_TABLES,
-                              inputs, [], [])
+    manifest = write_manifest(settings, run_id, f"archive:{source_name}/{day}", ALL_TABLES, inputs, [], [])
     pipeline.transform_stage(settings, run_id)
     tables = pipeline.load_stage(settings, run_id)
-    return {"run_id": run_id, "source": source_name, "day": day, **counts,
-            "tables": [t.__dict__ for t in tables], "manifest": manifest["sources"]}
+    return {
+        "run_id": run_id,
+        "source": source_name,
+        "day": day,
+        **counts,
+        "tables": [t.__dict__ for t in tables],
+        "manifest": manifest["sources"],
+    }
 
 
 def commit_state(conn, settings: Settings, run_id: str) -> dict:
@@ -432,10 +541,15 @@ def commit_state(conn, settings: Settings, run_id: str) -> dict:
     return state.commit(conn, settings, run_id)
 
 
-def ingest_and_load(settings: Settings, run_id: str, names: list[str] | None = None,
-                    resources: Resources | None = None, load: bool = True) -> dict:
+def ingest_and_load(
+    settings: Settings,
+    run_id: str,
+    names: list[str] | None = None,
+    resources: Resources | None = None,
+    load: bool = True,
+) -> dict:
     """``etl ingest``: the configured sources only (no Olist folder), then transform and load."""
-    from etl import pipeline   # late: pipeline imports this package
+    from etl import pipeline  # late: pipeline imports this package
 
     db.init_schema(settings)
     summaries = ingest_sources(settings, run_id, names, resources)

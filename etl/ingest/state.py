@@ -54,23 +54,28 @@ def advance(current: Watermark | None, entity: str, records: list[tuple[str, str
 
 def load_watermark(conn: psycopg2.extensions.connection, source: str, entity: str) -> Watermark | None:
     with conn.cursor() as cur:
-        cur.execute("SELECT cursor_value, ids_at_cursor FROM ingest_watermarks "
-                    "WHERE source = %s AND entity = %s", (source, entity))
+        cur.execute(
+            "SELECT cursor_value, ids_at_cursor FROM ingest_watermarks WHERE source = %s AND entity = %s",
+            (source, entity),
+        )
         row = cur.fetchone()
-    conn.rollback()   # read-only; do not hold a transaction open while fetching
+    conn.rollback()  # read-only; do not hold a transaction open while fetching
     return Watermark(entity, row[0], list(row[1])) if row else None
 
 
-def known_files(conn: psycopg2.extensions.connection, source: str,
-                run_id: str | None = None) -> set[tuple[str, str]]:
+def known_files(
+    conn: psycopg2.extensions.connection, source: str, run_id: str | None = None
+) -> set[tuple[str, str]]:
     """(name, sha256) of the files loaded before by runs other than ``run_id``.
 
     A rerun of the same run id (an Airflow retry or a re-run date) reads its own
     files again, so it reproduces its load instead of finding nothing to do.
     """
     with conn.cursor() as cur:
-        cur.execute("SELECT file_name, sha256 FROM ingest_files WHERE source = %s "
-                    "AND run_id IS DISTINCT FROM %s", (source, run_id))
+        cur.execute(
+            "SELECT file_name, sha256 FROM ingest_files WHERE source = %s AND run_id IS DISTINCT FROM %s",
+            (source, run_id),
+        )
         rows = {(name, sha.strip()) for name, sha in cur.fetchall()}
     conn.rollback()
     return rows
@@ -80,12 +85,14 @@ def _pending_path(settings: Settings, run_id: str, source: str):
     return staging.run_dir(settings, run_id) / "state" / f"{source}.json"
 
 
-def write_pending(settings: Settings, run_id: str, source: str, watermarks: list[Watermark],
-                  files: list[dict]) -> None:
+def write_pending(
+    settings: Settings, run_id: str, source: str, watermarks: list[Watermark], files: list[dict]
+) -> None:
     """Record what this run will advance to once its data is committed."""
-    staging.write_json(_pending_path(settings, run_id, source),
-                       {"source": source, "watermarks": [asdict(w) for w in watermarks],
-                        "files": files})
+    staging.write_json(
+        _pending_path(settings, run_id, source),
+        {"source": source, "watermarks": [asdict(w) for w in watermarks], "files": files},
+    )
 
 
 def discard_pending(settings: Settings, run_id: str, source: str) -> None:
@@ -104,22 +111,26 @@ def commit(conn: psycopg2.extensions.connection, settings: Settings, run_id: str
             source = pending["source"]
             for mark in pending["watermarks"]:
                 # GREATEST-like guard: a replayed or older run never moves a watermark back.
-                cur.execute("""
+                cur.execute(
+                    """
                     INSERT INTO ingest_watermarks (source, entity, cursor_value, ids_at_cursor, run_id)
                     VALUES (%s, %s, %s, %s, %s)
                     ON CONFLICT (source, entity) DO UPDATE
                        SET cursor_value = EXCLUDED.cursor_value, ids_at_cursor = EXCLUDED.ids_at_cursor,
                            run_id = EXCLUDED.run_id, updated_at = now()
                      WHERE ingest_watermarks.cursor_value <= EXCLUDED.cursor_value""",
-                            (source, mark["entity"], mark["cursor_value"],
-                             Json(mark["ids_at_cursor"]), run_id))
+                    (source, mark["entity"], mark["cursor_value"], Json(mark["ids_at_cursor"]), run_id),
+                )
                 counts["watermarks"] += 1
             for entry in pending["files"]:
-                cur.execute("""
+                cur.execute(
+                    """
                     INSERT INTO ingest_files (source, file_name, sha256, bytes, run_id)
                     VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
-                            (source, entry["name"], entry["sha256"], entry["bytes"], run_id))
+                    (source, entry["name"], entry["sha256"], entry["bytes"], run_id),
+                )
                 counts["files"] += 1
-    log.info("run %s: advanced %d watermark(s), recorded %d file(s)", run_id,
-             counts["watermarks"], counts["files"])
+    log.info(
+        "run %s: advanced %d watermark(s), recorded %d file(s)", run_id, counts["watermarks"], counts["files"]
+    )
     return counts

@@ -6,11 +6,27 @@ batches, the quarantine, the findings and the scores. The rules live in
 ``etl.transform.checks``; docs/data_quality.md explains each of them.
 """
 
-from etl.transform.shape import (add_purchase_date_key, aggregate_geolocation, build_dim_dates,
-                                 enrich_orders)
-from etl.transform.table import (FINDING_COLUMNS, QUARANTINE_COLUMNS, KeyLookup, TableResult,
-                                 TableState, Tally, transform_table)
+from etl.transform.shape import add_purchase_date_key, aggregate_geolocation, build_dim_dates, enrich_orders
+from etl.transform.table import (
+    FINDING_COLUMNS,
+    QUARANTINE_COLUMNS,
+    KeyLookup,
+    TableResult,
+    TableState,
+    Tally,
+    transform_table,
+)
 
-__all__ = ["transform_table", "TableResult", "TableState", "Tally", "KeyLookup", "QUARANTINE_COLUMNS",
-           "FINDING_COLUMNS", "build_dim_dates", "add_purchase_date_key", "aggregate_geolocation",
-           "enrich_orders"]
+__all__ = [
+    "transform_table",
+    "TableResult",
+    "TableState",
+    "Tally",
+    "KeyLookup",
+    "QUARANTINE_COLUMNS",
+    "FINDING_COLUMNS",
+    "build_dim_dates",
+    "add_purchase_date_key",
+    "aggregate_geolocation",
+    "enrich_orders",
+]

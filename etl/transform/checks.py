@@ -18,18 +18,26 @@ name) override it. Rule names are stable: docs/data_quality.md lists them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatch
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from etl.lookups import Lookups
 
-DIMENSIONS = ("completeness", "validity", "consistency", "timeliness", "uniqueness",
-              "accuracy", "conformity", "integrity")
+DIMENSIONS = (
+    "completeness",
+    "validity",
+    "consistency",
+    "timeliness",
+    "uniqueness",
+    "accuracy",
+    "conformity",
+    "integrity",
+)
 
 MISSING = "MISSING_REQUIRED_FIELD"
 RULE = "BUSINESS_RULE_VIOLATION"
@@ -41,10 +49,10 @@ DUPLICATE = "DUPLICATE"
 
 @dataclass(frozen=True)
 class Check:
-    name: str          # stable rule name, e.g. "price_positive", "format:order_id"
-    dimension: str     # one of DIMENSIONS
-    category: str      # quarantine category when hard
-    hard: bool         # default; Settings may override
+    name: str  # stable rule name, e.g. "price_positive", "format:order_id"
+    dimension: str  # one of DIMENSIONS
+    category: str  # quarantine category when hard
+    hard: bool  # default; Settings may override
 
 
 #: A sentence for people: constant, per row, or built only for the failing rows
@@ -60,10 +68,10 @@ def quoted(prefix: str, values: pd.Series, suffix: str) -> Callable[[np.ndarray]
 @dataclass
 class Outcome:
     check: Check
-    hard: bool                     # after configuration
-    fail: np.ndarray               # bool per row
-    applicable: np.ndarray         # bool per row: the check could be evaluated
-    detail: object                 # Detail
+    hard: bool  # after configuration
+    fail: np.ndarray  # bool per row
+    applicable: np.ndarray  # bool per row: the check could be evaluated
+    detail: object  # Detail
 
     def details(self) -> np.ndarray | str:
         """The sentence for each failing row (or one for all)."""
@@ -94,21 +102,32 @@ class RuleConfig:
         return check.hard
 
     @classmethod
-    def from_settings(cls, settings, lookups: Lookups, now: datetime | None = None) -> "RuleConfig":
+    def from_settings(cls, settings, lookups: Lookups, now: datetime | None = None) -> RuleConfig:
         def ts(text):
-            return None if not text else pd.Timestamp(text).tz_localize("UTC") \
-                if pd.Timestamp(text).tzinfo is None else pd.Timestamp(text).tz_convert("UTC")
-        end = ts(settings.data_interval_end) or pd.Timestamp(now or datetime.now(timezone.utc))
-        return cls(lookups=lookups, hard_rules=frozenset(settings.dq_hard_rules),
-                   soft_rules=frozenset(settings.dq_soft_rules),
-                   interval_start=ts(settings.data_interval_start), interval_end=end,
-                   freshness=timedelta(days=settings.freshness_days),
-                   payment_tolerance_cents=settings.payment_tolerance_cents)
+            return (
+                None
+                if not text
+                else pd.Timestamp(text).tz_localize("UTC")
+                if pd.Timestamp(text).tzinfo is None
+                else pd.Timestamp(text).tz_convert("UTC")
+            )
+
+        end = ts(settings.data_interval_end) or pd.Timestamp(now or datetime.now(UTC))
+        return cls(
+            lookups=lookups,
+            hard_rules=frozenset(settings.dq_hard_rules),
+            soft_rules=frozenset(settings.dq_soft_rules),
+            interval_start=ts(settings.data_interval_start),
+            interval_end=end,
+            freshness=timedelta(days=settings.freshness_days),
+            payment_tolerance_cents=settings.payment_tolerance_cents,
+        )
 
 
 # --- the catalogue ----------------------------------------------------------------------
 # Generic checks are made per column (required:<col>, format:<col>, parse:<col>,
 # unique:<key>, fk:<col>-><table>); the table-specific ones are listed here.
+
 
 def required(column: str) -> Check:
     return Check(f"required:{column}", "completeness", MISSING, True)
@@ -176,8 +195,11 @@ def _lt(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _window(config: RuleConfig, ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     applicable = _present(ts)
-    late = (ts > config.interval_end).fillna(False).to_numpy(dtype=bool) if config.interval_end is not None \
+    late = (
+        (ts > config.interval_end).fillna(False).to_numpy(dtype=bool)
+        if config.interval_end is not None
         else np.zeros(len(ts), dtype=bool)
+    )
     stale = np.zeros(len(ts), dtype=bool)
     if config.interval_start is not None:
         stale = (ts < config.interval_start - config.freshness).fillna(False).to_numpy(dtype=bool)
@@ -185,8 +207,11 @@ def _window(config: RuleConfig, ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _window_sentence(column: str, config: RuleConfig) -> str:
-    start = (f"{config.interval_start - config.freshness:%Y-%m-%d %H:%M}" if config.interval_start is not None
-             else "the beginning")
+    start = (
+        f"{config.interval_start - config.freshness:%Y-%m-%d %H:%M}"
+        if config.interval_start is not None
+        else "the beginning"
+    )
     end = f"{config.interval_end:%Y-%m-%d %H:%M}" if config.interval_end is not None else "now"
     return f"{column} is outside the freshness window ({start} .. {end} UTC)"
 
@@ -196,39 +221,83 @@ def _range(check: Check, values: pd.Series, bad: pd.Series, sentence: str, emit:
     emit(check, applicable & bad.fillna(False).to_numpy(dtype=bool), applicable, sentence)
 
 
-def table_rules(table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig,
-                refs: dict, emit: Emit) -> None:
+def table_rules(
+    table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit
+) -> None:
     """Validity, consistency, timeliness and accuracy checks of one table."""
     if table == "fact_orders":
         status = t["order_status"]
         unknown = status.eq(config.lookups.order_statuses.unknown)
-        emit(ORDER_STATUS_KNOWN, unknown.fillna(False).to_numpy(dtype=bool), _present(status),
-             quoted("order_status = '", text["order_status"], "' is not one of "
-                    + ", ".join(sorted(config.lookups.order_statuses.canonical))))
+        emit(
+            ORDER_STATUS_KNOWN,
+            unknown.fillna(False).to_numpy(dtype=bool),
+            _present(status),
+            quoted(
+                "order_status = '",
+                text["order_status"],
+                "' is not one of " + ", ".join(sorted(config.lookups.order_statuses.canonical)),
+            ),
+        )
         app, bad = _lt(t["approved_at"], t["purchased_at"])
         emit(APPROVED_AFTER_PURCHASE, bad, app, "order_approved_at is before order_purchase_timestamp")
         app, bad = _lt(t["delivered_customer_at"], t["delivered_carrier_at"])
-        emit(DELIVERED_AFTER_PICKUP, bad, app,
-             "order_delivered_customer_date is before order_delivered_carrier_date")
+        emit(
+            DELIVERED_AFTER_PICKUP,
+            bad,
+            app,
+            "order_delivered_customer_date is before order_delivered_carrier_date",
+        )
         app, bad = _window(config, t["purchased_at"])
         emit(PURCHASE_TIMELY, bad, app, _window_sentence("order_purchase_timestamp", config))
     elif table == "fact_order_items":
         _range(PRICE_POSITIVE, t["price_cents"], t["price_cents"] <= 0, "price must be greater than 0", emit)
-        _range(FREIGHT_NOT_NEGATIVE, t["freight_cents"], t["freight_cents"] < 0,
-               "freight_value must not be negative", emit)
-        _range(ITEM_NUMBER_POSITIVE, t["order_item_id"], t["order_item_id"] < 1,
-               "order_item_id must be 1 or more", emit)
+        _range(
+            FREIGHT_NOT_NEGATIVE,
+            t["freight_cents"],
+            t["freight_cents"] < 0,
+            "freight_value must not be negative",
+            emit,
+        )
+        _range(
+            ITEM_NUMBER_POSITIVE,
+            t["order_item_id"],
+            t["order_item_id"] < 1,
+            "order_item_id must be 1 or more",
+            emit,
+        )
     elif table == "fact_payments":
-        _range(PAYMENT_NOT_NEGATIVE, t["payment_value_cents"], t["payment_value_cents"] < 0,
-               "payment_value must not be negative", emit)
+        _range(
+            PAYMENT_NOT_NEGATIVE,
+            t["payment_value_cents"],
+            t["payment_value_cents"] < 0,
+            "payment_value must not be negative",
+            emit,
+        )
         ptype = t["payment_type"]
-        emit(PAYMENT_TYPE_KNOWN, ptype.eq(config.lookups.payment_types.unknown).fillna(False).to_numpy(dtype=bool),
-             _present(ptype), quoted("payment_type = '", text["payment_type"], "' is not one of "
-                                     + ", ".join(sorted(config.lookups.payment_types.canonical))))
-        _range(INSTALLMENTS_NOT_NEGATIVE, t["payment_installments"], t["payment_installments"] < 0,
-               "payment_installments must not be negative", emit)
-        _range(SEQUENTIAL_POSITIVE, t["payment_sequential"], t["payment_sequential"] < 1,
-               "payment_sequential must be 1 or more", emit)
+        emit(
+            PAYMENT_TYPE_KNOWN,
+            ptype.eq(config.lookups.payment_types.unknown).fillna(False).to_numpy(dtype=bool),
+            _present(ptype),
+            quoted(
+                "payment_type = '",
+                text["payment_type"],
+                "' is not one of " + ", ".join(sorted(config.lookups.payment_types.canonical)),
+            ),
+        )
+        _range(
+            INSTALLMENTS_NOT_NEGATIVE,
+            t["payment_installments"],
+            t["payment_installments"] < 0,
+            "payment_installments must not be negative",
+            emit,
+        )
+        _range(
+            SEQUENTIAL_POSITIVE,
+            t["payment_sequential"],
+            t["payment_sequential"] < 1,
+            "payment_sequential must be 1 or more",
+            emit,
+        )
     elif table == "fact_reviews":
         score = t["review_score"]
         _range(REVIEW_SCORE_RANGE, score, ~score.between(1, 5), "review_score must be between 1 and 5", emit)
@@ -237,10 +306,20 @@ def table_rules(table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleCon
         app, bad = _window(config, t["created_at"])
         emit(REVIEW_TIMELY, bad, app, _window_sentence("review_creation_date", config))
     elif table == "dim_geolocation":
-        _range(LATITUDE_RANGE, t["latitude"], ~t["latitude"].between(-90, 90),
-               "latitude must be between -90 and 90", emit)
-        _range(LONGITUDE_RANGE, t["longitude"], ~t["longitude"].between(-180, 180),
-               "longitude must be between -180 and 180", emit)
+        _range(
+            LATITUDE_RANGE,
+            t["latitude"],
+            ~t["latitude"].between(-90, 90),
+            "latitude must be between -90 and 90",
+            emit,
+        )
+        _range(
+            LONGITUDE_RANGE,
+            t["longitude"],
+            ~t["longitude"].between(-180, 180),
+            "longitude must be between -180 and 180",
+            emit,
+        )
     elif table == "dim_products":
         _category_rules(t, text, config, refs, emit)
     if table in ("dim_customers", "dim_sellers"):
@@ -252,14 +331,22 @@ def _category_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, ref
     raw = text["product_category_name"]
     applicable = _present(raw)
     unknown = applicable & category.eq(config.lookups.categories.unknown).fillna(False).to_numpy(dtype=bool)
-    emit(CATEGORY_KNOWN, unknown, applicable,
-         quoted("product_category_name = '", raw, "' is not in data/lookups/categories.json"))
+    emit(
+        CATEGORY_KNOWN,
+        unknown,
+        applicable,
+        quoted("product_category_name = '", raw, "' is not in data/lookups/categories.json"),
+    )
     translated = refs.get("category_translation:names")
     if translated is not None:
         known = applicable & ~unknown
         missing = known & ~category.isin(translated).to_numpy(dtype=bool)
-        emit(CATEGORY_TRANSLATED, missing, known,
-             quoted("category '", category, "' has no row in the category translation file"))
+        emit(
+            CATEGORY_TRANSLATED,
+            missing,
+            known,
+            quoted("category '", category, "' has no row in the category translation file"),
+        )
 
 
 def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
@@ -267,12 +354,23 @@ def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
     if geo is None:
         return
     zip_known = t["zip_code_prefix"].isin(geo["zips"]).to_numpy(dtype=bool)
-    for column, check, pairs in (("city", CITY_MATCHES_ZIP, geo["city_pairs"]),
-                                 ("state", STATE_MATCHES_ZIP, geo["state_pairs"])):
+    for column, check, pairs in (
+        ("city", CITY_MATCHES_ZIP, geo["city_pairs"]),
+        ("state", STATE_MATCHES_ZIP, geo["state_pairs"]),
+    ):
         applicable = zip_known & _present(t[column])
-        pair = (t["zip_code_prefix"].astype(str) + "|" + t[column].astype(str))
+        pair = t["zip_code_prefix"].astype(str) + "|" + t[column].astype(str)
         bad = applicable & ~pair.isin(pairs).to_numpy(dtype=bool)
-        emit(check, bad, applicable,
-             lambda m, column=column: (column + " '" + t[column][m].astype(str) + "' does not match zip prefix "
-                                       + t["zip_code_prefix"][m].astype(str)
-                                       + " in the geolocation data").to_numpy(dtype=object))
+        emit(
+            check,
+            bad,
+            applicable,
+            lambda m, column=column: (
+                column
+                + " '"
+                + t[column][m].astype(str)
+                + "' does not match zip prefix "
+                + t["zip_code_prefix"][m].astype(str)
+                + " in the geolocation data"
+            ).to_numpy(dtype=object),
+        )

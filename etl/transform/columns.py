@@ -37,8 +37,11 @@ _NUMBER_SHAPE = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 
 def to_arrow(values: pd.Series) -> pa.Array:
     """The column as one contiguous arrow string array (no copy for arrow-backed strings)."""
-    arr = pa.array(values, from_pandas=True) if not hasattr(values.array, "_pa_array") \
+    arr = (
+        pa.array(values, from_pandas=True)
+        if not hasattr(values.array, "_pa_array")
         else values.array._pa_array
+    )
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
@@ -54,10 +57,10 @@ def string_parts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, data bytes) of a string array, zero-copy, offsets relative to the data."""
     offsets_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     buffers = arr.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=offsets_type)[arr.offset:arr.offset + len(arr) + 1]
+    offsets = np.frombuffer(buffers[1], dtype=offsets_type)[arr.offset : arr.offset + len(arr) + 1]
     if buffers[2] is None:
         return offsets - offsets[0], np.empty(0, dtype=np.uint8)
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return (offsets - offsets[0] if offsets[0] else offsets), data
 
 
@@ -98,11 +101,12 @@ def matches(values: pd.Series, pattern: str) -> np.ndarray:
 
 # --- ids --------------------------------------------------------------------------------
 
+
 @dataclass
 class ParsedIds:
-    values: pd.Series          # lower-cased text
-    bad_format: np.ndarray     # present but not 32 hex digits
-    hashes: np.ndarray         # uint64 per row, 0 where missing or bad
+    values: pd.Series  # lower-cased text
+    bad_format: np.ndarray  # present but not 32 hex digits
+    hashes: np.ndarray  # uint64 per row, 0 where missing or bad
 
 
 #: Rows per block of the hex check: np.take turns its uint16 indices into a
@@ -115,9 +119,9 @@ def _not_hex_rows(data: np.ndarray) -> np.ndarray:
     """Per row of an (m, 32) byte block: not all 32 bytes are lower-case hex digits."""
     out = np.empty(len(data), dtype=bool)
     for start in range(0, len(data), _HEX_BLOCK):
-        block = data[start:start + _HEX_BLOCK]
+        block = data[start : start + _HEX_BLOCK]
         pair_ok = np.take(_HEX_PAIRS, block.view(np.uint16)).view(np.uint64)  # (b, 2): 8 pairs a word
-        np.not_equal(pair_ok[:, 0] & pair_ok[:, 1], _ALL_ONES, out=out[start:start + _HEX_BLOCK])
+        np.not_equal(pair_ok[:, 0] & pair_ok[:, 1], _ALL_ONES, out=out[start : start + _HEX_BLOCK])
     return out
 
 
@@ -133,29 +137,34 @@ def parse_hex_ids(values: pd.Series) -> ParsedIds:
         arr = arr.combine_chunks()
     n = len(arr)
     present = _np_bool(pc.is_valid(arr))
-    right_length = present & (np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(
-        zero_copy_only=False)) == 32)
+    right_length = present & (
+        np.asarray(pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)) == 32
+    )
     hashes = np.zeros(n, dtype=np.uint64)
     bad = present & ~right_length
     if right_length.any():
         sub = arr if right_length.all() else pc.filter(arr, pa.array(right_length))
         offsets_type = np.int64 if pa.types.is_large_string(sub.type) else np.int32
-        offsets = np.frombuffer(sub.buffers()[1], dtype=offsets_type)[sub.offset:sub.offset + len(sub) + 1]
+        offsets = np.frombuffer(sub.buffers()[1], dtype=offsets_type)[sub.offset : sub.offset + len(sub) + 1]
         data = np.ascontiguousarray(
-            np.frombuffer(sub.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]).reshape(-1, 32)
+            np.frombuffer(sub.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        ).reshape(-1, 32)
         not_hex = _not_hex_rows(data)
-        words = data.view(np.uint64)                                     # (m, 4)
+        words = data.view(np.uint64)  # (m, 4)
         sub_hash = ((words[:, 0] * _K1 ^ words[:, 1]) * _K1 ^ words[:, 2]) * _K1 ^ words[:, 3]
         sub_hash[sub_hash == 0] = 1  # 0 is reserved for "no key"
         sub_hash[not_hex] = 0
-        if len(sub_hash) == n:       # every value 32 characters: no scatter
+        if len(sub_hash) == n:  # every value 32 characters: no scatter
             hashes, bad = sub_hash, not_hex
         else:
             idx = np.flatnonzero(right_length)
             bad[idx[not_hex]] = True
             hashes[idx] = sub_hash
-    lowered = pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), index=values.index) \
-        if n else values
+    lowered = (
+        pd.Series(pd.arrays.ArrowStringArray(arr.cast(pa.large_string())), index=values.index)
+        if n
+        else values
+    )
     return ParsedIds(lowered, bad, hashes)
 
 
@@ -206,8 +215,8 @@ class KeySet:
       probe is present.
     """
 
-    _SMALL = 1 << 16          # below this, no byte map: runs are searched directly (they fit in cache)
-    _SPARSE_BITS = 19         # hash tables of small sets get up to 2^19 slots (4 MB)
+    _SMALL = 1 << 16  # below this, no byte map: runs are searched directly (they fit in cache)
+    _SPARSE_BITS = 19  # hash tables of small sets get up to 2^19 slots (4 MB)
 
     def __init__(self) -> None:
         self.runs: list[np.ndarray] = []
@@ -246,7 +255,7 @@ class KeySet:
         while len(self.runs) > 1 and len(self.runs[-2]) <= len(self.runs[-1]):
             last, before = self.runs.pop(), self.runs.pop()
             merged = np.concatenate([before, last])
-            merged.sort(kind="stable")     # two sorted runs: linear time
+            merged.sort(kind="stable")  # two sorted runs: linear time
             self.runs.append(merged)
         self._table = None
         self._probes_since_add = 0
@@ -271,7 +280,7 @@ class KeySet:
             return
         if self._filter is None or len(self._filter) < 4 * self._size:
             bits = int(np.ceil(np.log2(4 * self._size)))
-            self._filter = None                       # free the old map before the new one
+            self._filter = None  # free the old map before the new one
             self._filter = np.zeros(1 << bits, dtype=np.bool_)
             self._filter_shift = np.uint64(64 - bits)
             for run in self.runs:
@@ -281,11 +290,14 @@ class KeySet:
 
     def _member(self, h: np.ndarray) -> np.ndarray:
         found = np.zeros(len(h), dtype=bool)
-        candidates = (np.arange(len(h)) if self._filter is None
-                      else np.flatnonzero(self._filter[h >> self._filter_shift]))
+        candidates = (
+            np.arange(len(h))
+            if self._filter is None
+            else np.flatnonzero(self._filter[h >> self._filter_shift])
+        )
         if not len(candidates):
             return found
-        order = np.argsort(h[candidates])          # sorted probes walk each run in order
+        order = np.argsort(h[candidates])  # sorted probes walk each run in order
         probes = h[candidates][order]
         hit = np.zeros(len(probes), dtype=bool)
         for run in self.runs:
@@ -311,7 +323,7 @@ class KeySet:
         bits = max(bits, min(bits + 3, self._SPARSE_BITS))
         shift = np.uint64(64 - bits)
         i = np.arange(len(keys), dtype=np.int64)
-        positions = (keys >> shift).view(np.int64)       # < 2^bits; in place from here (7 M keys: 57 MB a copy)
+        positions = (keys >> shift).view(np.int64)  # < 2^bits; in place from here (7 M keys: 57 MB a copy)
         positions -= i
         np.maximum.accumulate(positions, out=positions)
         positions += i
@@ -323,11 +335,11 @@ class KeySet:
     def _table_lookup(self, h: np.ndarray) -> np.ndarray:
         table = self._table
         slot = (h >> self._table_shift).astype(np.intp)
-        value = table[slot]                  # first slot for every probe, no index arrays
+        value = table[slot]  # first slot for every probe, no index arrays
         found = (value == h) & (value != 0)
         active = np.flatnonzero((value < h) & (value != 0))
         step = 1
-        while len(active):                   # the few probes that must walk their cluster
+        while len(active):  # the few probes that must walk their cluster
             probes = h[active]
             value = table[slot[active] + step]
             found[active[(value == probes) & (value != 0)]] = True
@@ -338,13 +350,14 @@ class KeySet:
 
 # --- numbers ----------------------------------------------------------------------------
 
+
 def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(float64 with NaN for missing/invalid, bad_format mask). Fast path: arrow cast."""
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
-    try:   # fast path: the whole column casts and every value has only digits, sign and point
+    try:  # fast path: the whole column casts and every value has only digits, sign and point
         numbers = np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if only_number_bytes(arr):      # one table lookup over the bytes, no regex
+        if only_number_bytes(arr):  # one table lookup over the bytes, no regex
             return numbers, np.zeros(len(numbers), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
@@ -358,6 +371,7 @@ def parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 # --- timestamps -------------------------------------------------------------------------
 
+
 def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.ndarray, np.ndarray]:
     """Local wall-clock text -> UTC timestamps, plus (bad_format, bad_value) masks.
 
@@ -369,7 +383,7 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
     arr = to_arrow(values)
     present = _np_bool(pc.is_valid(arr))
     fast = _iso_seconds(arr, present)
-    if fast is not None:      # every value a real 'YYYY-MM-DD HH:MM:SS': no strptime, nothing to flag
+    if fast is not None:  # every value a real 'YYYY-MM-DD HH:MM:SS': no strptime, nothing to flag
         nothing = np.zeros(len(arr), dtype=bool)
         return _to_utc(fast, values.index, timezone), nothing, nothing
     full = pc.strptime(arr, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
@@ -386,8 +400,10 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
         date_only = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
         parsed = pc.coalesce(full, date_only)
     # strptime rolls impossible days over (Feb 30 -> Mar 2): the day must survive the round trip.
-    day_text = pc.cast(pc.utf8_slice_codeunits(pc.if_else(pa.array(shaped), arr, pa.scalar("0000-00-00", arr.type)),
-                                               8, 10), pa.int64())
+    day_text = pc.cast(
+        pc.utf8_slice_codeunits(pc.if_else(pa.array(shaped), arr, pa.scalar("0000-00-00", arr.type)), 8, 10),
+        pa.int64(),
+    )
     same_day = pc.equal(pc.day(parsed), day_text)
     ok = _np_bool(pc.and_(pc.is_valid(parsed), same_day))
     if not ok.all():
@@ -398,7 +414,8 @@ def parse_timestamps(values: pd.Series, timezone: str) -> tuple[pd.Series, np.nd
 
 def _to_utc(naive: np.ndarray, index: pd.Index, timezone: str) -> pd.Series:
     localized = pd.Series(naive, index=index).dt.tz_localize(
-        timezone, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent=pd.Timedelta(hours=1))
+        timezone, ambiguous=np.zeros(len(naive), dtype=bool), nonexistent=pd.Timedelta(hours=1)
+    )
     return localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
 
 
@@ -416,8 +433,9 @@ def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np
 
 #: Two ASCII digits read as one little-endian uint16 -> their value 0..99; 255 if not two digits.
 _DIGIT_PAIRS = np.full(1 << 16, 255, dtype=np.uint8)
-_DIGIT_PAIRS[(np.arange(48, 58, dtype=np.int64)[:, None] | (np.arange(48, 58, dtype=np.int64)[None, :] << 8)).ravel()] \
-    = (np.arange(10)[:, None] * 10 + np.arange(10)[None, :]).ravel()
+_DIGIT_PAIRS[
+    (np.arange(48, 58, dtype=np.int64)[:, None] | (np.arange(48, 58, dtype=np.int64)[None, :] << 8)).ravel()
+] = (np.arange(10)[:, None] * 10 + np.arange(10)[None, :]).ravel()
 _YM_TABLES: tuple[np.ndarray, np.ndarray] | None = None
 
 
@@ -428,8 +446,10 @@ def _year_month_tables() -> tuple[np.ndarray, np.ndarray]:
         year = np.repeat(np.arange(10000, dtype=np.int64), 12)
         month = np.tile(np.arange(1, 13, dtype=np.int64), 10000)
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        _YM_TABLES = (_days_from_civil(year, month, np.ones_like(year)),
-                      (_MONTH_DAYS[month] + (leap & (month == 2))).astype(np.uint8))
+        _YM_TABLES = (
+            _days_from_civil(year, month, np.ones_like(year)),
+            (_MONTH_DAYS[month] + (leap & (month == 2))).astype(np.uint8),
+        )
     return _YM_TABLES
 
 
@@ -453,19 +473,35 @@ def _iso_seconds(arr: pa.Array, present: np.ndarray) -> np.ndarray | None:
 
     def at(position: int, dtype) -> np.ndarray:
         return np.ndarray((m,), dtype=dtype, buffer=data, offset=position, strides=(19,))
-    if any((at(i, np.uint8) != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))):
+
+    if any(
+        (at(i, np.uint8) != ord(c)).any() for i, c in ((4, "-"), (7, "-"), (10, " "), (13, ":"), (16, ":"))
+    ):
         return None
     century, year2, month, day, hour, minute, second = (
-        np.take(_DIGIT_PAIRS, at(p, np.uint16)) for p in (0, 2, 5, 8, 11, 14, 17))
-    if ((century == 255) | (year2 == 255) | (month < 1) | (month > 12) | (day < 1) | (hour > 23)
-            | (minute > 59) | (second > 59)).any():          # 255 (not digits) fails these too
+        np.take(_DIGIT_PAIRS, at(p, np.uint16)) for p in (0, 2, 5, 8, 11, 14, 17)
+    )
+    if (
+        (century == 255)
+        | (year2 == 255)
+        | (month < 1)
+        | (month > 12)
+        | (day < 1)
+        | (hour > 23)
+        | (minute > 59)
+        | (second > 59)
+    ).any():  # 255 (not digits) fails these too
         return None
     first_day, length = _year_month_tables()
     ym = (century.astype(np.int64) * 100 + year2) * 12 + (month - 1)
     if (day > np.take(length, ym)).any():
         return None
-    seconds = ((np.take(first_day, ym) + (day - 1)) * 86400
-               + hour.astype(np.int64) * 3600 + minute.astype(np.int64) * 60 + second)
+    seconds = (
+        (np.take(first_day, ym) + (day - 1)) * 86400
+        + hour.astype(np.int64) * 3600
+        + minute.astype(np.int64) * 60
+        + second
+    )
     out = np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[s]")
     out[present] = seconds.astype("datetime64[s]")
     return out

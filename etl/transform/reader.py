@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -34,19 +34,26 @@ def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> 
 
 
 def _header(path: Path) -> list[str]:
-    opener = (lambda: io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")) \
-        if path.suffix == ".gz" else (lambda: open(path, encoding="utf-8-sig", newline=""))
+    opener = (
+        (lambda: io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline=""))
+        if path.suffix == ".gz"
+        else (lambda: open(path, encoding="utf-8-sig", newline=""))
+    )
     with opener() as fh:
         return [h.strip() for h in next(csv.reader(fh), [])]
 
 
 def _as_string(t: pa.DataType):
-    return pd.StringDtype("pyarrow") if (pa.types.is_string(t) or pa.types.is_large_string(t)
-                                        or pa.types.is_null(t)) else None
+    return (
+        pd.StringDtype("pyarrow")
+        if (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t))
+        else None
+    )
 
 
-def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000,
-                block_bytes: int = BLOCK_BYTES) -> Iterator[pd.DataFrame]:
+def read_chunks(
+    path: Path, spec: TableSpec, chunk_rows: int = 250_000, block_bytes: int = BLOCK_BYTES
+) -> Iterator[pd.DataFrame]:
     """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
     try:
@@ -55,20 +62,28 @@ def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000,
         raise SourceError(f"{path}: cannot read the file ({exc})") from exc
     missing = [c for c in spec.source_columns if c not in header]
     if missing:
-        raise SourceError(f"{path}: missing column(s) {', '.join(missing)} "
-                          f"(the file has: {', '.join(header) or 'no header'})")
+        raise SourceError(
+            f"{path}: missing column(s) {', '.join(missing)} "
+            f"(the file has: {', '.join(header) or 'no header'})"
+        )
     wanted = spec.source_columns
     read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, include_columns=wanted,
-                                   strings_can_be_null=True, null_values=[""], quoted_strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in header},
+        include_columns=wanted,
+        strings_can_be_null=True,
+        null_values=[""],
+        quoted_strings_can_be_null=True,
+    )
     parse = pacsv.ParseOptions(newlines_in_values=True)
     stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
     next_row = 2
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
-        with pacsv.open_csv(stream, read_options=read_options, parse_options=parse,
-                            convert_options=convert) as reader:
+        with pacsv.open_csv(
+            stream, read_options=read_options, parse_options=parse, convert_options=convert
+        ) as reader:
             for batch in reader:
                 pending.append(batch)
                 pending_rows += batch.num_rows
@@ -82,7 +97,10 @@ def read_chunks(path: Path, spec: TableSpec, chunk_rows: int = 250_000,
                 next_row += len(frame)
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot parse as CSV near record {next_row} "
-                          f"({' '.join(str(exc).split())[:200]})") from exc
+        raise SourceError(
+            f"{path}: cannot parse as CSV near record {next_row} ({' '.join(str(exc).split())[:200]})"
+        ) from exc
     if next_row == 2:
-        yield pd.DataFrame({c: pd.Series([], dtype="string") for c in wanted} | {ROW_NUMBER: pd.Series([], dtype="int64")})
+        yield pd.DataFrame(
+            {c: pd.Series([], dtype="string") for c in wanted} | {ROW_NUMBER: pd.Series([], dtype="int64")}
+        )

@@ -18,10 +18,9 @@ So for every batch: rows read = rows clean + rows quarantined.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,15 +31,33 @@ from etl import lookups as lk
 from etl.ingest import ROW_NUMBER
 from etl.olist import Column, ForeignKey, TableSpec
 from etl.transform import checks as ck
-from etl.transform.columns import (KeySet, _np_bool, combine_hashes, hash_ints, hash_text, matches, may_need_trim,
-                                   parse_hex_ids, parse_numbers, parse_timestamps, to_arrow)
+from etl.transform.columns import (
+    KeySet,
+    _np_bool,
+    combine_hashes,
+    hash_ints,
+    hash_text,
+    matches,
+    may_need_trim,
+    parse_hex_ids,
+    parse_numbers,
+    parse_timestamps,
+    to_arrow,
+)
 
 QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
 FINDING_COLUMNS = ["row_number", "rule", "dimension", "category", "hard", "detail"]
 
 #: Tables whose warehouse rows carry ``dq_flags`` (sql/schema.d/33_transform_columns.sql).
-FLAGGED_TABLES = {"dim_customers", "dim_products", "dim_sellers", "fact_orders", "fact_order_items",
-                  "fact_payments", "fact_reviews"}
+FLAGGED_TABLES = {
+    "dim_customers",
+    "dim_products",
+    "dim_sellers",
+    "fact_orders",
+    "fact_order_items",
+    "fact_payments",
+    "fact_reviews",
+}
 #: Free-text columns that are empty by nature; left out of the null share.
 FREE_TEXT = {"review_comment_title", "review_comment_message"}
 
@@ -57,7 +74,7 @@ class Tally:
     cells: int = 0
     null_cells: int = 0
 
-    def add(self, other: "Tally") -> "Tally":
+    def add(self, other: Tally) -> Tally:
         for d in ck.DIMENSIONS:
             self.checked[d] += other.checked[d]
             self.failed[d] += other.failed[d]
@@ -66,11 +83,15 @@ class Tally:
         return self
 
     def to_dict(self) -> dict:
-        return {"checked": dict(self.checked), "failed": dict(self.failed),
-                "cells": self.cells, "null_cells": self.null_cells}
+        return {
+            "checked": dict(self.checked),
+            "failed": dict(self.failed),
+            "cells": self.cells,
+            "null_cells": self.null_cells,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Tally":
+    def from_dict(cls, d: dict) -> Tally:
         return cls(dict(d["checked"]), dict(d["failed"]), d["cells"], d["null_cells"])
 
 
@@ -83,13 +104,13 @@ class TableState:
 
 @dataclass
 class TableResult:
-    spec: "TableSpec"
-    clean: pd.DataFrame           # typed, target column names, ready to load
-    quarantined: pd.DataFrame     # QUARANTINE_COLUMNS
+    spec: TableSpec
+    clean: pd.DataFrame  # typed, target column names, ready to load
+    quarantined: pd.DataFrame  # QUARANTINE_COLUMNS
     rows_read: int
     findings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FINDING_COLUMNS))
     tally: Tally = field(default_factory=Tally)
-    row_numbers: np.ndarray | None = None   # source row of each clean row (before aggregation)
+    row_numbers: np.ndarray | None = None  # source row of each clean row (before aggregation)
     #: per dimension, (applicable, failed) masks over the *clean* rows, for checks added later
     clean_masks: Mapping = field(default_factory=dict)
 
@@ -97,7 +118,8 @@ class TableResult:
         # The one invariant the whole product rests on.
         assert self.rows_read == self.rows_clean + len(self.quarantined), (
             f"{self.spec.name}: {self.rows_read} read != {self.rows_clean} clean "
-            f"+ {len(self.quarantined)} quarantined")
+            f"+ {len(self.quarantined)} quarantined"
+        )
 
     @property
     def rows_clean(self) -> int:
@@ -106,6 +128,7 @@ class TableResult:
 
 
 # --- typing -------------------------------------------------------------------------------
+
 
 class _Batch:
     """One chunk being checked: its text, typed columns, and the outcomes so far."""
@@ -120,17 +143,25 @@ class _Batch:
         for col in spec.columns:
             original = to_arrow(raw[col.source])
             arr = pc.utf8_trim_whitespace(original) if may_need_trim(original) else original
-            if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():   # blank after trimming -> missing
+            if pc.any(pc.equal(pc.binary_length(arr), 0)).as_py():  # blank after trimming -> missing
                 arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
             if not pa.types.is_large_string(arr.type):
                 arr = arr.cast(pa.large_string())
             self.text[col.source] = pd.Series(pd.arrays.ArrowStringArray(arr), index=raw.index)
         self.typed = pd.DataFrame(index=raw.index)
 
-    def emit(self, check: ck.Check, fail: np.ndarray, applicable: np.ndarray,
-             detail: pd.Series | str) -> None:
-        self.outcomes.append(ck.Outcome(check, self.config.is_hard(check), np.asarray(fail, dtype=bool),
-                                        np.asarray(applicable, dtype=bool), detail))
+    def emit(
+        self, check: ck.Check, fail: np.ndarray, applicable: np.ndarray, detail: pd.Series | str
+    ) -> None:
+        self.outcomes.append(
+            ck.Outcome(
+                check,
+                self.config.is_hard(check),
+                np.asarray(fail, dtype=bool),
+                np.asarray(applicable, dtype=bool),
+                detail,
+            )
+        )
 
     def hard_so_far(self) -> np.ndarray:
         mask = np.zeros(len(self.rows), dtype=bool)
@@ -147,8 +178,12 @@ def _repair_encoding(batch: _Batch, col: Column) -> None:
         repaired = lk.map_distinct(values, lk.repair_mojibake)
         changed = suspicious & (repaired != values).fillna(False).to_numpy(dtype=bool)
         batch.text[col.source] = repaired
-        batch.emit(ck.ENCODING_REPAIRED, changed, batch.text[col.source].notna().to_numpy(dtype=bool),
-                   f"{col.source} was mis-encoded (UTF-8 read as Latin-1) and was repaired")
+        batch.emit(
+            ck.ENCODING_REPAIRED,
+            changed,
+            batch.text[col.source].notna().to_numpy(dtype=bool),
+            f"{col.source} was mis-encoded (UTF-8 read as Latin-1) and was repaired",
+        )
 
 
 @dataclass
@@ -190,8 +225,14 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
     elif col.kind == "timestamp":
         value, bad_format, bad_value = parse_timestamps(text, batch.timezone)
         expected = "a timestamp YYYY-MM-DD HH:MM:SS"
-        emits.append((ck.parse_check(col.target), bad_value, present & ~bad_format,
-                      ck.quoted(f"{col.source} = '", text, "' is not a real date and time")))
+        emits.append(
+            (
+                ck.parse_check(col.target),
+                bad_value,
+                present & ~bad_format,
+                ck.quoted(f"{col.source} = '", text, "' is not a real date and time"),
+            )
+        )
     elif col.kind == "zip":
         ok = matches(text, r"^\d{1,5}$")
         bad_format = present & ~ok
@@ -212,8 +253,15 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
     else:
         value = text
     if col.kind not in ("text", "category"):
-        emits.insert(0, (ck.format_check(col.target), bad_format, present,
-                         ck.quoted(f"{col.source} = '", text, f"' is not {expected}")))
+        emits.insert(
+            0,
+            (
+                ck.format_check(col.target),
+                bad_format,
+                present,
+                ck.quoted(f"{col.source} = '", text, f"' is not {expected}"),
+            ),
+        )
     return _Typed(col.target, value, hashes, emits)
 
 
@@ -230,7 +278,7 @@ def _type_columns(batch: _Batch) -> None:
         results = list(_POOL.map(lambda c: _type_column(batch, c), columns))
     else:
         results = [_type_column(batch, c) for c in columns]
-    for typed in results:            # emitted in column order: results never depend on threads
+    for typed in results:  # emitted in column order: results never depend on threads
         for emit in typed.emits:
             batch.emit(*emit)
         if typed.hashes is not None:
@@ -238,9 +286,8 @@ def _type_columns(batch: _Batch) -> None:
         batch.typed[typed.target] = typed.value
 
 
-
-
 # --- keys ---------------------------------------------------------------------------------
+
 
 def _key_hash(batch: _Batch, columns: tuple[str, ...]) -> np.ndarray:
     parts = []
@@ -262,16 +309,22 @@ def _check_unique(batch: _Batch, state: TableState) -> None:
     dup_before = applicable & state.seen_keys.contains(h)
     fail = dup_here | dup_before
     detail: ck.Detail = "the same " + ", ".join(key) + " appeared in an earlier chunk of this file"
-    if fail.any():   # sentences for the failing rows only (pandas 3 would box 250k strings)
+    if fail.any():  # sentences for the failing rows only (pandas 3 would box 250k strings)
         detail = _duplicate_sentences(batch.rows, candidates, applicable, dup_here, dup_before, key, detail)
     batch.emit(ck.unique_check(key), fail, applicable, detail)
     # distinct (first of each key) and not seen before (else they failed): no search needed
     state.seen_keys.add(h[applicable & ~fail], absent=True)
 
 
-def _duplicate_sentences(rows: np.ndarray, candidates: np.ndarray, applicable: np.ndarray,
-                         dup_here: np.ndarray, dup_before: np.ndarray, key: tuple[str, ...],
-                         earlier: str) -> Callable[[np.ndarray], np.ndarray]:
+def _duplicate_sentences(
+    rows: np.ndarray,
+    candidates: np.ndarray,
+    applicable: np.ndarray,
+    dup_here: np.ndarray,
+    dup_before: np.ndarray,
+    key: tuple[str, ...],
+    earlier: str,
+) -> Callable[[np.ndarray], np.ndarray]:
     """Name the first row of each repeated key (looked up for the repeated keys only)."""
     repeated_here = dup_here & ~dup_before
     involved = np.isin(candidates, candidates[dup_here]) & applicable
@@ -283,6 +336,7 @@ def _duplicate_sentences(rows: np.ndarray, candidates: np.ndarray, applicable: n
         text = np.full(int(fail.sum()), earlier, dtype=object)
         text[repeated_here[fail]] = [f"duplicate of row {r}{same}" for r in firsts]
         return text
+
     return sentences
 
 
@@ -305,11 +359,16 @@ def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup 
             found = lookup_keys(fk, values[unknown].drop_duplicates())
             if found:
                 known |= values.isin(list(found)).to_numpy(dtype=bool)
-        batch.emit(ck.fk_check(column, fk.table), applicable & ~known, applicable,
-                   ck.quoted(f"{column} = '", batch.typed[column], f"' is not in {fk.table}"))
+        batch.emit(
+            ck.fk_check(column, fk.table),
+            applicable & ~known,
+            applicable,
+            ck.quoted(f"{column} = '", batch.typed[column], f"' is not in {fk.table}"),
+        )
 
 
 # --- imputation ---------------------------------------------------------------------------
+
 
 def _impute(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
     """Documented imputations (docs/data_quality.md); returns flag columns to add."""
@@ -334,10 +393,17 @@ def _impute(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
 
 # --- the batch ------------------------------------------------------------------------------
 
-def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America/Sao_Paulo",
-                    reference_keys: dict | None = None, lookup_keys: KeyLookup | None = None,
-                    config: ck.RuleConfig | None = None, state: TableState | None = None,
-                    finish: bool = True) -> TableResult:
+
+def transform_table(
+    spec: TableSpec,
+    raw: pd.DataFrame,
+    timezone: str = "America/Sao_Paulo",
+    reference_keys: dict | None = None,
+    lookup_keys: KeyLookup | None = None,
+    config: ck.RuleConfig | None = None,
+    state: TableState | None = None,
+    finish: bool = True,
+) -> TableResult:
     """Clean one table (or one chunk of it) read by ``ingest.read``.
 
     ``reference_keys`` maps a referenced table to its keys from this run (a
@@ -356,8 +422,9 @@ def transform_table(spec: TableSpec, raw: pd.DataFrame, timezone: str = "America
     for col in spec.columns:
         if col.required:
             present = batch.text[col.source].notna().to_numpy(dtype=bool)
-            batch.emit(ck.required(col.target), ~present, np.ones(len(present), dtype=bool),
-                       f"{col.source} is empty")
+            batch.emit(
+                ck.required(col.target), ~present, np.ones(len(present), dtype=bool), f"{col.source} is empty"
+            )
     _type_columns(batch)
     flags = _impute(batch, references)
     ck.table_rules(spec.name, batch.typed, batch.text, config, references, batch.emit)
@@ -373,6 +440,7 @@ def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.R
     """Table-specific shaping after the checks (aggregation, translation)."""
     if spec.name == "dim_geolocation":
         from etl.transform.shape import aggregate_geolocation
+
         return aggregate_geolocation(clean)
     if spec.name == "dim_products":
         categories = config.lookups.categories
@@ -380,7 +448,10 @@ def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.R
         translation = references.get("category_translation")
         if isinstance(translation, pd.DataFrame) and "category_name_english" in translation:
             from_file = clean["category_name"].map(
-                translation.drop_duplicates("category_name").set_index("category_name")["category_name_english"])
+                translation.drop_duplicates("category_name").set_index("category_name")[
+                    "category_name_english"
+                ]
+            )
             # astype: a batch whose categories all miss the file maps to float NaN
             english = from_file.astype("string").fillna(english)
         english = english.where(clean["category_name"] != categories.unknown, categories.unknown)
@@ -392,23 +463,31 @@ def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.R
 def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) -> TableResult:
     n = len(batch.rows)
     hard = np.zeros(n, dtype=bool)
-    firsts = []                     # per failing hard check: the rows it quarantines (first hard failure)
+    firsts = []  # per failing hard check: the rows it quarantines (first hard failure)
     soft = []
     findings = []
     for o in batch.outcomes:
         if not o.fail.any():
             continue
-        o_detail = o.details()     # one per failing row
+        o_detail = o.details()  # one per failing row
         if o.hard:
             take = o.fail & ~hard
             firsts.append((o, take, o_detail))
             hard |= o.fail
         else:
             soft.append(o)
-        findings.append(pd.DataFrame({
-            "row_number": batch.rows[o.fail], "rule": o.check.name, "dimension": o.check.dimension,
-            "category": o.check.category, "hard": o.hard,
-            "detail": o_detail}))
+        findings.append(
+            pd.DataFrame(
+                {
+                    "row_number": batch.rows[o.fail],
+                    "rule": o.check.name,
+                    "dimension": o.check.dimension,
+                    "category": o.check.category,
+                    "hard": o.hard,
+                    "detail": o_detail,
+                }
+            )
+        )
 
     keep = ~hard
     masks = _row_masks(batch)
@@ -420,16 +499,23 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
                 soft_flags = np.where(o.fail, soft_flags + ("," + o.check.name), soft_flags)
             dq = pd.Series(soft_flags[keep], dtype="string").str.lstrip(",").replace("", pd.NA)
             clean["dq_flags"] = dq.array
-        else:   # the common case: nothing to flag, no string work
+        else:  # the common case: nothing to flag, no string work
             clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
     for name, mask in flags.items():
         clean[name] = mask[keep]
     quarantined = _quarantine_frame(raw, batch, hard, firsts)
-    return TableResult(batch.spec, clean, quarantined, rows_read=n,
-                       findings=(pd.concat(findings, ignore_index=True) if findings
-                                 else pd.DataFrame(columns=FINDING_COLUMNS)),
-                       tally=_tally(batch, masks), row_numbers=batch.rows[keep],
-                       clean_masks=_CleanMasks(masks, keep))
+    return TableResult(
+        batch.spec,
+        clean,
+        quarantined,
+        rows_read=n,
+        findings=(
+            pd.concat(findings, ignore_index=True) if findings else pd.DataFrame(columns=FINDING_COLUMNS)
+        ),
+        tally=_tally(batch, masks),
+        row_numbers=batch.rows[keep],
+        clean_masks=_CleanMasks(masks, keep),
+    )
 
 
 class _CleanMasks(Mapping):
@@ -464,12 +550,16 @@ def _quarantine_frame(raw: pd.DataFrame, batch: _Batch, hard: np.ndarray, firsts
         category[at], rule[at] = o.check.category, o.check.name
         detail[at] = o_detail if isinstance(o_detail, str) else o_detail[take[o.fail]]
     rows = batch.rows[hard]
-    frame = pd.DataFrame({
-        "row_number": rows, "category": category, "rule": rule,
-        "detail": pd.Series(detail).astype(str).to_numpy(),
-        "raw_record": json_records(raw.loc[hard, batch.spec.source_columns]),
-    })
-    if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():   # chunks come in row order: usually sorted
+    frame = pd.DataFrame(
+        {
+            "row_number": rows,
+            "category": category,
+            "rule": rule,
+            "detail": pd.Series(detail).astype(str).to_numpy(),
+            "raw_record": json_records(raw.loc[hard, batch.spec.source_columns]),
+        }
+    )
+    if len(rows) > 1 and not (rows[1:] > rows[:-1]).all():  # chunks come in row order: usually sorted
         frame = frame.sort_values("row_number")
     return frame.reset_index(drop=True)
 
@@ -493,18 +583,18 @@ def json_records(frame: pd.DataFrame) -> np.ndarray:
     for i, column in enumerate(frame.columns):
         values = to_arrow(frame[column].astype("string")).cast(pa.large_string())
         if pc.any(pc.match_substring_regex(values, '["\\\\\n\r\t]')).as_py():
-            for plain, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"),
-                                   ("\t", "\\t")):
+            for plain, escaped in (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
                 values = pc.replace_substring(values, plain, escaped)
-        piece = pc.fill_null(pc.binary_join_element_wise(_text('"'), values, _text('"'), _text("")),
-                             _text("null"))
+        piece = pc.fill_null(
+            pc.binary_join_element_wise(_text('"'), values, _text('"'), _text("")), _text("null")
+        )
         parts += [_text(("{" if i == 0 else ", ") + json.dumps(column, ensure_ascii=False) + ": "), piece]
     joined = pc.binary_join_element_wise(*parts, _text("}"), _text(""))
     records = np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
     # Names are json.dumps'ed and \t \n \r escaped above, so a control character left in
     # the record is one of a value: one search over the records instead of one per column.
     rare = _np_bool(pc.match_substring_regex(joined, _CONTROL))
-    if rare.any():   # other control characters: let json do the escaping, for these few rows
+    if rare.any():  # other control characters: let json do the escaping, for these few rows
         sub = frame.loc[rare].astype(object).where(frame.loc[rare].notna(), None)
         records[rare] = [json.dumps(r, ensure_ascii=False) for r in sub.to_dict("records")]
     return records
@@ -526,7 +616,7 @@ def _row_masks(batch: _Batch) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _tally(batch: _Batch, masks: dict[str, tuple[np.ndarray, np.ndarray]]) -> Tally:
     tally = Tally()
     for o in batch.outcomes:
-        if o.check.dimension == "completeness":          # cells, not rows
+        if o.check.dimension == "completeness":  # cells, not rows
             tally.checked["completeness"] += int(np.count_nonzero(o.applicable))
             tally.failed["completeness"] += int(np.count_nonzero(o.fail))
     for d, (app, fail) in masks.items():

@@ -10,12 +10,11 @@ real, and so are the quality scores the transform stores for both runs.
 from __future__ import annotations
 
 import gzip
-from decimal import Decimal
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import psycopg2
 import pytest
 
 from etl import db
@@ -43,19 +42,27 @@ def _broken_copy(olist_dir: Path, target: Path) -> Path:
     with gzip.open(orders, "rt", encoding="utf-8") as fh:
         fh.readline()
         first_order = fh.readline().rstrip("\r\n")
-    _append_rows(orders, target / orders.name, [
-        first_order,                                                                     # DUPLICATE
-        "ffffffffffffffffffffffffffff0001,ffffffffffffffffffffffffffff0002,delivered,"
-        "02/10/2017,,,,",                                                                # DATA_FORMAT_ERROR
-        ",ffffffffffffffffffffffffffff0003,delivered,2017-10-02 10:00:00,,,,",          # MISSING_REQUIRED
-    ])
+    _append_rows(
+        orders,
+        target / orders.name,
+        [
+            first_order,  # DUPLICATE
+            "ffffffffffffffffffffffffffff0001,ffffffffffffffffffffffffffff0002,delivered,"
+            "02/10/2017,,,,",  # DATA_FORMAT_ERROR
+            ",ffffffffffffffffffffffffffff0003,delivered,2017-10-02 10:00:00,,,,",  # MISSING_REQUIRED
+        ],
+    )
     items = olist_dir / "olist_order_items_dataset.csv.gz"
     with gzip.open(items, "rt", encoding="utf-8") as fh:
         fh.readline()
         product, seller = fh.readline().split(",")[2:4]
-    _append_rows(items, target / items.name, [
-        f"eeeeeeeeeeeeeeeeeeeeeeeeeeee0001,1,{product},{seller},2017-10-02 10:00:00,10.00,1.00",  # orphan
-    ])
+    _append_rows(
+        items,
+        target / items.name,
+        [
+            f"eeeeeeeeeeeeeeeeeeeeeeeeeeee0001,1,{product},{seller},2017-10-02 10:00:00,10.00,1.00",  # orphan
+        ],
+    )
     return target
 
 
@@ -69,8 +76,9 @@ def warehouse(olist_dir, tmp_path_factory):
         broken = _broken_copy(olist_dir, tmp_path_factory.mktemp("broken") / "olist")
         # The orphan item breaks the integrity target (100) on purpose: load anyway,
         # as `etl run --no-quality-gate` does, so the pages have quarantine to show.
-        run_pipeline(settings.with_overrides(dq_enforce=False), data_dir=broken,
-                     run_id="subset-2-broken-rows")
+        run_pipeline(
+            settings.with_overrides(dq_enforce=False), data_dir=broken, run_id="subset-2-broken-rows"
+        )
         yield settings
     finally:
         db.drop_database(url)
@@ -78,39 +86,48 @@ def warehouse(olist_dir, tmp_path_factory):
 
 # --- the figures, computed independently from the source CSVs with pandas -------------------
 
+
 def _cents(text: pd.Series) -> pd.Series:
     """'12.3' -> 1230 exactly (decimal arithmetic, no float rounding)."""
+
     def one(value: str) -> int:
         cents = Decimal(value) * 100
         assert cents == cents.to_integral_value(), value
         return int(cents)
+
     return text.map(one).astype("int64")
 
 
 @pytest.fixture(scope="session")
 def source(olist_dir) -> dict[str, pd.DataFrame]:
-    read = lambda name: pd.read_csv(olist_dir / f"olist_{name}_dataset.csv.gz", dtype=str,  # noqa: E731
-                                    keep_default_na=False)
+    def read(name: str) -> pd.DataFrame:
+        return pd.read_csv(olist_dir / f"olist_{name}_dataset.csv.gz", dtype=str, keep_default_na=False)
+
     orders = read("orders")
     customers = read("customers")
     items = read("order_items")
     payments = read("order_payments")
     products = read("products")
-    translation = pd.read_csv(olist_dir / "product_category_name_translation.csv.gz", dtype=str,
-                              encoding="utf-8-sig")
+    translation = pd.read_csv(
+        olist_dir / "product_category_name_translation.csv.gz", dtype=str, encoding="utf-8-sig"
+    )
     items["price_cents"] = _cents(items["price"])
     items["freight_cents"] = _cents(items["freight_value"])
     payments["value_cents"] = _cents(payments["payment_value"])
-    orders = orders.merge(customers[["customer_id", "customer_unique_id", "customer_state"]],
-                          on="customer_id", how="left")
+    orders = orders.merge(
+        customers[["customer_id", "customer_unique_id", "customer_state"]], on="customer_id", how="left"
+    )
     # Source timestamps are São Paulo wall-clock, so the month is the text's month.
     orders["month"] = orders["order_purchase_timestamp"].str[:7]
     orders["day"] = orders["order_purchase_timestamp"].str[:10]
     sold = orders[~orders["order_status"].isin(SOLD_EXCLUDED)]
     category = products.merge(translation, on="product_category_name", how="left")
-    category["category"] = category["product_category_name_english"].fillna(
-        category["product_category_name"].replace("", None)).fillna("UNKNOWN")  # the lookup's bucket, imputed by transform
-    sold_items = items.merge(sold[["order_id", "customer_state", "month", "day", "customer_unique_id"]],
-                             on="order_id").merge(category[["product_id", "category"]], on="product_id",
-                                                  how="left")
+    category["category"] = (
+        category["product_category_name_english"]
+        .fillna(category["product_category_name"].replace("", None))
+        .fillna("UNKNOWN")
+    )  # the lookup's bucket, imputed by transform
+    sold_items = items.merge(
+        sold[["order_id", "customer_state", "month", "day", "customer_unique_id"]], on="order_id"
+    ).merge(category[["product_id", "category"]], on="product_id", how="left")
     return {"orders": orders, "sold": sold, "sold_items": sold_items, "payments": payments}

@@ -51,15 +51,25 @@ def test_orders_and_revenue_per_state_equal_the_source(client, source):
 
 def test_top_ten_products_equal_the_source(client, source):
     items = source["sold_items"]
-    expected = (items.groupby(["product_id", "category"])
-                .agg(revenue_cents=("price_cents", "sum"), units=("price_cents", "size"))
-                .reset_index().sort_values(["revenue_cents", "product_id"], ascending=[False, True]).head(10))
+    expected = (
+        items.groupby(["product_id", "category"])
+        .agg(revenue_cents=("price_cents", "sum"), units=("price_cents", "size"))
+        .reset_index()
+        .sort_values(["revenue_cents", "product_id"], ascending=[False, True])
+        .head(10)
+    )
     got = api(client, "/api/top-products")
-    assert [(r["product_id"], r["category"], r["revenue_cents"], r["units"]) for r in got] == \
-        list(expected.itertuples(index=False, name=None))
+    assert [(r["product_id"], r["category"], r["revenue_cents"], r["units"]) for r in got] == list(
+        expected.itertuples(index=False, name=None)
+    )
     by_units = api(client, "/api/top-products?metric=units&limit=5")
-    units = items.groupby("product_id").size().reset_index(name="n").sort_values(
-        ["n", "product_id"], ascending=[False, True]).head(5)
+    units = (
+        items.groupby("product_id")
+        .size()
+        .reset_index(name="n")
+        .sort_values(["n", "product_id"], ascending=[False, True])
+        .head(5)
+    )
     assert [(r["product_id"], r["units"]) for r in by_units] == list(units.itertuples(index=False, name=None))
 
 
@@ -79,19 +89,30 @@ def test_filters_narrow_the_figures_exactly(client, source):
     assert kpis["revenue_cents"] == int(items.loc[mask, "price_cents"].sum())
     cat = items[(items["category"] == "health_beauty") & (items["customer_state"] == "SP")]
     months = api(client, "/api/monthly-sales?category=health_beauty&state=SP")
-    assert {r["month"][:7]: r["revenue_cents"] for r in months} == cat.groupby("month")["price_cents"].sum().to_dict()
+    assert {r["month"][:7]: r["revenue_cents"] for r in months} == cat.groupby("month")[
+        "price_cents"
+    ].sum().to_dict()
     top = api(client, "/api/top-products?category=watches_gifts&limit=3")
     assert [r["category"] for r in top] == ["watches_gifts"] * 3
 
 
-@pytest.mark.parametrize("params", [
-    "", "?state=RJ", "?start=2017-03-01&end=2017-09-30", "?start=2017-02-01&end=2017-02-28&state=SP",
-    "?start=2016-01-01", "?end=2018-12-31&state=MG",
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        "",
+        "?state=RJ",
+        "?start=2017-03-01&end=2017-09-30",
+        "?start=2017-02-01&end=2017-02-28&state=SP",
+        "?start=2016-01-01",
+        "?end=2018-12-31&state=MG",
+    ],
+)
 @pytest.mark.parametrize("endpoint", ["kpis", "monthly-sales", "regions"])
-def test_whole_month_ranges_read_the_monthly_rollup_with_the_daily_figures(client, monkeypatch, endpoint,
-                                                                          params):
+def test_whole_month_ranges_read_the_monthly_rollup_with_the_daily_figures(
+    client, monkeypatch, endpoint, params
+):
     from dashboard import queries
+
     assert queries._grain(queries.Filters(start=None, end=None)) is queries._MONTHLY
     monthly = api(client, f"/api/{endpoint}{params}")
     monkeypatch.setattr(queries, "_grain", lambda f: queries._DAILY)
@@ -100,13 +121,20 @@ def test_whole_month_ranges_read_the_monthly_rollup_with_the_daily_figures(clien
 
 def test_ranges_that_cut_a_month_read_the_daily_view(client, source):
     from datetime import date
+
     from dashboard import queries
-    for start, end in [(date(2017, 3, 2), None), (None, date(2017, 9, 29)), (date(2017, 3, 1), date(2017, 3, 30))]:
+
+    for start, end in [
+        (date(2017, 3, 2), None),
+        (None, date(2017, 9, 29)),
+        (date(2017, 3, 1), date(2017, 3, 30)),
+    ]:
         assert queries._grain(queries.Filters(start=start, end=end)) is queries._DAILY
     items = source["sold_items"]
     mask = (items["day"] >= "2017-03-01") & (items["day"] <= "2017-03-30")
-    assert api(client, "/api/kpis?start=2017-03-01&end=2017-03-30")["revenue_cents"] == \
-        int(items.loc[mask, "price_cents"].sum())
+    assert api(client, "/api/kpis?start=2017-03-01&end=2017-03-30")["revenue_cents"] == int(
+        items.loc[mask, "price_cents"].sum()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(API))
@@ -118,14 +146,20 @@ def test_every_api_route_answers_json(client, name):
 
 def test_quality_and_quarantine_come_from_their_tables(client, warehouse):
     scores = api(client, "/api/quality")
-    stored = query(warehouse, "SELECT run_id, dimension, score::float FROM quality_scores "
-                              "WHERE table_name = '_overall' ORDER BY computed_at, run_id, dimension")
+    stored = query(
+        warehouse,
+        "SELECT run_id, dimension, score::float FROM quality_scores "
+        "WHERE table_name = '_overall' ORDER BY computed_at, run_id, dimension",
+    )
     assert [(s["run_id"], s["dimension"], float(s["score"])) for s in scores] == stored
     assert {s["run_id"] for s in scores} == {"subset-1", "subset-2-broken-rows"}
     counts = {(r["category"], r["table_name"]): r["rows"] for r in api(client, "/api/quarantine")}
-    assert counts == {("DUPLICATE", "fact_orders"): 1, ("DATA_FORMAT_ERROR", "fact_orders"): 1,
-                      ("MISSING_REQUIRED_FIELD", "fact_orders"): 1,
-                      ("REFERENTIAL_INTEGRITY", "fact_order_items"): 1}
+    assert counts == {
+        ("DUPLICATE", "fact_orders"): 1,
+        ("DATA_FORMAT_ERROR", "fact_orders"): 1,
+        ("MISSING_REQUIRED_FIELD", "fact_orders"): 1,
+        ("REFERENTIAL_INTEGRITY", "fact_order_items"): 1,
+    }
     assert api(client, "/api/quarantine?run_id=subset-1") == []
     runs = api(client, "/api/runs")
     assert [r["run_id"] for r in runs] == ["subset-2-broken-rows", "subset-1"]
@@ -157,20 +191,23 @@ def test_plotly_is_served_by_the_app(client):
     assert b"plotly.js" in response.data[:200] and len(response.data) > 1_000_000
 
 
-@pytest.mark.parametrize("path, words", [
-    ("/api/kpis?start=2017-02-30", "not a real calendar date"),
-    ("/api/kpis?start=yesterday", "must be a date like"),
-    ("/api/kpis?start=2018-01-01&end=2017-01-01", "is after"),
-    ("/api/regions?state=XX", "unknown state"),
-    ("/api/kpis?state=SP%27%3B%20DROP%20TABLE%20fact_orders%3B--", "unknown state"),
-    ("/api/monthly-sales?category=x%27%20OR%201%3D1--", "must be a category name"),
-    ("/api/top-products?category=not_a_category", "unknown category"),
-    ("/api/top-products?limit=0", "from 1 to 100"),
-    ("/api/top-products?limit=1;SELECT", "from 1 to 100"),
-    ("/api/top-products?metric=price", "must be one of revenue, units"),
-    ("/api/kpis?category=toys", "unknown parameter 'category'"),
-    ("/api/kpis?state=SP&state=RJ", "once"),
-])
+@pytest.mark.parametrize(
+    "path, words",
+    [
+        ("/api/kpis?start=2017-02-30", "not a real calendar date"),
+        ("/api/kpis?start=yesterday", "must be a date like"),
+        ("/api/kpis?start=2018-01-01&end=2017-01-01", "is after"),
+        ("/api/regions?state=XX", "unknown state"),
+        ("/api/kpis?state=SP%27%3B%20DROP%20TABLE%20fact_orders%3B--", "unknown state"),
+        ("/api/monthly-sales?category=x%27%20OR%201%3D1--", "must be a category name"),
+        ("/api/top-products?category=not_a_category", "unknown category"),
+        ("/api/top-products?limit=0", "from 1 to 100"),
+        ("/api/top-products?limit=1;SELECT", "from 1 to 100"),
+        ("/api/top-products?metric=price", "must be one of revenue, units"),
+        ("/api/kpis?category=toys", "unknown parameter 'category'"),
+        ("/api/kpis?state=SP&state=RJ", "once"),
+    ],
+)
 def test_bad_parameters_get_a_400_with_a_message(client, warehouse, path, words):
     response = client.get(path)
     assert response.status_code == 400
@@ -193,8 +230,9 @@ def test_the_dashboard_connection_is_read_only(client):
 
 
 def test_an_unreachable_warehouse_is_a_503_not_a_crash(warehouse):
-    down = warehouse.with_overrides(database_url="postgresql://postgres@127.0.0.1:9/nowhere",
-                                    connect_timeout=2)
+    down = warehouse.with_overrides(
+        database_url="postgresql://postgres@127.0.0.1:9/nowhere", connect_timeout=2
+    )
     client = create_app(DashboardConfig(settings=down, cache_seconds=0)).test_client()
     page = client.get("/")
     assert page.status_code == 503

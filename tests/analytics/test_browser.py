@@ -23,8 +23,11 @@ from dashboard.app import PAGES
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots refresh the README's pictures only when asked (ETL_UPDATE_SCREENSHOTS=1),
 # so a test run leaves the checkout clean; otherwise they go to a temp folder.
-SCREENSHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("ETL_UPDATE_SCREENSHOTS") == "1"
-               else Path(os.environ.get("TMPDIR", "/tmp")) / "etl-screenshots")
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("ETL_UPDATE_SCREENSHOTS") == "1"
+    else Path(os.environ.get("TMPDIR", "/tmp")) / "etl-screenshots"
+)
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 pytestmark = pytest.mark.slow
@@ -43,8 +46,13 @@ def server(warehouse, tmp_path_factory):
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with open(log, "wb") as out:
-        proc = subprocess.Popen([str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(gunicorn), "--workers", "2", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -66,16 +74,27 @@ def server(warehouse, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("Debian chromium/chromium-driver are not installed (scripts/bootstrap.sh installs them as root)")
+        pytest.skip(
+            "Debian chromium/chromium-driver are not installed (scripts/bootstrap.sh installs them as root)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1100",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+    for flag in [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1100",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -92,18 +111,22 @@ def test_page_draws_its_charts_in_chromium(server, browser, key, href, label):
     browser.get_log("browser")  # forget the previous page's messages
     browser.get(server + href)
     WebDriverWait(browser, 60).until(
-        lambda d: d.execute_script("return document.body.dataset.chartsReady === 'true'"))
+        lambda d: d.execute_script("return document.body.dataset.chartsReady === 'true'")
+    )
     charts = browser.find_elements(By.CSS_SELECTOR, "[data-chart]")
     assert charts, f"{href} has no charts"
     for chart in charts:
-        assert chart.get_attribute("data-drawn") == "true", (href, chart.get_attribute("data-chart"), chart.text)
+        assert chart.get_attribute("data-drawn") == "true", (
+            href,
+            chart.get_attribute("data-chart"),
+            chart.text,
+        )
         # Plotly drew real marks (bars, slices, points) into an SVG.
         marks = chart.find_elements(By.CSS_SELECTOR, "g.point, g.slice, g.trace path")
         assert marks, (href, chart.get_attribute("data-chart"))
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == [], errors
-    resources = browser.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)")
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert resources and all(url.startswith(server) for url in resources), resources
     assert any(url.endswith("/vendor/plotly.min.js") for url in resources)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -67,17 +67,31 @@ def _comparable(value):
 def _paths(top_category: str) -> list[str]:
     window = "start=2017-03-05&end=2017-09-20"
     return [
-        "/api/kpis", "/api/kpis?state=SP", f"/api/kpis?{window}&state=RJ", "/api/kpis?start=2030-01-01",
-        "/api/monthly-sales", f"/api/monthly-sales?{window}&category={top_category}",
-        "/api/monthly-sales?state=MG&start=2017-03-05", f"/api/monthly-sales?state=SP&category={top_category}",
-        "/api/top-products", "/api/top-products?metric=units&limit=25",
+        "/api/kpis",
+        "/api/kpis?state=SP",
+        f"/api/kpis?{window}&state=RJ",
+        "/api/kpis?start=2030-01-01",
+        "/api/monthly-sales",
+        f"/api/monthly-sales?{window}&category={top_category}",
+        "/api/monthly-sales?state=MG&start=2017-03-05",
+        f"/api/monthly-sales?state=SP&category={top_category}",
+        "/api/top-products",
+        "/api/top-products?metric=units&limit=25",
         f"/api/top-products?category={top_category}&limit=100",
-        "/api/regions", f"/api/regions?{window}", "/api/regions?state=SP",
-        "/api/categories", "/api/segments", "/api/quality",
-        "/api/anomalies", "/api/anomalies?limit=100", f"/api/anomalies?category={top_category}",
+        "/api/regions",
+        f"/api/regions?{window}",
+        "/api/regions?state=SP",
+        "/api/categories",
+        "/api/segments",
+        "/api/quality",
+        "/api/anomalies",
+        "/api/anomalies?limit=100",
+        f"/api/anomalies?category={top_category}",
         "/api/anomalies?start=2017-06-15&end=2017-12-31",
-        "/api/quarantine", "/api/quarantine?run_id=subset-2-broken-rows",
-        "/api/runs", "/api/runs?limit=1",
+        "/api/quarantine",
+        "/api/quarantine?run_id=subset-2-broken-rows",
+        "/api/runs",
+        "/api/runs?limit=1",
     ]
 
 
@@ -102,13 +116,15 @@ def test_every_api_answer_from_the_export_equals_the_live_warehouse(live, offlin
 
 
 def test_the_fallback_validates_parameters_like_the_live_app(offline):
-    for path, message in [("/api/kpis?start=2017-02-30", "not a real calendar date"),
-                          ("/api/regions?state=XX", "unknown state"),
-                          ("/api/monthly-sales?category=no_such_category", "unknown category"),
-                          ("/api/top-products?category=x'%3BDROP%20TABLE%20fact_orders--", "category name"),
-                          ("/api/kpis?start=2018-01-01&end=2017-01-01", "is after"),
-                          ("/api/runs?limit=0", "from 1 to 100"),
-                          ("/api/kpis?colour=red", "unknown parameter")]:
+    for path, message in [
+        ("/api/kpis?start=2017-02-30", "not a real calendar date"),
+        ("/api/regions?state=XX", "unknown state"),
+        ("/api/monthly-sales?category=no_such_category", "unknown category"),
+        ("/api/top-products?category=x'%3BDROP%20TABLE%20fact_orders--", "category name"),
+        ("/api/kpis?start=2018-01-01&end=2017-01-01", "is after"),
+        ("/api/runs?limit=0", "from 1 to 100"),
+        ("/api/kpis?colour=red", "unknown parameter"),
+    ]:
         response = offline.get(path)
         assert response.status_code == 400, path
         assert message in response.get_json()["error"], path
@@ -132,8 +148,15 @@ def test_healthz(live, offline, warehouse, tmp_path):
     assert degraded.status_code == 200
     assert degraded.get_json()["status"] == "degraded: fallback"
     assert "unreachable" in degraded.get_json()["reason"]
-    no_fallback = create_app(DashboardConfig(settings=warehouse.with_overrides(
-        database_url=DOWN_URL, connect_timeout=2), cache_seconds=0)).test_client().get("/healthz")
+    no_fallback = (
+        create_app(
+            DashboardConfig(
+                settings=warehouse.with_overrides(database_url=DOWN_URL, connect_timeout=2), cache_seconds=0
+            )
+        )
+        .test_client()
+        .get("/healthz")
+    )
     assert no_fallback.status_code == 503 and no_fallback.get_json()["status"] == "unavailable"
 
 
@@ -158,4 +181,8 @@ def test_a_new_export_is_picked_up_without_a_restart(warehouse, export, tmp_path
     manifest = json.loads((folder / "export.json").read_text())
     manifest["exported_at"] = "2031-01-01T00:00:00+00:00"
     (folder / "export.json").write_text(json.dumps(manifest))
-    assert client.get("/api/segments").get_json()["fallback"]["exported_at"] == "2031-01-01T00:00:00+00:00" != first
+    assert (
+        client.get("/api/segments").get_json()["fallback"]["exported_at"]
+        == "2031-01-01T00:00:00+00:00"
+        != first
+    )

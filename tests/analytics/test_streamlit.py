@@ -32,8 +32,13 @@ def test_kpi_cards_show_the_source_figures(app, source, warehouse):
     assert metrics["Average order value"] == _brl(aov)
     assert metrics["Customers"] == f"{sold['customer_unique_id'].nunique():,}"
     # Quality metrics of the latest run, with pass/fail against the target.
-    latest = dict(query(warehouse, """SELECT dimension, score FROM quality_scores
-                                       WHERE table_name = '_overall' AND run_id = 'subset-2-broken-rows'"""))
+    latest = dict(
+        query(
+            warehouse,
+            """SELECT dimension, score FROM quality_scores
+                                       WHERE table_name = '_overall' AND run_id = 'subset-2-broken-rows'""",
+        )
+    )
     assert metrics["validity"] == f"{latest['validity']:.2f}"
     assert metrics["completeness"] == f"{latest['completeness']:.2f}"
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from etl.errors import SourceError
 from etl.ingest.http import HttpClient, Page
@@ -21,20 +22,20 @@ from etl.ingest.state import Watermark
 
 log = logging.getLogger(__name__)
 
-Request = tuple[str, dict]          # (url, query parameters)
+Request = tuple[str, dict]  # (url, query parameters)
 
 
 @dataclass
 class Connector(ABC):
     """One vendor endpoint. ``options`` is the source's entry in sources.yml."""
 
-    name: str                        # the source name in sources.yml
+    name: str  # the source name in sources.yml
     base_url: str
     options: dict = field(default_factory=dict)
     secrets: dict = field(default_factory=dict)
 
-    system: str = ""                 # lineage: source_system
-    entity: str = ""                 # watermark entity (orders, charges...)
+    system: str = ""  # lineage: source_system
+    entity: str = ""  # watermark entity (orders, charges...)
 
     # --- how to talk to the vendor ---------------------------------------------------
     def headers(self) -> dict:
@@ -73,8 +74,13 @@ class Connector(ABC):
         return int(self.options.get("page_size", 100))
 
 
-def fetch_pages(connector: Connector, client: HttpClient, since: Watermark | None,
-                refetch_limit: int = 2, max_pages: int = 100_000) -> Iterator[Page]:
+def fetch_pages(
+    connector: Connector,
+    client: HttpClient,
+    since: Watermark | None,
+    refetch_limit: int = 2,
+    max_pages: int = 100_000,
+) -> Iterator[Page]:
     """Every page of the endpoint from the watermark on, as received (including glitches)."""
     request: Request | None = connector.first_request(since)
     seen: set[str] = set()
@@ -83,22 +89,30 @@ def fetch_pages(connector: Connector, client: HttpClient, since: Watermark | Non
     while request is not None:
         pages += 1
         if pages > max_pages:
-            raise SourceError(f"source {connector.name}: more than {max_pages} pages; "
-                              "the vendor's pagination does not end (check page_size/filters)")
+            raise SourceError(
+                f"source {connector.name}: more than {max_pages} pages; "
+                "the vendor's pagination does not end (check page_size/filters)"
+            )
         page = client.get_json(*request)
         try:
             records = connector.records(page.data)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise SourceError(f"source {connector.name}: {page.url} did not answer a "
-                              f"{connector.system} list body ({type(exc).__name__}: {exc})") from exc
+            raise SourceError(
+                f"source {connector.name}: {page.url} did not answer a "
+                f"{connector.system} list body ({type(exc).__name__}: {exc})"
+            ) from exc
         yield page
         ids = [connector.record_id(r) for r in records]
         repeated = bool(ids) and all(i in seen for i in ids)
         empty_but_more = not ids and connector.more_expected(page, request)
         if (repeated or empty_but_more) and refetches < refetch_limit:
             refetches += 1
-            log.warning("%s: %s page at %s; fetching it again", connector.name,
-                        "repeated" if repeated else "empty", page.url)
+            log.warning(
+                "%s: %s page at %s; fetching it again",
+                connector.name,
+                "repeated" if repeated else "empty",
+                page.url,
+            )
             continue
         refetches = 0
         seen.update(ids)

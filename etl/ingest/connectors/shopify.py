@@ -14,14 +14,19 @@ from typing import Any
 from requests.utils import parse_header_links
 
 from etl.ingest.connectors.base import Connector, Request
-from etl.ingest.connectors.common import (first_address, payment_type_for, iso_utc, order_rows)
+from etl.ingest.connectors.common import first_address, iso_utc, order_rows, payment_type_for
 from etl.ingest.http import Page
-from etl.ingest.records import vendor_id
 from etl.ingest.state import Watermark
 
-STATUS = {"pending": "created", "authorized": "approved", "partially_paid": "approved",
-          "paid": "approved", "partially_refunded": "approved", "refunded": "canceled",
-          "voided": "canceled"}
+STATUS = {
+    "pending": "created",
+    "authorized": "approved",
+    "partially_paid": "approved",
+    "paid": "approved",
+    "partially_refunded": "approved",
+    "refunded": "canceled",
+    "voided": "canceled",
+}
 
 
 def next_link(headers: dict) -> str | None:
@@ -61,21 +66,41 @@ class ShopifyOrders(Connector):
     def map(self, o: dict, tz: str) -> dict[str, list[dict]]:
         shop = self.options.get("shop") or self.name
         customer = o.get("customer") or {}
-        status = "canceled" if o.get("cancelled_at") else STATUS.get(o.get("financial_status") or "", "created")
+        status = (
+            "canceled" if o.get("cancelled_at") else STATUS.get(o.get("financial_status") or "", "created")
+        )
         if status == "approved" and o.get("fulfillment_status") == "fulfilled":
             status = "shipped"
         shipping = sum(float(s.get("price") or 0) for s in o.get("shipping_lines") or [])
-        items = [{"product_id": li.get("product_id") or li.get("variant_id") or li["id"],
-                  "title": li.get("title"), "quantity": li.get("quantity") or 1, "price": li.get("price")}
-                 for li in o.get("line_items") or []]
+        items = [
+            {
+                "product_id": li.get("product_id") or li.get("variant_id") or li["id"],
+                "title": li.get("title"),
+                "quantity": li.get("quantity") or 1,
+                "price": li.get("price"),
+            }
+            for li in o.get("line_items") or []
+        ]
         return order_rows(
-            system=self.system, order_id=o["id"], currency=o.get("currency"),
+            system=self.system,
+            order_id=o["id"],
+            currency=o.get("currency"),
             customer_key=customer.get("id") or o.get("email") or f"order-{o['id']}",
-            address=first_address(customer.get("default_address"), o.get("billing_address"),
-                                  o.get("shipping_address")),
-            status=status, purchased=o.get("created_at"),
+            address=first_address(
+                customer.get("default_address"), o.get("billing_address"), o.get("shipping_address")
+            ),
+            status=status,
+            purchased=o.get("created_at"),
             approved=o.get("processed_at") if status in ("approved", "shipped") else None,
-            seller_key=shop, items=items, shipping=shipping,
-            payments=[{"type": payment_type_for(" ".join(o.get("payment_gateway_names") or [])),
-                       "installments": 1, "value": o.get("total_price")}],
-            tz=tz)
+            seller_key=shop,
+            items=items,
+            shipping=shipping,
+            payments=[
+                {
+                    "type": payment_type_for(" ".join(o.get("payment_gateway_names") or [])),
+                    "installments": 1,
+                    "value": o.get("total_price"),
+                }
+            ],
+            tz=tz,
+        )

@@ -19,8 +19,12 @@ from etl.ingest.records import minor_to_major
 from etl.ingest.state import Watermark
 
 CHARGE_STATUS = {"succeeded": "approved", "pending": "processing", "failed": "unavailable"}
-INTENT_STATUS = {"succeeded": "approved", "processing": "processing", "canceled": "canceled",
-                 "requires_capture": "approved"}
+INTENT_STATUS = {
+    "succeeded": "approved",
+    "processing": "processing",
+    "canceled": "canceled",
+    "requires_capture": "approved",
+}
 
 
 @dataclass
@@ -41,7 +45,7 @@ class _StripeList(Connector):
     def next_request(self, page: Page, request: Request, records: list[dict]) -> Request | None:
         if not page.data.get("has_more"):
             return None
-        if not records:      # has_more with an empty page: nothing to continue after
+        if not records:  # has_more with an empty page: nothing to continue after
             return None
         url, params = request
         return url, {**params, "starting_after": records[-1]["id"]}
@@ -57,20 +61,34 @@ class _StripeList(Connector):
 
     def _order(self, r: dict, status: str, amount: int | None, tz: str) -> dict[str, list[dict]]:
         currency = r.get("currency") or ""
-        card = ((r.get("payment_method_details") or {}).get("card") or {})
-        plan = ((card.get("installments") or {}).get("plan") or {})
+        card = (r.get("payment_method_details") or {}).get("card") or {}
+        plan = (card.get("installments") or {}).get("plan") or {}
         billing = r.get("billing_details") or {}
         return order_rows(
-            system=self.system, order_id=r["id"], currency=currency,
+            system=self.system,
+            order_id=r["id"],
+            currency=currency,
             customer_key=r.get("customer") or billing.get("email") or r.get("receipt_email") or r["id"],
-            address=billing.get("address") or {}, status=status, purchased=r["created"],
-            approved=r["created"] if status == "approved" else None, seller_key=None, items=[],
+            address=billing.get("address") or {},
+            status=status,
+            purchased=r["created"],
+            approved=r["created"] if status == "approved" else None,
+            seller_key=None,
+            items=[],
             shipping=0.0,
-            payments=[{"type": payment_type_for(f"{card.get('funding', '')} card" if card else
-                                                ",".join(r.get("payment_method_types") or [])),
-                       "installments": plan.get("count") or 1,
-                       "value": minor_to_major(amount, currency)}],
-            tz=tz)
+            payments=[
+                {
+                    "type": payment_type_for(
+                        f"{card.get('funding', '')} card"
+                        if card
+                        else ",".join(r.get("payment_method_types") or [])
+                    ),
+                    "installments": plan.get("count") or 1,
+                    "value": minor_to_major(amount, currency),
+                }
+            ],
+            tz=tz,
+        )
 
 
 @dataclass

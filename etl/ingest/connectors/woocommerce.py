@@ -14,9 +14,17 @@ from etl.ingest.connectors.common import first_address, iso_utc, order_rows, pay
 from etl.ingest.http import Page
 from etl.ingest.state import Watermark
 
-STATUS = {"pending": "created", "on-hold": "created", "processing": "processing",
-          "completed": "delivered", "cancelled": "canceled", "refunded": "canceled",
-          "failed": "unavailable", "trash": "canceled", "checkout-draft": "created"}
+STATUS = {
+    "pending": "created",
+    "on-hold": "created",
+    "processing": "processing",
+    "completed": "delivered",
+    "cancelled": "canceled",
+    "refunded": "canceled",
+    "failed": "unavailable",
+    "trash": "canceled",
+    "checkout-draft": "created",
+}
 
 
 @dataclass
@@ -28,8 +36,13 @@ class WooCommerceOrders(Connector):
         return (self.secrets.get("key", ""), self.secrets.get("secret", ""))
 
     def first_request(self, since: Watermark | None) -> Request:
-        params: dict = {"per_page": min(self.page_size, 100), "page": 1, "orderby": "modified",
-                        "order": "asc", "dates_are_gmt": "true"}
+        params: dict = {
+            "per_page": min(self.page_size, 100),
+            "page": 1,
+            "orderby": "modified",
+            "order": "asc",
+            "dates_are_gmt": "true",
+        }
         start = since.cursor_value if since else self.options.get("start")
         if start:
             params["modified_after"] = start.rstrip("Z")
@@ -53,17 +66,36 @@ class WooCommerceOrders(Connector):
     def map(self, o: dict, tz: str) -> dict[str, list[dict]]:
         billing = o.get("billing") or {}
         status = STATUS.get(o.get("status") or "", "created")
-        created = (o.get("date_created_gmt") or "") + "Z" if o.get("date_created_gmt") else o.get("date_created")
+        created = (
+            (o.get("date_created_gmt") or "") + "Z" if o.get("date_created_gmt") else o.get("date_created")
+        )
         paid = (o.get("date_paid_gmt") + "Z") if o.get("date_paid_gmt") else None
-        items = [{"product_id": li.get("variation_id") or li.get("product_id") or li["id"],
-                  "quantity": li.get("quantity") or 1, "price": str(li.get("price"))}
-                 for li in o.get("line_items") or []]
+        items = [
+            {
+                "product_id": li.get("variation_id") or li.get("product_id") or li["id"],
+                "quantity": li.get("quantity") or 1,
+                "price": str(li.get("price")),
+            }
+            for li in o.get("line_items") or []
+        ]
         return order_rows(
-            system=self.system, order_id=o["id"], currency=o.get("currency"),
+            system=self.system,
+            order_id=o["id"],
+            currency=o.get("currency"),
             customer_key=o.get("customer_id") or billing.get("email") or f"order-{o['id']}",
-            address=first_address(billing, o.get("shipping")), status=status,
-            purchased=created, approved=paid, seller_key=self.options.get("shop") or self.name,
-            items=items, shipping=float(o.get("shipping_total") or 0),
-            payments=[{"type": payment_type_for(o.get("payment_method") or ""), "installments": 1,
-                       "value": o.get("total")}],
-            tz=tz)
+            address=first_address(billing, o.get("shipping")),
+            status=status,
+            purchased=created,
+            approved=paid,
+            seller_key=self.options.get("shop") or self.name,
+            items=items,
+            shipping=float(o.get("shipping_total") or 0),
+            payments=[
+                {
+                    "type": payment_type_for(o.get("payment_method") or ""),
+                    "installments": 1,
+                    "value": o.get("total"),
+                }
+            ],
+            tz=tz,
+        )
