@@ -24,7 +24,7 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from etl import orchestration as orch
+from etl.run import airflow as orch
 from etl.settings import Settings
 
 ALERTS = Settings.from_env().alert_emails  # environment only: no DB/network at parse time
@@ -54,7 +54,7 @@ default_args = {
 def etl_pipeline():
     @task(execution_timeout=timedelta(minutes=2))
     def list_sources() -> list[dict]:
-        from etl.pipeline import list_sources as configured_sources
+        from etl.run.pipeline import list_sources as configured_sources
 
         settings, _, _ = orch.current()
         return configured_sources(settings)
@@ -63,7 +63,7 @@ def etl_pipeline():
     def ingest(source: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from etl.pipeline import ingest_source
+        from etl.run.pipeline import ingest_source
 
         get_current_context()["source_name"] = source["name"]  # names the mapped task in the UI
         settings, run_id, interval = orch.current()
@@ -71,7 +71,7 @@ def etl_pipeline():
 
     @task(execution_timeout=timedelta(minutes=45))
     def transform(ingested: list[dict]) -> dict:
-        from etl.pipeline import ingest_stage, transform_stage
+        from etl.run.pipeline import ingest_stage, transform_stage
 
         settings, run_id, _ = orch.current()
         # Combine what the mapped ingest tasks staged with the Olist files not
@@ -88,7 +88,7 @@ def etl_pipeline():
 
     @task(execution_timeout=timedelta(minutes=45))
     def load(transformed: dict) -> dict:
-        from etl.pipeline import load_stage
+        from etl.run.pipeline import load_stage
 
         settings, run_id, _ = orch.current()
         tables = load_stage(settings, run_id)
@@ -101,14 +101,14 @@ def etl_pipeline():
 
     @task(execution_timeout=timedelta(minutes=30))
     def refresh_aggregates(loaded: dict) -> dict:
-        from etl.pipeline import refresh_aggregates_stage
+        from etl.run.pipeline import refresh_aggregates_stage
 
         settings, run_id, _ = orch.current()
         return refresh_aggregates_stage(settings, run_id)
 
     @task(execution_timeout=timedelta(minutes=15))
     def validate(refreshed: dict) -> dict:
-        from etl.validate import validate_stage
+        from etl.run.validate import validate_stage
 
         settings, run_id, _ = orch.current()
         return validate_stage(settings, run_id)
@@ -117,7 +117,7 @@ def etl_pipeline():
     def notify(validated: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from etl.notify import notify_stage
+        from etl.run.notify import notify_stage
 
         settings, run_id, _ = orch.current()
         dag_run = get_current_context()["dag_run"]

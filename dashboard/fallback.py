@@ -31,7 +31,7 @@ import pandas as pd
 from dashboard.params import Filters
 from dashboard.queries import _jsonable
 
-MANIFEST = "export.json"  # as written by etl.export
+MANIFEST = "export.json"  # as written by etl.publish.export
 #: The exported views the answers below read (others in the folder are not loaded).
 VIEWS = (
     "sales_daily_state",

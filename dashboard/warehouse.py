@@ -17,7 +17,7 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
-from etl.db import describe_url
+from etl.warehouse.connection import describe_url
 
 
 class WarehouseUnavailable(Exception):

@@ -12,9 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-from etl import db, local_cluster
 from etl.errors import EtlError
 from etl.settings import Settings
+from etl.warehouse import connection as db
+from etl.warehouse import local_cluster
 
 
 def _resolve_database(settings: Settings) -> Settings:
@@ -23,7 +24,7 @@ def _resolve_database(settings: Settings) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.pipeline import run_pipeline
+    from etl.run.pipeline import run_pipeline
 
     if args.no_quality_gate or args.clean_csv:
         settings = settings.with_overrides(
@@ -36,7 +37,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.validate import Thresholds, ValidationError, validate_run
+    from etl.run.validate import Thresholds, ValidationError, validate_run
 
     thresholds = Thresholds.from_settings(settings)
     if args.no_require_quality_scores:
@@ -77,7 +78,7 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
             )
         )
         print(f"hypertables: {', '.join(db.hypertables(conn)) or 'none'}")
-        from etl import aggregates
+        from etl.publish import aggregates
 
         print(f"aggregates: {aggregates.describe(conn)}")
         for table, count in db.table_counts(conn, WAREHOUSE_TABLES).items():
@@ -88,7 +89,7 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.analytics import refresh
+    from etl.publish.analytics import refresh
 
     timings = refresh(settings)
     print(f"refreshed {len(timings)} analytics views in {sum(timings.values()):.1f} s")
@@ -96,7 +97,7 @@ def cmd_db_refresh(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.export import export_views
+    from etl.publish.export import export_views
 
     for item in export_views(settings, args.out, args.format):
         print(f"{item.view:<28} {item.rows:>10,} rows -> {item.path}")
@@ -110,7 +111,7 @@ def cmd_db_stop_local(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from etl import ingest
-    from etl.pipeline import new_run_id
+    from etl.run.pipeline import new_run_id
 
     names = [args.source] if args.source else None
     result = ingest.runner.ingest_and_load(
@@ -154,7 +155,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    from etl import quarantine
+    from etl.run import quarantine
 
     if args.q_command == "retry":
         print(quarantine.retry(settings, args.run, args.table).render())

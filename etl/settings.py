@@ -124,7 +124,7 @@ class Settings:
     #: `etl run` stops before loading when a score misses its target.
     dq_enforce: bool = True
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
-    #: server's). Its sorts and hashes span every order and customer (etl.analytics).
+    #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
 
     @classmethod

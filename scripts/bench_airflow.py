@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from etl import db  # noqa: E402
 from etl.settings import Settings  # noqa: E402
+from etl.warehouse import connection as db  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@
    schema and views (``etl db init``), and generates ``--items`` order items
    in SQL (orders = 7/8 of items: every 7th order has two items; 27 states,
    70 categories, 30,000 products, repeat customers), with rows/s;
-2. refreshes the analytics views (``etl.analytics.refresh_views``), rows/s;
+2. refreshes the analytics views (``etl.publish.analytics.refresh_views``), rows/s;
 3. times each API question against the aggregate views and the same question
    over the facts (the baseline, in the same process): the ratio is the gain;
 4. starts ``gunicorn wsgi:app`` on 127.0.0.1 and fires ``--requests`` requests
@@ -38,8 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from etl import analytics, db, deferred_indexes  # noqa: E402
+from etl.load import deferred_indexes  # noqa: E402
+from etl.publish import analytics  # noqa: E402
 from etl.settings import Settings  # noqa: E402
+from etl.warehouse import connection as db  # noqa: E402
 
 STATES = "SP SP SP SP SP SP SP SP SP RJ RJ RJ MG MG MG RS RS PR PR SC BA BA DF ES GO PE CE PA MT MA MS PB RN AL PI SE RO TO AM AC AP RR".split()
 
@@ -84,7 +86,7 @@ SELECT order_id, 1, CASE WHEN hashtext(order_id) %% 20 = 0 THEN 'voucher' ELSE '
 """
 
 #: Tables the generator fills: their keys and indexes are built once at the end
-#: (etl.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
+#: (etl.load.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
 GENERATED_TABLES = ("dim_customers", "fact_orders", "fact_order_items", "fact_payments")
 
 

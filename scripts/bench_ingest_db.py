@@ -124,8 +124,8 @@ def main() -> None:
 
     import pymysql
 
-    from etl import db
     from etl.settings import Settings
+    from etl.warehouse import connection as db
 
     name = f"etl_bench_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)

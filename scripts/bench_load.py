@@ -9,7 +9,7 @@ into a freshly created, empty table: a plain table and a TimescaleDB hypertable
 (when the server has the extension). Both have the primary key; the hypertable
 is made like the product's fact_orders (sql/timescaledb_setup.sql): 30-day
 chunks and TimescaleDB's default time index, which the plain table lacks. The
-loader (etl.load.load_table) is also timed merging the same rows over themselves (nothing changed) and with 10 %
+loader (etl.load.merge.load_table) is also timed merging the same rows over themselves (nothing changed) and with 10 %
 changed. Slow methods (to_sql, execute_values) run on fewer rows, scaled.
 Prints rows/s, the process's peak RSS and the ratios loader/psql and
 loader/to_sql, all from this one process run. Uses its own database
@@ -37,8 +37,9 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from etl import db, load  # noqa: E402
+from etl.load import merge as load
 from etl.settings import Settings  # noqa: E402
+from etl.warehouse import connection as db
 
 COLUMNS_SQL = """order_id CHAR(32) NOT NULL, order_item_id SMALLINT NOT NULL, product_id CHAR(32) NOT NULL,
     seller_id CHAR(32) NOT NULL, shipping_limit_at TIMESTAMPTZ NOT NULL, price_cents BIGINT NOT NULL,
@@ -174,7 +175,7 @@ def run_execute_values(url: str, table: str, rows: pa.Table) -> None:
 def run_pgpq_psycopg3(url: str, table: str, rows: pa.Table) -> None:
     import psycopg
 
-    from etl import binary_copy
+    from etl.load import binary_copy
 
     with psycopg.connect(url) as conn:
         with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:

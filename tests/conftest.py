@@ -16,8 +16,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from etl import db
 from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
+from etl.warehouse import connection as db
 
 #: Airflow reads its configuration once, at import: the whole session gets a throwaway
 #: AIRFLOW_HOME (never the user's own), set here before any test module can import Airflow.

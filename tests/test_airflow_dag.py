@@ -22,8 +22,8 @@ from email.policy import default as default_policy
 import pandas as pd
 import pytest
 
-from etl import db
 from etl.settings import PROJECT_ROOT
+from etl.warehouse import connection as db
 from tests.conftest import AIRFLOW_TEST_HOME, query, scalar
 
 DAGS = PROJECT_ROOT / "dags"

@@ -7,7 +7,7 @@ import tempfile
 
 import pandas as pd
 
-from etl import db
+from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
 ETL = [sys.executable, "-m", "etl.cli"]

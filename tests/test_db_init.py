@@ -1,6 +1,6 @@
 """`etl db init` against the real server: idempotent, with and without TimescaleDB."""
 
-from etl import db
+from etl.warehouse import connection as db
 from tests.conftest import scalar
 
 SEED_TABLES = {
@@ -45,7 +45,7 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
     """A materialized view whose SQL changed is rebuilt by the next `etl db init`."""
     import shutil
 
-    from etl import db as db_module
+    from etl.warehouse import connection as db_module
 
     db.init_schema(fresh_db)
     sql_dir = tmp_path / "sql"

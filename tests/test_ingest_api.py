@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from etl import db
 from etl.ingest import archive, runner
 from etl.ingest.records import vendor_id
 from etl.ingest.resilience import Clock
+from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings, query, scalar
 from tests.vendor_server import SHOPIFY_TOKEN, STRIPE_KEY, WOO_KEY, WOO_SECRET, VendorServer
 

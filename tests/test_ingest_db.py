@@ -13,9 +13,9 @@ import pymysql
 import pytest
 import yaml
 
-from etl import db
 from etl.ingest import archive, runner
 from etl.ingest.records import vendor_id
+from etl.warehouse import connection as db
 from tests.conftest import _server_url, query, scalar
 
 N = 120

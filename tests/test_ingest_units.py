@@ -192,7 +192,7 @@ def test_file_source_reads_only_new_files(fresh_db, tmp_path):
 
 
 def test_olist_folder_second_run_reads_no_file(fresh_db, sample_dir):
-    from etl.pipeline import run_pipeline
+    from etl.run.pipeline import run_pipeline
 
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="olist-1")
     manifest = runner.prepare_run(fresh_db, "olist-2", sample_dir)

@@ -10,8 +10,11 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl import aggregates, binary_copy, chunk_order, db, deferred_indexes, load
-from etl.pipeline import run_pipeline
+from etl.load import binary_copy, chunk_order, deferred_indexes
+from etl.load import merge as load
+from etl.publish import aggregates
+from etl.run.pipeline import run_pipeline
+from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
 UTC = UTC
@@ -155,7 +158,7 @@ def test_copy_refused_falls_back_to_batched_insert_and_says_so(conn, caplog):
         )
         types = binary_copy.column_types(cur, "landing_v")
         data = binary_copy.arrow_for(pa.table({"id": list(range(12_000)), "label": ["x"] * 12_000}), types)
-        with caplog.at_level(logging.WARNING, logger="etl.binary_copy"):
+        with caplog.at_level(logging.WARNING, logger="etl.load.binary_copy"):
             result = binary_copy.copy_or_insert(cur, "landing_v", data)
     assert result.method == "insert-fallback"
     assert "refused" in caplog.text and "landing_v" in caplog.text

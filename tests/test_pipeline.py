@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from etl import db
 from etl.olist import ALL_TABLES
-from etl.pipeline import run_pipeline
+from etl.run.pipeline import run_pipeline
+from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
 MONEY = {"fact_order_items": ["price_cents", "freight_cents"], "fact_payments": ["payment_value_cents"]}

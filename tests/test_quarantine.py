@@ -8,7 +8,7 @@ import pytest
 
 from etl import quality
 from etl.generate import generate
-from etl.pipeline import run_pipeline
+from etl.run.pipeline import run_pipeline
 from etl.settings import PROJECT_ROOT
 from tests.conftest import query, scalar
 from tests.test_cli import assert_one_line_error, etl
@@ -125,7 +125,8 @@ def _counted(settings) -> list[tuple]:
 
 
 def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backfill_once(fresh_db):
-    from etl import db, load
+    from etl.load import merge as load
+    from etl.warehouse import connection as db
 
     db.init_schema(fresh_db)
     rejected = pd.DataFrame(

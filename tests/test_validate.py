@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from etl import staging
-from etl.notify import notify_stage
-from etl.pipeline import refresh_aggregates_stage, run_pipeline
-from etl.validate import Thresholds, ValidationError, validate_run, validate_stage
+from etl.run.notify import notify_stage
+from etl.run.pipeline import refresh_aggregates_stage, run_pipeline
+from etl.run.validate import Thresholds, ValidationError, validate_run, validate_stage
 from tests.conftest import query, scalar
 
 LENIENT = Thresholds(require_quality_scores=False)

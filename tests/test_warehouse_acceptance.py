@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from etl import db
-from etl.pipeline import ingest_stage, load_stage, refresh_aggregates_stage, run_pipeline, transform_stage
+from etl.run.pipeline import ingest_stage, load_stage, refresh_aggregates_stage, run_pipeline, transform_stage
 from etl.settings import PROJECT_ROOT
+from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings, query, scalar
 from tests.test_loader import _edit_csv, assert_aggregates_match_facts
 
@@ -162,8 +162,8 @@ _CHILD = textwrap.dedent("""
     # fact_order_items has sent its first buffer, say so and stall, so the parent
     # can SIGKILL it mid-COPY (dimensions and fact_orders already merged, uncommitted).
     import pathlib, sys, time
-    from etl import binary_copy
-    from etl.pipeline import load_stage
+    from etl.load import binary_copy
+    from etl.run.pipeline import load_stage
     from etl.settings import Settings
 
     marker = pathlib.Path(sys.argv[2])

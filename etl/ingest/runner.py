@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from etl import db, staging
+from etl import staging
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.ingest import archive, config, databases, files, state
 from etl.ingest.connectors import CONNECTORS, Connector, fetch_pages
@@ -42,6 +42,7 @@ from etl.ingest.records import TABLE_COLUMNS, TableWriter
 from etl.ingest.resilience import Clock
 from etl.olist import ALL_TABLES, TableSpec
 from etl.settings import Settings
+from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 
@@ -517,7 +518,7 @@ def replay(
     settings: Settings, source_name: str, day: str, archived_run: str | None = None, run_id: str | None = None
 ) -> dict:
     """``etl replay``: transform and load one source's archived day, touching no source or state."""
-    from etl import pipeline  # late: pipeline imports this package
+    from etl.run import pipeline
 
     run_id = run_id or f"replay-{source_name}-{day}-{uuid.uuid4().hex[:8]}"
     inputs, counts = replay_inputs(settings, source_name, day, run_id, archived_run)
@@ -549,7 +550,7 @@ def ingest_and_load(
     load: bool = True,
 ) -> dict:
     """``etl ingest``: the configured sources only (no Olist folder), then transform and load."""
-    from etl import pipeline  # late: pipeline imports this package
+    from etl.run import pipeline
 
     db.init_schema(settings)
     summaries = ingest_sources(settings, run_id, names, resources)

@@ -3,7 +3,7 @@
 Ingest never writes state to the warehouse itself: it leaves the state it
 *would* advance to in ``runs/{run_id}/state/{source}.json``. ``commit`` writes
 those into ``ingest_watermarks`` / ``ingest_files`` once the load transaction
-of the same run has committed (``etl.pipeline.load_stage`` calls it). A crash
+of the same run has committed (``etl.run.pipeline.load_stage`` calls it). A crash
 before that leaves the old state, so the next run reads the batch again; the
 load merges by natural key, so reading twice never doubles a row.
 """

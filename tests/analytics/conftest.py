@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl import db
-from etl.pipeline import run_pipeline
+from etl.run.pipeline import run_pipeline
+from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings
 
 SOLD_EXCLUDED = {"canceled", "unavailable"}

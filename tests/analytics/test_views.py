@@ -7,7 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from etl import analytics, cli, db
+from etl import cli
+from etl.publish import analytics
+from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
 

@@ -23,9 +23,10 @@ import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 
-from etl import analytics, db
 from etl.errors import ConfigError
+from etl.publish import analytics
 from etl.settings import Settings
+from etl.warehouse import connection as db
 
 FORMATS = ("csv", "parquet")
 MANIFEST = "export.json"

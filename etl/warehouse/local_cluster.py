@@ -21,9 +21,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from etl.db import parse_url
 from etl.errors import DatabaseError
 from etl.settings import Settings
+from etl.warehouse.connection import parse_url
 
 
 def _answers(host: str, port: int, timeout: float = 1.0) -> bool:

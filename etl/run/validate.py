@@ -42,10 +42,12 @@ import psycopg2
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from etl import db, load, staging
+from etl import staging
 from etl.errors import EtlError
+from etl.load import merge as load
 from etl.olist import ALL_TABLES
 from etl.settings import Settings
+from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 

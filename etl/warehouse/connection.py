@@ -171,7 +171,7 @@ def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
 
 def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMode:
     """Create the database if missing, apply sql/schema.sql, add hypertables when possible."""
-    from etl import aggregates, analytics  # aggregates imports this module
+    from etl.publish import aggregates, analytics
 
     ensure_database(settings.database_url, settings.connect_timeout)
     with transaction(settings.database_url, settings.connect_timeout) as conn:

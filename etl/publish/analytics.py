@@ -107,7 +107,7 @@ def _has_rows(cur: psycopg2.extensions.cursor, name: str) -> bool:
 
 def refresh(settings) -> dict[str, float]:
     """Open the warehouse, refresh the views, commit (``etl db refresh``, the pipeline, the DAG)."""
-    from etl import db
+    from etl.warehouse import connection as db
 
     with db.transaction(settings.database_url, settings.connect_timeout) as conn:
         return refresh_views(conn, work_mem=settings.refresh_work_mem)

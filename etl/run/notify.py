@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from etl import db
 from etl.settings import Settings
+from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from datetime import date, datetime
 import psycopg2.extensions
 from psycopg2 import sql
 
-from etl import db
 from etl.settings import SQL_DIR
+from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,14 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from etl import aggregates, analytics, audit, db, ingest, load, staging
+from etl import ingest, staging
 from etl.errors import ConfigError, DatabaseError, SourceError
+from etl.load import audit
+from etl.load import merge as load
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
+from etl.publish import aggregates, analytics
 from etl.settings import Settings
+from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +194,7 @@ QUARANTINE_PIECE_ROWS = 50_000
 def _load_tables(
     conn, run_id: str, out: Path, tables: list[dict], settings: Settings | None = None
 ) -> list[TableSummary]:
-    """Binary COPY + merge of every table (etl.load), audit and aggregate queue, one transaction."""
+    """Binary COPY + merge of every table (etl.load.merge), audit and aggregate queue, one transaction."""
     timezone = settings.source_timezone if settings else "UTC"
     method = settings.load_method if settings else "auto"
     summaries = []
@@ -244,7 +248,7 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
 
     The load stage queues the local days it changed (in its own transaction);
     this consumes the whole queue, so a refresh that failed earlier is caught up
-    by the next one. The dashboards' materialized views (``etl.analytics``) are
+    by the next one. The dashboards' materialized views (``etl.publish.analytics``) are
     refreshed after them. The Airflow DAG's ``refresh_aggregates`` task calls this.
     """
     conn = db.connect(settings.database_url, settings.connect_timeout)

@@ -28,16 +28,18 @@ import pandas as pd
 from psycopg2 import sql
 from psycopg2.extras import execute_values
 
-from etl import audit, db, load
 from etl import lookups as lk
 from etl.errors import ConfigError, SourceError
 from etl.ingest import ROW_NUMBER
+from etl.load import audit
+from etl.load import merge as load
 from etl.olist import ALL_TABLES
 from etl.settings import Settings
 from etl.transform import checks as ck
 from etl.transform.columns import KeySet, parse_hex_ids
 from etl.transform.shape import add_purchase_date_key
 from etl.transform.table import TableState, transform_table
+from etl.warehouse import connection as db
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
 _NOT_RETRIED = {"dim_geolocation"}

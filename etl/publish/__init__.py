@@ -1,0 +1,1 @@
+"""Publish: the time-bucketed aggregates, the dashboards' analytics views, exports."""
