@@ -109,6 +109,8 @@ MOVABLE_IN_TIME: dict[str, tuple[str, str]] = {
 EVENT_TIMES: dict[str, EventTime] = {
     "fact_orders": EventTime("purchased_at"),
     "fact_order_items": EventTime("purchased_at", "fact_orders", "order_id"),
+    # payments feed customer lifetime value and the category figures (etl/publish/derived.py)
+    "fact_payments": EventTime("purchased_at", "fact_orders", "order_id"),
 }
 
 
@@ -317,20 +319,6 @@ def _source_expr(column: str, types) -> sql.Composable:
 # --- type 1 merge -----------------------------------------------------------------------
 
 
-def _event_time_sql(table: str) -> sql.Composable | None:
-    """Expression over the merged row ``t`` that gives its event time, for RETURNING."""
-    event = EVENT_TIMES.get(table)
-    if event is None:
-        return None
-    if event.table is None:
-        return sql.SQL("t.{}").format(sql.Identifier(event.column))
-    return sql.SQL("(SELECT e.{col} FROM {other} e WHERE e.{j} = t.{j} LIMIT 1)").format(
-        col=sql.Identifier(event.column),
-        other=sql.Identifier(event.table),
-        j=sql.Identifier(event.join_column),
-    )
-
-
 def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
     """For a fact whose event time lives in another fact (items -> orders): a TEMP table
     ``join column -> event_time`` of the staged rows, or None.
@@ -508,12 +496,24 @@ def _merge_upsert(
 
 def _all_days(cur, table: str, timezone: str) -> list[date]:
     """Local days of every row of ``table`` (after a direct load into an empty table)."""
-    event = _event_time_sql(table)
+    event = EVENT_TIMES.get(table)
     if event is None:
         return []
+    if event.table is None:
+        statement = sql.SQL("SELECT array_agg(DISTINCT ({col} AT TIME ZONE %(tz)s)::date) FROM {table}")
+    else:
+        # one semi-join, not a lookup per row (by the join column alone the hypertable
+        # is searched in every chunk's index)
+        statement = sql.SQL(
+            "SELECT array_agg(DISTINCT (e.{col} AT TIME ZONE %(tz)s)::date) FROM {other} e "
+            "WHERE e.{j} IN (SELECT t.{j} FROM {table} t)"
+        )
     cur.execute(
-        sql.SQL("SELECT array_agg(DISTINCT ({event} AT TIME ZONE %(tz)s)::date) FROM {table} t").format(
-            event=event, table=sql.Identifier(table)
+        statement.format(
+            col=sql.Identifier(event.column),
+            table=sql.Identifier(table),
+            other=sql.Identifier(event.table or table),
+            j=sql.Identifier(event.join_column or event.column),
         ),
         {"tz": timezone},
     )
