@@ -12,7 +12,9 @@ depends on the server (``etl db status`` prints the mode):
   rows, no scan of the facts per request), every load is followed by a refresh
   of what it changed, and TimescaleDB's invalidation log only sees changes to
   the hypertable, not to the plain tables the aggregates join (items, customers),
-  so the queue below is what says which buckets are stale, in both modes.
+  so the queue below is what says which buckets are stale, in both modes, and
+  the refresh is forced (``force => true``: recompute the window whatever the
+  invalidation log says; a change to an item's price leaves no trace there).
 * TimescaleDB Apache edition or plain PostgreSQL: ordinary **tables** keyed by
   ``bucket``, recomputed for the touched buckets (DELETE + INSERT) in the
   refresh's transaction.
@@ -145,7 +147,9 @@ def ensure(cur: psycopg2.extensions.cursor, mode: db.TimescaleMode, timezone: st
             rebuilt |= _ensure_continuous(cur, agg, mode, timezone)
         else:
             rebuilt |= _ensure_table(cur, agg, mode, timezone)
-    if rebuilt:
+    # Derived tables new to this warehouse (an upgrade) are empty while the facts are not.
+    cur.execute("SELECT NOT EXISTS (SELECT FROM customer_orders) AND EXISTS (SELECT FROM fact_orders)")
+    if rebuilt or cur.fetchone()[0]:
         queue_everything(cur, "etl-db-init")
 
 
@@ -307,7 +311,7 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
                     cur.execute(
                         "CALL refresh_continuous_aggregate(%s, "
                         "CASE WHEN isfinite(%s::timestamptz) THEN %s::timestamptz END, "
-                        "CASE WHEN isfinite(%s::timestamptz) THEN %s::timestamptz END)",
+                        "CASE WHEN isfinite(%s::timestamptz) THEN %s::timestamptz END, force => TRUE)",
                         (agg.name, lo, lo, hi, hi),
                     )
                 result.buckets[agg.name] = -1

@@ -10,10 +10,14 @@ time ranges reach:
 * per-order and per-day inputs are recomputed for the touched days
   (``order_category_values``, ``category_discount_daily``);
 * figures that do not add up over buckets are recomputed for the touched keys
-  only: the people with an order on a touched day (``customer_totals``,
-  ``region_customers`` by difference), the products sold on one
-  (``top_products``), the category x months touched (``anomaly_groups`` from
-  sums and sums of squares, then ``anomaly_records``);
+  only: the people whose rows of ``customer_orders`` (one per sold order, kept
+  per day) were replaced or added (``customer_totals``, ``region_customers``
+  by difference), the products whose rows of ``product_daily`` were
+  (``top_products``, by difference), the category x months touched
+  (``anomaly_groups`` from sums and sums of squares, then ``anomaly_records``).
+  Keys come from the replaced rows too, so an order moved to another person
+  or an item to another product updates both; and nothing is looked up in the
+  facts by customer or product (compressed chunks have no such index);
 * small all-time summaries are recomputed from those partial sums
   (``category_discount_map``: thousands of rows; ``clv_segments``: the RFM
   quintiles rank every customer, so it reads ``customer_totals`` whole --
@@ -46,11 +50,15 @@ TABLES: tuple[str, ...] = (
     "sales_monthly_category",
     "anomaly_groups",
     "anomaly_records",
+    "customer_orders",
     "customer_totals",
     "region_customers",
     "clv_segments",
+    "product_daily",
     "top_products",
 )
+#: The one range of a full rebuild (the text PostgreSQL gives back for it).
+ALL_OF_TIME = ("-infinity", "infinity")
 
 
 def statements(name: str) -> str:
@@ -75,6 +83,8 @@ def refresh(
     )
     cur.execute("ANALYZE etl_touched_ranges")
     cur.execute(statements("_touched"), {"tz": timezone})
+    if ranges == [ALL_OF_TIME]:
+        cur.execute(statements("_reset"))
     done["_touched"] = (cur.rowcount, time.monotonic() - started)
     for name in TABLES:
         started = time.monotonic()

@@ -18,29 +18,3 @@ WITH m AS (
     SELECT lo, hi, sum(starts) OVER (ORDER BY lo) AS island FROM flagged
 )
 SELECT min(lo) AS lo, max(hi) AS hi FROM grouped GROUP BY island;
-
--- People with an order in the touched days (any status: a canceled order may
--- have counted before), and every sold order of theirs.
-CREATE TEMP TABLE etl_touched_customers ON COMMIT DROP AS
-SELECT DISTINCT c.customer_unique_id
-  FROM etl_touched_ranges r
-  JOIN fact_orders o   ON o.purchased_at >= r.lo AND o.purchased_at < r.hi
-  JOIN dim_customers c ON c.customer_id = o.customer_id;
-ANALYZE etl_touched_customers;
-
-CREATE TEMP TABLE etl_customer_orders ON COMMIT DROP AS
-SELECT c.customer_unique_id, c.state AS customer_state, o.order_id, o.purchased_at, d.full_date AS purchase_date
-  FROM etl_touched_customers t
-  JOIN dim_customers c ON c.customer_unique_id = t.customer_unique_id
-  JOIN fact_orders o   ON o.customer_id = c.customer_id
-  JOIN dim_dates d     ON d.date_key = o.purchase_date_key
- WHERE o.order_status NOT IN ('canceled', 'unavailable');
-ANALYZE etl_customer_orders;
-
--- Products with an item in the touched days.
-CREATE TEMP TABLE etl_touched_products ON COMMIT DROP AS
-SELECT DISTINCT i.product_id
-  FROM etl_touched_ranges r
-  JOIN fact_orders o      ON o.purchased_at >= r.lo AND o.purchased_at < r.hi
-  JOIN fact_order_items i ON i.order_id = o.order_id;
-ANALYZE etl_touched_products;

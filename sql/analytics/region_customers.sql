@@ -9,7 +9,10 @@ WITH gone AS (
 INSERT INTO etl_region_delta SELECT customer_state, -count(*) FROM gone GROUP BY 1;
 WITH added AS (
     INSERT INTO customer_states
-    SELECT DISTINCT customer_unique_id, customer_state FROM etl_customer_orders WHERE customer_state IS NOT NULL
+    SELECT DISTINCT o.customer_unique_id, o.customer_state
+      FROM etl_touched_customers t
+      JOIN customer_orders o ON o.customer_unique_id = t.customer_unique_id
+     WHERE o.customer_state IS NOT NULL
     RETURNING customer_state
 )
 INSERT INTO etl_region_delta SELECT customer_state, count(*) FROM added GROUP BY 1;

@@ -1,15 +1,21 @@
--- top_products for the touched products: revenue (item prices), units and
--- orders of sold lines, the category of the latest sale (SCD2 history: a
--- product can change category); then the ranks (ties by product_id),
--- rewriting only the rows whose rank moved.
-DELETE FROM top_products p USING etl_touched_products t WHERE p.product_id = t.product_id;
-INSERT INTO top_products (product_id, category, revenue_cents, units, orders)
-SELECT l.product_id,
-       (array_agg(l.category ORDER BY l.purchased_at DESC, l.order_id))[1],
-       sum(l.price_cents), count(*), count(DISTINCT l.order_id)
-  FROM sales_order_lines l
- WHERE l.product_id IN (SELECT product_id FROM etl_touched_products)
- GROUP BY l.product_id;
+-- top_products: every sold product moved by its difference in product_daily;
+-- the category of its latest sale (ORDER BY purchased_at DESC, order_id) read
+-- back from product_daily through its index (one probe per touched product);
+-- then the ranks (ties by product_id), rewriting only the rows whose rank moved.
+INSERT INTO top_products AS t (product_id, category, revenue_cents, units, orders, last_sold_at)
+SELECT product_id, '', revenue_cents, units, orders, '-infinity' FROM etl_touched_products
+    ON CONFLICT (product_id) DO UPDATE
+   SET revenue_cents = t.revenue_cents + excluded.revenue_cents,
+       units = t.units + excluded.units,
+       orders = t.orders + excluded.orders;
+DELETE FROM top_products t USING etl_touched_products p WHERE t.product_id = p.product_id AND t.units = 0;
+UPDATE top_products t SET category = x.last_category, last_sold_at = x.last_sold_at
+  FROM etl_touched_products p
+ CROSS JOIN LATERAL (SELECT d.last_category, d.last_sold_at FROM product_daily d
+                      WHERE d.product_id = p.product_id
+                      ORDER BY d.last_sold_at DESC, d.last_order_id LIMIT 1) x
+ WHERE t.product_id = p.product_id
+   AND (t.category, t.last_sold_at) IS DISTINCT FROM (x.last_category, x.last_sold_at);
 UPDATE top_products t SET revenue_rank = r.revenue_rank, units_rank = r.units_rank
   FROM (SELECT product_id,
                row_number() OVER (ORDER BY revenue_cents DESC, product_id) AS revenue_rank,

@@ -128,7 +128,22 @@ CREATE TABLE IF NOT EXISTS category_discount_map (
     voucher_share       NUMERIC
 );
 
--- Per person (customer_unique_id) with a sold order: kept per touched customer.
+-- One row per sold order with its person, state and payments: kept per touched
+-- day, so the people a load touched are the ones of the rows it replaced or
+-- added (a reassigned order counts for its old and its new person), and
+-- their totals are read here, never by a lookup into the facts by customer.
+CREATE TABLE IF NOT EXISTS customer_orders (
+    purchase_date       DATE NOT NULL,
+    order_id            CHAR(32) PRIMARY KEY,
+    customer_unique_id  CHAR(32) NOT NULL,
+    customer_state      CHAR(2),
+    purchased_at        TIMESTAMPTZ NOT NULL,
+    paid_cents          BIGINT
+);
+CREATE INDEX IF NOT EXISTS customer_orders_day ON customer_orders (purchase_date);
+CREATE INDEX IF NOT EXISTS customer_orders_person ON customer_orders (customer_unique_id);
+
+-- Per person (customer_unique_id) with a sold order: kept per touched person.
 CREATE TABLE IF NOT EXISTS customer_totals (
     customer_unique_id  CHAR(32) PRIMARY KEY,
     customer_state      CHAR(2),
@@ -141,7 +156,7 @@ CREATE TABLE IF NOT EXISTS customer_totals (
 CREATE INDEX IF NOT EXISTS customer_totals_last_day ON customer_totals (last_order_date);
 
 -- The states a person bought with (sold orders), and their count per state:
--- region_customers moves by the difference for the touched customers only.
+-- region_customers moves by the difference for the touched people only.
 CREATE TABLE IF NOT EXISTS customer_states (
     customer_unique_id  CHAR(32) NOT NULL,
     customer_state      CHAR(2) NOT NULL,
@@ -151,6 +166,22 @@ CREATE TABLE IF NOT EXISTS region_customers (
     customer_state      CHAR(2) PRIMARY KEY,
     customers           BIGINT NOT NULL
 );
+
+-- Per local day x product, sold lines: revenue, units, orders and the day's
+-- latest sale (its time, order and category). top_products moves by the
+-- difference of the replaced and the added rows.
+CREATE TABLE IF NOT EXISTS product_daily (
+    purchase_date       DATE NOT NULL,
+    product_id          CHAR(32) NOT NULL,
+    revenue_cents       BIGINT NOT NULL,
+    units               BIGINT NOT NULL,
+    orders              BIGINT NOT NULL,
+    last_sold_at        TIMESTAMPTZ NOT NULL,
+    last_order_id       CHAR(32) NOT NULL,
+    last_category       TEXT NOT NULL,
+    PRIMARY KEY (purchase_date, product_id)
+);
+CREATE INDEX IF NOT EXISTS product_daily_latest ON product_daily (product_id, last_sold_at DESC, last_order_id);
 
 -- RFM segment sizes (recomputed from customer_lifetime_value: scores are ranks
 -- over every customer).
@@ -162,7 +193,8 @@ CREATE TABLE IF NOT EXISTS clv_segments (
 );
 
 -- Every sold product, all time, ranked by revenue and by units (ties by
--- product_id). Kept per touched product; ranks are renumbered each refresh.
+-- product_id), with the category of its latest sale. Moved by product_daily's
+-- differences; ranks are renumbered each refresh (rows whose rank moved).
 CREATE TABLE IF NOT EXISTS top_products (
     product_id          CHAR(32) PRIMARY KEY,
     category            TEXT NOT NULL,
@@ -170,7 +202,8 @@ CREATE TABLE IF NOT EXISTS top_products (
     units               BIGINT NOT NULL,
     orders              BIGINT NOT NULL,
     revenue_rank        BIGINT,
-    units_rank          BIGINT
+    units_rank          BIGINT,
+    last_sold_at        TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX IF NOT EXISTS top_products_revenue_rank ON top_products (revenue_rank);
 CREATE INDEX IF NOT EXISTS top_products_units_rank ON top_products (units_rank);
