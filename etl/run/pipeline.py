@@ -275,6 +275,7 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
         "ranges": len(result.ranges),
         "buckets": result.buckets,
         "views_refreshed": len(result.derived),
+        "seconds": {name: round(seconds, 3) for name, seconds in result.seconds.items()},
     }
 
 

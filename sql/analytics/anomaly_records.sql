@@ -4,7 +4,7 @@
 -- under 11 orders can never flag. Flag on the exact z; round only what is shown.
 DELETE FROM anomaly_records a USING etl_touched_months m WHERE a.month >= m.lo AND a.month < m.hi;
 INSERT INTO anomaly_records
-WITH g AS (
+WITH g AS MATERIALIZED (  -- the touched months' groups, deviations computed once each
     SELECT g.month, g.category, g.peers,
            g.value_sum / g.peers AS mean_value,
            g.items_sum / g.peers AS mean_items,
@@ -18,7 +18,9 @@ WITH g AS (
     SELECT v.order_id, v.category, v.month, v.value_cents, v.items, g.peers, g.mean_value,
            (v.value_cents - g.mean_value) / nullif(g.sd_value, 0) AS z_value,
            (v.items - g.mean_items) / nullif(g.sd_items, 0)       AS z_items
-      FROM g JOIN order_category_values v ON v.month = g.month AND v.category = g.category
+      FROM etl_touched_months m
+      JOIN order_category_values v ON v.month >= m.lo AND v.month < m.hi
+      JOIN g ON g.month = v.month AND g.category = v.category
 )
 SELECT order_id, category, month, value_cents, items, peers,
        round(mean_value, 2), round(z_value, 3), round(z_items, 3)

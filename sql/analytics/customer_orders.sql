@@ -9,8 +9,7 @@ INSERT INTO etl_touched_people SELECT customer_unique_id FROM gone;
 WITH sold AS (
     SELECT d.full_date AS purchase_date, o.order_id, c.customer_unique_id, c.state AS customer_state,
            o.purchased_at
-      FROM etl_touched_ranges r
-      JOIN fact_orders o   ON o.purchased_at >= r.lo AND o.purchased_at < r.hi
+      FROM etl_touched_orders o
       JOIN dim_customers c ON c.customer_id = o.customer_id
       JOIN dim_dates d     ON d.date_key = o.purchase_date_key
      WHERE o.order_status NOT IN ('canceled', 'unavailable')

@@ -4,6 +4,5 @@ DELETE FROM order_category_values v USING etl_touched_days d
 INSERT INTO order_category_values
 SELECT l.purchase_date, date_trunc('month', l.purchase_date)::date, l.order_id, l.category,
        sum(l.price_cents), sum(l.freight_cents), count(*)
-  FROM etl_touched_ranges r
-  JOIN sales_order_lines l ON l.purchased_at >= r.lo AND l.purchased_at < r.hi
+  FROM etl_touched_lines l
  GROUP BY l.purchase_date, l.order_id, l.category;

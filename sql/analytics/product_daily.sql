@@ -15,8 +15,7 @@ WITH added AS (
            max(l.purchased_at),
            (array_agg(l.order_id ORDER BY l.purchased_at DESC, l.order_id))[1],
            (array_agg(l.category ORDER BY l.purchased_at DESC, l.order_id))[1]
-      FROM etl_touched_ranges r
-      JOIN sales_order_lines l ON l.purchased_at >= r.lo AND l.purchased_at < r.hi
+      FROM etl_touched_lines l
      GROUP BY l.purchase_date, l.product_id
     RETURNING product_id, revenue_cents, units, orders
 )
