@@ -1,7 +1,7 @@
 """Ingest: files, REST APIs and databases into the run's staging area (docs/sources.md).
 
-The foundation's Olist-file API stays here (``read``, ``locate_all``,
-``SourceFile``, ``ROW_NUMBER``, ``file_sha256``). For the DAG and the CLI:
+The foundation's Olist-file API stays here (``read``, ``locate_all``; the
+``SourceFile`` they return and ``ROW_NUMBER`` are in ``etl.olist``). For the DAG and the CLI:
 
 * ``list_sources(settings) -> [name]``            enabled sources in sources.yml
 * ``ingest_source(settings, run_id, name) -> dict`` one source for one run (small summary)
@@ -10,7 +10,7 @@ The foundation's Olist-file API stays here (``read``, ``locate_all``,
 * ``replay(settings, source, day)``               rebuild a run from the raw archive alone
 """
 
-from etl.ingest.olist_files import ROW_NUMBER, SourceFile, check_header, file_sha256, locate, locate_all, read
+from etl.ingest.olist_files import check_header, locate, locate_all, read
 from etl.ingest.runner import (
     Resources,
     commit_state,
@@ -24,13 +24,10 @@ from etl.ingest.runner import (
 )
 
 __all__ = [
-    "ROW_NUMBER",
     "Resources",
-    "SourceFile",
     "check_header",
     "commit_state",
     "configured_sources",
-    "file_sha256",
     "ingest_source",
     "ingest_sources",
     "list_sources",

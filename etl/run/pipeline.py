@@ -20,13 +20,14 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from etl import ingest, staging
+from etl import ingest, quality, staging
 from etl.errors import ConfigError, DatabaseError, SourceError
 from etl.load import audit
 from etl.load import merge as load
-from etl.olist import ALL_TABLES, ForeignKey, TableSpec
+from etl.olist import ALL_TABLES, ForeignKey, SourceFile, TableSpec
 from etl.publish import aggregates, analytics
 from etl.settings import Settings
+from etl.transform.stage import run_stage
 from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
@@ -101,14 +102,12 @@ def ingest_stage(
     return ingest.prepare_run(settings, run_id, data_dir, specs)  # header checks before any write
 
 
-def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[ingest.SourceFile]]:
+def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[SourceFile]]:
     path = staging.run_dir(settings, run_id) / "ingest.json"
     if not path.exists():
         raise SourceError(f"run {run_id} has no ingest manifest at {path}; run the ingest stage first")
     manifest = staging.read_json(path)
-    return manifest, [
-        ingest.SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"])) for s in manifest["sources"]
-    ]
+    return manifest, [SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"])) for s in manifest["sources"]]
 
 
 # --- transform ------------------------------------------------------------------------
@@ -140,8 +139,6 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
     quality_issues right away (etl.transform.stage.run_stage), so the validate
     step can judge the run before anything is loaded.
     """
-    from etl.transform.stage import run_stage
-
     manifest, sources = _ingested_sources(settings, run_id)
     out = staging.clean_dir(settings, run_id)
     db.init_schema(settings)
@@ -296,8 +293,6 @@ def run_pipeline(
     manifest = ingest_stage(settings, run_id, data_dir, specs)
     metadata = transform_stage(settings, run_id)
     if settings.dq_enforce:
-        from etl import quality
-
         quality.gate(quality.QualityReport.from_dict(metadata["score"]), settings.quality_targets)
     tables = load_stage(settings, run_id)
     refresh_aggregates_stage(settings, run_id)

@@ -30,25 +30,19 @@ from psycopg2.extras import execute_values
 
 from etl import lookups as lk
 from etl.errors import ConfigError, SourceError
-from etl.ingest import ROW_NUMBER
 from etl.load import audit
 from etl.load import merge as load
-from etl.olist import ALL_TABLES
+from etl.olist import ALL_TABLES, CATEGORY_TRANSLATION, REFERENCED, ROW_NUMBER
 from etl.settings import Settings
 from etl.transform import checks as ck
 from etl.transform.columns import KeySet, parse_hex_ids
-from etl.transform.shape import add_purchase_date_key
+from etl.transform.stage import prepare_clean
 from etl.transform.table import TableState, transform_table
 from etl.warehouse import connection as db
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
-_NOT_RETRIED = {"dim_geolocation"}
-_REFERENCED = {
-    "dim_customers": "customer_id",
-    "dim_products": "product_id",
-    "dim_sellers": "seller_id",
-    "fact_orders": "order_id",
-}
+#: Aggregated tables hold one row per group, not the source rows: nothing to retry into.
+_NOT_RETRIED = {spec.name for spec in ALL_TABLES if spec.aggregated}
 
 
 def _connect(settings: Settings):
@@ -211,8 +205,8 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
             references: dict = {}
             translation = _translation(cur)
             if translation is not None:
-                references["category_translation"] = translation
-                references["category_translation:names"] = pd.Index(translation["category_name"])
+                references[ck.TRANSLATION] = translation
+                references[ck.TRANSLATED_NAMES] = pd.Index(translation["category_name"])
             for name in tables:
                 counts = _retry_table(
                     cur,
@@ -232,9 +226,15 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
 
 
 def _translation(cur) -> pd.DataFrame | None:
-    cur.execute("SELECT category_name, category_name_english FROM category_translation")
+    """The stored category translation (products are checked and translated against it)."""
+    columns = list(CATEGORY_TRANSLATION.reference_columns)
+    cur.execute(
+        sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(CATEGORY_TRANSLATION.name)
+        )
+    )
     rows_ = cur.fetchall()
-    return pd.DataFrame(rows_, columns=["category_name", "category_name_english"]) if rows_ else None
+    return pd.DataFrame(rows_, columns=columns) if rows_ else None
 
 
 def _retry_table(
@@ -257,14 +257,14 @@ def _retry_table(
     )
     clean = res.clean
     already = _existing_keys(cur, spec.name, spec.key, clean)
-    if spec.name == "fact_orders" and len(clean):
-        add_purchase_date_key(clean, settings.source_timezone)
+    if len(clean):
+        prepare_clean(spec, clean, settings.source_timezone)
     loadable = clean.loc[~already].reset_index(drop=True)
     if len(loadable):
         load.merge(cur, spec.name, loadable)
-    if spec.name in _REFERENCED:
+    if spec.name in REFERENCED:
         keys = references.setdefault(spec.name, KeySet())
-        keys.add(parse_hex_ids(loadable[_REFERENCED[spec.name]]).hashes)
+        keys.add(parse_hex_ids(loadable[REFERENCED[spec.name]]).hashes)
     loaded_rows = set(res.row_numbers[~already].tolist())
     again = res.quarantined
     if already.any():

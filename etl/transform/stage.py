@@ -26,11 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from psycopg2 import sql
 
 from etl import lookups as lk
-from etl.ingest import SourceFile, file_sha256
-from etl.quality import QualityReport
+from etl import quality
+from etl.olist import DATES, DERIVED_TABLES, REFERENCED, SourceFile, TableSpec
+from etl.quality import QualityReport, Tally
 from etl.settings import Settings
+from etl.staging import file_sha256
 from etl.transform import checks as ck
 from etl.transform import shape
 from etl.transform.columns import KeySet, parse_hex_ids
@@ -39,20 +42,16 @@ from etl.transform.table import (
     FINDING_COLUMNS,
     QUARANTINE_COLUMNS,
     KeyLookup,
+    TableResult,
     TableState,
-    Tally,
+    finish_clean,
     transform_table,
 )
 
 log = logging.getLogger(__name__)
 
-#: Referenced tables and the column other tables point at.
-_REFERENCED = {
-    "dim_customers": "customer_id",
-    "dim_products": "product_id",
-    "dim_sellers": "seller_id",
-    "fact_orders": "order_id",
-}
+#: Tables the run derives (the calendar) are loaded but not scored: no check reads them.
+_DERIVED = {t.name for t in DERIVED_TABLES}
 
 
 class Sink:
@@ -141,7 +140,7 @@ class _RunState:
     payment_totals: list = field(default_factory=list)
     purchase_range: list = field(default_factory=list)
     #: Reads a reference table already in the warehouse (None: this run's rows only).
-    stored_reference: Callable[[str], pd.DataFrame] | None = None
+    stored_reference: Callable[[TableSpec], pd.DataFrame] | None = None
     #: Per-order item and payment totals already in the warehouse, for given order ids.
     stored_totals: Callable[[list[str], list[str]], tuple[pd.DataFrame, pd.DataFrame]] | None = None
 
@@ -161,7 +160,7 @@ def transform_sources(
     sources: list[SourceFile],
     out: Path,
     lookup_keys: KeyLookup | None = None,
-    stored_reference: Callable[[str], pd.DataFrame] | None = None,
+    stored_reference: Callable[[TableSpec], pd.DataFrame] | None = None,
     stored_totals: Callable[[list[str], list[str]], tuple[pd.DataFrame, pd.DataFrame]] | None = None,
 ) -> tuple[list[TableOutcome], QualityReport, dict]:
     """Transform every source into ``out``; returns per-table counts, the scores and schemas.
@@ -189,23 +188,118 @@ def transform_sources(
             outcome.rows_loaded,
             outcome.rows_quarantined,
         )
-    by_table = {o.table: o for o in outcomes}
-    if "fact_orders" in by_table:
-        _enrich_orders(settings, out, run, by_table["fact_orders"])
-        schemas["fact_orders"] = {f.name: str(f.type) for f in pq.read_schema(out / "fact_orders.parquet")}
-        lo = min(run.purchase_range) if run.purchase_range else None
-        hi = max(run.purchase_range) if run.purchase_range else None
-        span = pd.DataFrame({"purchased_at": [lo, hi]}).dropna()
-        dates = shape.build_dim_dates(span, settings.source_timezone)
-        dates.to_parquet(out / "dim_dates.parquet", index=False)
-        if settings.clean_csv:
-            dates.to_csv(out / "dim_dates.csv", index=False)
-        outcomes.append(TableOutcome("dim_dates", "derived:fact_orders", len(dates), len(dates), 0))
-        schemas["dim_dates"] = {c: str(t) for c, t in dates.dtypes.items()}
+    for source, outcome in list(zip(sources, outcomes)):
+        if source.spec.role == "orders":
+            spec = source.spec
+            _enrich_orders(settings, out, run, outcome, spec)
+            schemas[spec.name] = {f.name: str(f.type) for f in pq.read_schema(out / f"{spec.name}.parquet")}
+            lo = min(run.purchase_range) if run.purchase_range else None
+            hi = max(run.purchase_range) if run.purchase_range else None
+            span = pd.DataFrame({"purchased_at": [lo, hi]}).dropna()
+            dates = shape.build_dim_dates(span, settings.source_timezone)
+            dates.to_parquet(out / f"{DATES.name}.parquet", index=False)
+            if settings.clean_csv:
+                dates.to_csv(out / f"{DATES.name}.csv", index=False)
+            outcomes.append(TableOutcome(DATES.name, f"derived:{spec.name}", len(dates), len(dates), 0))
+            schemas[DATES.name] = {c: str(t) for c, t in dates.dtypes.items()}
     report = QualityReport.from_tallies(
-        run_id, {o.table: o.tally for o in outcomes if o.table != "dim_dates"}, settings.quality_targets
+        run_id, {o.table: o.tally for o in outcomes if o.table not in _DERIVED}, settings.quality_targets
     )
     return outcomes, report, schemas
+
+
+@dataclass
+class _TableRun:
+    """One table being transformed: where it writes, and what it keeps for the run."""
+
+    settings: Settings
+    spec: TableSpec
+    out: Path
+    run: _RunState
+    kept: list[pd.DataFrame] = field(default_factory=list)  # whole-table shaping, reference data
+    rows_sink: Sink | None = None  # orders: source row and consistency of each clean row
+
+
+def _orders_start(t: _TableRun) -> None:
+    t.rows_sink = Sink(t.out / f"{t.spec.name}.rows.parquet")
+
+
+def _orders_chunk(t: _TableRun, result: TableResult) -> None:
+    """Date the orders; keep their time span (the calendar) and consistency (enrichment)."""
+    clean = result.clean
+    if len(clean):
+        t.run.purchase_range += [clean["purchased_at"].min(), clean["purchased_at"].max()]
+    cons_app, cons_fail = result.clean_masks.get("consistency", (np.zeros(len(clean), bool),) * 2)
+    t.rows_sink.write(
+        pd.DataFrame({"row_number": result.row_numbers, "cons_app": cons_app, "cons_fail": cons_fail})
+    )
+
+
+def _orders_end(t: _TableRun) -> None:
+    t.rows_sink.close()
+
+
+def _item_totals_chunk(t: _TableRun, result: TableResult) -> None:
+    if len(result.clean):
+        t.run.item_totals.append(shape.item_totals(result.clean))
+
+
+def _payment_totals_chunk(t: _TableRun, result: TableResult) -> None:
+    if len(result.clean):
+        t.run.payment_totals.append(shape.payment_totals(result.clean))
+
+
+def _translation_end(t: _TableRun) -> None:
+    translation = pd.concat(t.kept, ignore_index=True)
+    if t.run.stored_reference is not None:  # this run's rows win over stored ones
+        translation = pd.concat(
+            [translation, t.run.stored_reference(t.spec)], ignore_index=True
+        ).drop_duplicates("category_name")
+    t.run.references[ck.TRANSLATION] = translation
+    t.run.references[ck.TRANSLATED_NAMES] = pd.Index(translation["category_name"])
+
+
+def _places_end(t: _TableRun) -> None:
+    points = pd.concat(t.kept, ignore_index=True)
+    places = points[list(t.spec.reference_columns)]
+    if t.run.stored_reference is not None:
+        places = pd.concat([places, t.run.stored_reference(t.spec)], ignore_index=True)
+    t.run.references[ck.PLACES] = shape.geolocation_places(places)
+
+
+def _nothing(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class _Role:
+    """What a table with this ``TableSpec.role`` does in a run: at its start, per chunk,
+    and at its end (before the tables after it, which may read what it left)."""
+
+    start: Callable[[_TableRun], None] = _nothing
+    chunk: Callable[[_TableRun, TableResult], None] = _nothing
+    end: Callable[[_TableRun], None] = _nothing
+    #: Columns the load needs beyond the checked ones, added to the clean rows in place.
+    prepare: Callable[[pd.DataFrame, str], object] = _nothing
+
+
+#: The roles a spec names in ``TableSpec.role`` (None: no part beyond its own files).
+ROLES: dict[str | None, _Role] = {
+    None: _Role(),
+    "translation": _Role(end=_translation_end),
+    "places": _Role(end=_places_end),
+    "orders": _Role(
+        start=_orders_start, chunk=_orders_chunk, end=_orders_end, prepare=shape.add_purchase_date_key
+    ),
+    "item_totals": _Role(chunk=_item_totals_chunk),
+    "payment_totals": _Role(chunk=_payment_totals_chunk),
+}
+
+
+def prepare_clean(spec: TableSpec, clean: pd.DataFrame, timezone: str) -> None:
+    """Add what the load needs beyond the checked columns (orders: their local date key);
+    the stage and the quarantine retry both call this."""
+    ROLES[spec.role].prepare(clean, timezone)
 
 
 def _transform_one(
@@ -218,14 +312,17 @@ def _transform_one(
 ) -> TableOutcome:
     spec = source.spec
     name = spec.name
+    role = ROLES[spec.role]
+    table = _TableRun(settings, spec, out, run)
     outcome = TableOutcome(name, source.name)
     state = TableState()
     keys = KeySet()
-    clean_sink = None if name == "dim_geolocation" else Sink(out / f"{name}.parquet", settings.clean_csv)
+    keep_whole = spec.aggregated or bool(spec.reference_columns)
+    # An aggregated table's clean file is written once, from all its rows.
+    clean_sink = None if spec.aggregated else Sink(out / f"{name}.parquet", settings.clean_csv)
     q_sink = Sink(out / f"{name}.quarantine.parquet")
     f_sink = Sink(out / f"{name}.findings.parquet")
-    rows_sink = Sink(out / f"{name}.rows.parquet") if name == "fact_orders" else None
-    kept: list[pd.DataFrame] = []  # whole-table shaping: translation, geolocation points
+    role.start(table)
     for chunk in read_chunks(source.path, spec, settings.chunk_rows):
         result = transform_table(
             spec,
@@ -235,59 +332,34 @@ def _transform_one(
             lookup_keys,
             config,
             state,
-            finish=name != "dim_geolocation",
+            finish=not spec.aggregated,
         )
         clean = result.clean
         outcome.rows_read += result.rows_read
         outcome.rows_loaded += result.rows_clean
         outcome.rows_quarantined += len(result.quarantined)
         outcome.tally.add(result.tally)
-        if name == "fact_orders":
-            shape.add_purchase_date_key(clean, settings.source_timezone)
-            if len(clean):
-                run.purchase_range += [clean["purchased_at"].min(), clean["purchased_at"].max()]
-            cons_app, cons_fail = result.clean_masks.get("consistency", (np.zeros(len(clean), bool),) * 2)
-            rows_sink.write(
-                pd.DataFrame({"row_number": result.row_numbers, "cons_app": cons_app, "cons_fail": cons_fail})
-            )
-        elif name == "fact_order_items" and len(clean):
-            run.item_totals.append(shape.item_totals(clean))
-        elif name == "fact_payments" and len(clean):
-            run.payment_totals.append(shape.payment_totals(clean))
-        if name in _REFERENCED:
-            keys.add(parse_hex_ids(clean[_REFERENCED[name]]).hashes)
-        if name in ("category_translation", "dim_geolocation"):
-            kept.append(clean)
+        prepare_clean(spec, clean, settings.source_timezone)
+        role.chunk(table, result)
+        if name in REFERENCED:
+            keys.add(parse_hex_ids(clean[REFERENCED[name]]).hashes)
+        if keep_whole:
+            table.kept.append(clean)
         if clean_sink is not None:
             clean_sink.write(clean)
         if len(result.quarantined):
             q_sink.write(result.quarantined)
         if len(result.findings):
             f_sink.write(result.findings)
-    if name in _REFERENCED:
+    if name in REFERENCED:
         run.references[name] = keys
-    if name == "category_translation":
-        translation = pd.concat(kept, ignore_index=True)
-        if run.stored_reference is not None:  # this run's rows win over stored ones
-            translation = pd.concat(
-                [translation, run.stored_reference("category_translation")], ignore_index=True
-            ).drop_duplicates("category_name")
-        run.references["category_translation"] = translation
-        run.references["category_translation:names"] = pd.Index(translation["category_name"])
-    if name == "dim_geolocation":
-        points = pd.concat(kept, ignore_index=True)
-        places = points[["zip_code_prefix", "city", "state"]]
-        if run.stored_reference is not None:
-            places = pd.concat([places, run.stored_reference("dim_geolocation")], ignore_index=True)
-        run.references["dim_geolocation:places"] = shape.geolocation_places(places)
-        aggregated = shape.aggregate_geolocation(points)
+    role.end(table)
+    if spec.aggregated:
         clean_sink = Sink(out / f"{name}.parquet", settings.clean_csv)
-        clean_sink.write(aggregated)
+        clean_sink.write(finish_clean(spec, pd.concat(table.kept, ignore_index=True), run.references, config))
     clean_sink.close()
     q_sink.close(_empty(QUARANTINE_COLUMNS))
     f_sink.close(_empty(FINDING_COLUMNS))
-    if rows_sink is not None:
-        rows_sink.close()
     return outcome
 
 
@@ -298,7 +370,9 @@ def _absent(ids: pa.ChunkedArray, index: pd.Index) -> list[str]:
     return ids.filter(pc.invert(pc.is_in(ids, value_set=known))).to_pylist()
 
 
-def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: TableOutcome) -> None:
+def _enrich_orders(
+    settings: Settings, out: Path, run: _RunState, outcome: TableOutcome, spec: TableSpec
+) -> None:
     """Second pass over the clean orders: per-order totals and the payments = items check."""
     items = (
         pd.concat(run.item_totals).groupby(level=0).sum()
@@ -310,7 +384,10 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
         if run.payment_totals
         else pd.DataFrame(columns=["payment_total_cents"])
     )
-    path = out / "fact_orders.parquet"
+    path = out / f"{spec.name}.parquet"
+    rows_path = out / f"{spec.name}.rows.parquet"
+    findings_path = out / f"{spec.name}.findings.parquet"
+    extra = out / f"{spec.name}.findings.extra.parquet"
     if run.stored_totals is not None:
         # Orders re-read without their items or payments (a daily run reads only
         # changed files) keep the totals the warehouse already has for them.
@@ -323,13 +400,13 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
         if len(stored_payments):
             payments = pd.concat([payments, stored_payments])
     rows = (
-        pq.read_table(out / "fact_orders.rows.parquet").to_pandas()
-        if (out / "fact_orders.rows.parquet").exists()
+        pq.read_table(rows_path).to_pandas()
+        if rows_path.exists()
         else pd.DataFrame(columns=["row_number", "cons_app", "cons_fail"])
     )
     tmp = path.with_suffix(".enriched.parquet")
     sink = Sink(tmp, settings.clean_csv)
-    findings = Sink(out / "fact_orders.findings.extra.parquet")
+    findings = Sink(extra)
     offset = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=settings.chunk_rows):
         orders = batch.to_pandas()
@@ -371,25 +448,24 @@ def _enrich_orders(settings: Settings, out: Path, run: _RunState, outcome: Table
     tmp.replace(path)
     if settings.clean_csv and tmp.with_suffix(".csv").exists():
         tmp.with_suffix(".csv").replace(path.with_suffix(".csv"))
-    extra = out / "fact_orders.findings.extra.parquet"
     if extra.exists() and pq.read_metadata(extra).num_rows:
-        base = pq.read_table(out / "fact_orders.findings.parquet")
+        base = pq.read_table(findings_path)
         merged = pa.concat_tables([base, pq.read_table(extra).cast(base.schema)])
-        pq.write_table(merged, out / "fact_orders.findings.parquet")
+        pq.write_table(merged, findings_path)
     extra.unlink(missing_ok=True)
-    (out / "fact_orders.rows.parquet").unlink(missing_ok=True)
+    rows_path.unlink(missing_ok=True)
 
 
-_STORED_REFERENCE_SQL = {
-    "category_translation": "SELECT category_name, category_name_english FROM category_translation",
-    "dim_geolocation": "SELECT zip_code_prefix, city, state FROM dim_geolocation",
-}
-
-
-def _stored_reference(conn, table: str) -> pd.DataFrame:
-    """A reference table as earlier runs loaded it (read-only; the transaction is ended)."""
+def _stored_reference(conn, spec: TableSpec) -> pd.DataFrame:
+    """A reference table as earlier runs loaded it (its ``reference_columns``; read-only,
+    the transaction is ended)."""
     with conn.cursor() as cur:
-        cur.execute(_STORED_REFERENCE_SQL[table])
+        cur.execute(
+            sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in spec.reference_columns),
+                sql.Identifier(spec.name),
+            )
+        )
         columns = [d[0] for d in cur.description]
         frame = pd.DataFrame(cur.fetchall(), columns=columns, dtype="string")
     conn.rollback()
@@ -434,8 +510,6 @@ def run_stage(
     lookup_keys: KeyLookup | None,
 ) -> dict:
     """Transform, store the scores and findings, and describe the batch in _metadata.json."""
-    from etl import quality
-
     out.mkdir(parents=True, exist_ok=True)
     outcomes, report, schemas = transform_sources(
         settings,
@@ -443,7 +517,7 @@ def run_stage(
         sources,
         out,
         lookup_keys,
-        stored_reference=lambda table: _stored_reference(conn, table),
+        stored_reference=lambda spec: _stored_reference(conn, spec),
         stored_totals=lambda item_ids, payment_ids: _stored_totals(conn, item_ids, payment_ids),
     )
     quality.store(conn, report, [(o.table, o.source, out / f"{o.table}.findings.parquet") for o in outcomes])
