@@ -28,7 +28,7 @@ RuleSet = Literal["order", "order_item", "payment", "review", "coordinates", "ca
 Imputation = Literal["category", "location"]
 #: Shaping after the checks (etl.transform.table.SHAPINGS).
 Shaping = Literal["aggregate_points", "translate_category"]
-#: What a table hands the tables after it within a run (etl.transform.stage.ROLES):
+#: What a table hands the tables after it within a run (etl.transform.roles.ROLES):
 #: reference data (translation, places), per-order totals, or the orders themselves
 #: (dated, enriched with the totals, spanning the calendar ``dim_dates``).
 Role = Literal["translation", "places", "orders", "item_totals", "payment_totals"]

@@ -140,7 +140,7 @@ def measure(directory: Path, chunk_rows: int) -> dict:
     from etl.transform import checks as ck
     from etl.transform.columns import KeySet, parse_hex_ids
     from etl.transform.reader import read_chunks
-    from etl.transform.stage import Sink
+    from etl.transform.sink import Sink
     from etl.transform.table import TableState, transform_table
 
     path = directory / "olist_order_items_dataset.csv"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from etl import olist
-from etl.transform import checks, stage, table
+from etl.transform import checks, roles, table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +108,7 @@ def test_every_name_a_spec_gives_is_known():
         assert all(rule in checks.RULE_SETS for rule in spec.rules), spec.name
         assert spec.imputation is None or spec.imputation in table.IMPUTATIONS, spec.name
         assert spec.shaping is None or spec.shaping in table.SHAPINGS, spec.name
-        assert spec.role in stage.ROLES, spec.name
+        assert spec.role in roles.ROLES, spec.name
         columns = set(spec.target_columns)
         assert set(spec.merge_key) <= columns | {"date_key"}, spec.name
         assert set(spec.reference_columns) <= columns, spec.name

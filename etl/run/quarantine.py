@@ -36,7 +36,7 @@ from etl.olist import ALL_TABLES, CATEGORY_TRANSLATION, REFERENCED, ROW_NUMBER
 from etl.settings import Settings
 from etl.transform import checks as ck
 from etl.transform.columns import KeySet, parse_hex_ids
-from etl.transform.stage import prepare_clean
+from etl.transform.roles import prepare_clean
 from etl.transform.table import TableState, transform_table
 from etl.warehouse import connection as db
 

@@ -8,41 +8,36 @@ For each source table, chunk by chunk (``Settings.chunk_rows``):
     clean/{run}/_metadata.json              run id, sources + checksums, counts, schema, scores
 
 What crosses chunks is small: 64-bit key hashes (uniqueness, foreign keys),
-per-order totals (enrichment), geolocation reference pairs. Orders are
-enriched in a second pass once items and payments are known.
+and what a table's role hands on (``etl.transform.roles``: per-order totals,
+reference data). Orders are enriched in a second pass once items and
+payments are known.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from etl import lookups as lk
 from etl import quality
-from etl.olist import DATES, DERIVED_TABLES, REFERENCED, SourceFile, TableSpec
-from etl.quality import QualityReport, Tally
+from etl.olist import DERIVED_TABLES, REFERENCED, SourceFile, TableSpec
+from etl.quality import QualityReport
 from etl.settings import Settings
 from etl.staging import file_sha256
 from etl.transform import checks as ck
-from etl.transform import shape
 from etl.transform.columns import KeySet, parse_hex_ids
 from etl.transform.reader import read_chunks
+from etl.transform.roles import ROLES, RunState, TableOutcome, TableRun, prepare_clean
+from etl.transform.sink import Sink, empty_frame
 from etl.transform.table import (
     FINDING_COLUMNS,
     QUARANTINE_COLUMNS,
     KeyLookup,
-    TableResult,
     TableState,
     finish_clean,
     transform_table,
@@ -52,106 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Tables the run derives (the calendar) are loaded but not scored: no check reads them.
 _DERIVED = {t.name for t in DERIVED_TABLES}
-
-
-class Sink:
-    """Appends chunks to one Parquet file (and optionally a CSV twin) with a fixed schema.
-
-    Writing happens on a background thread (pyarrow releases the GIL), one chunk
-    behind the transform, so the second core encodes while the first checks;
-    at most one chunk waits, so memory stays flat. Staging files are
-    uncompressed, without dictionaries or statistics: they live for one run
-    and writing them fast matters more.
-    """
-
-    def __init__(self, path: Path, csv: bool = False) -> None:
-        self.path, self.csv = path, csv
-        self.schema: pa.Schema | None = None
-        self.writer: pq.ParquetWriter | None = None
-        self.csv_writer = None
-        self.rows = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink")
-        self._pending: Future | None = None
-
-    def _table(self, frame: pd.DataFrame) -> pa.Table:
-        objects = [c for c in frame.columns if frame[c].dtype == object]
-        if objects:  # plain Python strings: give them a string type so empty chunks agree
-            frame = frame.assign(**{c: frame[c].astype("string") for c in objects})
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        if self.schema is None:
-            fields = [f.with_type(pa.large_string()) if pa.types.is_null(f.type) else f for f in table.schema]
-            self.schema = pa.schema(fields, metadata=table.schema.metadata)
-        return table.cast(self.schema)
-
-    def write(self, frame: pd.DataFrame) -> None:
-        table = self._table(frame)
-        if self.writer is None:
-            # No dictionaries, no statistics: nothing reads them (every reader takes whole
-            # columns), and they cost more than half of the write (40 -> 17 ms per 250k
-            # clean order items; 10M items: clean file 975 MB instead of 801 MB).
-            self.writer = pq.ParquetWriter(
-                self.path, self.schema, compression="none", use_dictionary=False, write_statistics=False
-            )
-            if self.csv:
-                self.csv_writer = pacsv.CSVWriter(str(self.path.with_suffix(".csv")), self.schema)
-        self._wait()
-        self._pending = self._pool.submit(self._write_table, table)
-        self.rows += len(frame)
-
-    def _write_table(self, table: pa.Table) -> None:
-        self.writer.write_table(table)
-        if self.csv_writer is not None:
-            self.csv_writer.write_table(table)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()  # re-raises a write error here, in the caller
-            self._pending = None
-
-    def close(self, empty_like: pd.DataFrame | None = None) -> None:
-        try:
-            if self.writer is None and empty_like is not None:
-                self.write(empty_like)
-            self._wait()
-        finally:
-            self._pool.shutdown(wait=True)
-            if self.writer is not None:
-                self.writer.close()
-            if self.csv_writer is not None:
-                self.csv_writer.close()
-
-
-@dataclass
-class TableOutcome:
-    table: str
-    source: str
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-    tally: Tally = field(default_factory=Tally)
-
-
-@dataclass
-class _RunState:
-    """What one table leaves for the tables after it."""
-
-    references: dict = field(default_factory=dict)
-    item_totals: list = field(default_factory=list)
-    payment_totals: list = field(default_factory=list)
-    purchase_range: list = field(default_factory=list)
-    #: Reads a reference table already in the warehouse (None: this run's rows only).
-    stored_reference: Callable[[TableSpec], pd.DataFrame] | None = None
-    #: Per-order item and payment totals already in the warehouse, for given order ids.
-    stored_totals: Callable[[list[str], list[str]], tuple[pd.DataFrame, pd.DataFrame]] | None = None
-
-
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            c: pd.Series([], dtype="int64" if c == "row_number" else "bool" if c == "hard" else "string")
-            for c in columns
-        }
-    )
 
 
 def transform_sources(
@@ -172,7 +67,7 @@ def transform_sources(
     out.mkdir(parents=True, exist_ok=True)
     lookups = lk.load_lookups(settings.lookup_dir)
     config = ck.RuleConfig.from_settings(settings, lookups)
-    run = _RunState(stored_reference=stored_reference, stored_totals=stored_totals)
+    run = RunState(stored_reference=stored_reference, stored_totals=stored_totals)
     outcomes: list[TableOutcome] = []
     schemas: dict[str, dict] = {}
     for source in sources:
@@ -189,117 +84,11 @@ def transform_sources(
             outcome.rows_quarantined,
         )
     for source, outcome in list(zip(sources, outcomes)):
-        if source.spec.role == "orders":
-            spec = source.spec
-            _enrich_orders(settings, out, run, outcome, spec)
-            schemas[spec.name] = {f.name: str(f.type) for f in pq.read_schema(out / f"{spec.name}.parquet")}
-            lo = min(run.purchase_range) if run.purchase_range else None
-            hi = max(run.purchase_range) if run.purchase_range else None
-            span = pd.DataFrame({"purchased_at": [lo, hi]}).dropna()
-            dates = shape.build_dim_dates(span, settings.source_timezone)
-            dates.to_parquet(out / f"{DATES.name}.parquet", index=False)
-            if settings.clean_csv:
-                dates.to_csv(out / f"{DATES.name}.csv", index=False)
-            outcomes.append(TableOutcome(DATES.name, f"derived:{spec.name}", len(dates), len(dates), 0))
-            schemas[DATES.name] = {c: str(t) for c, t in dates.dtypes.items()}
+        outcomes += ROLES[source.spec.role].complete(settings, out, run, outcome, source.spec, schemas)
     report = QualityReport.from_tallies(
         run_id, {o.table: o.tally for o in outcomes if o.table not in _DERIVED}, settings.quality_targets
     )
     return outcomes, report, schemas
-
-
-@dataclass
-class _TableRun:
-    """One table being transformed: where it writes, and what it keeps for the run."""
-
-    settings: Settings
-    spec: TableSpec
-    out: Path
-    run: _RunState
-    kept: list[pd.DataFrame] = field(default_factory=list)  # whole-table shaping, reference data
-    rows_sink: Sink | None = None  # orders: source row and consistency of each clean row
-
-
-def _orders_start(t: _TableRun) -> None:
-    t.rows_sink = Sink(t.out / f"{t.spec.name}.rows.parquet")
-
-
-def _orders_chunk(t: _TableRun, result: TableResult) -> None:
-    """Date the orders; keep their time span (the calendar) and consistency (enrichment)."""
-    clean = result.clean
-    if len(clean):
-        t.run.purchase_range += [clean["purchased_at"].min(), clean["purchased_at"].max()]
-    cons_app, cons_fail = result.clean_masks.get("consistency", (np.zeros(len(clean), bool),) * 2)
-    t.rows_sink.write(
-        pd.DataFrame({"row_number": result.row_numbers, "cons_app": cons_app, "cons_fail": cons_fail})
-    )
-
-
-def _orders_end(t: _TableRun) -> None:
-    t.rows_sink.close()
-
-
-def _item_totals_chunk(t: _TableRun, result: TableResult) -> None:
-    if len(result.clean):
-        t.run.item_totals.append(shape.item_totals(result.clean))
-
-
-def _payment_totals_chunk(t: _TableRun, result: TableResult) -> None:
-    if len(result.clean):
-        t.run.payment_totals.append(shape.payment_totals(result.clean))
-
-
-def _translation_end(t: _TableRun) -> None:
-    translation = pd.concat(t.kept, ignore_index=True)
-    if t.run.stored_reference is not None:  # this run's rows win over stored ones
-        translation = pd.concat(
-            [translation, t.run.stored_reference(t.spec)], ignore_index=True
-        ).drop_duplicates("category_name")
-    t.run.references[ck.TRANSLATION] = translation
-    t.run.references[ck.TRANSLATED_NAMES] = pd.Index(translation["category_name"])
-
-
-def _places_end(t: _TableRun) -> None:
-    points = pd.concat(t.kept, ignore_index=True)
-    places = points[list(t.spec.reference_columns)]
-    if t.run.stored_reference is not None:
-        places = pd.concat([places, t.run.stored_reference(t.spec)], ignore_index=True)
-    t.run.references[ck.PLACES] = shape.geolocation_places(places)
-
-
-def _nothing(*_args) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class _Role:
-    """What a table with this ``TableSpec.role`` does in a run: at its start, per chunk,
-    and at its end (before the tables after it, which may read what it left)."""
-
-    start: Callable[[_TableRun], None] = _nothing
-    chunk: Callable[[_TableRun, TableResult], None] = _nothing
-    end: Callable[[_TableRun], None] = _nothing
-    #: Columns the load needs beyond the checked ones, added to the clean rows in place.
-    prepare: Callable[[pd.DataFrame, str], object] = _nothing
-
-
-#: The roles a spec names in ``TableSpec.role`` (None: no part beyond its own files).
-ROLES: dict[str | None, _Role] = {
-    None: _Role(),
-    "translation": _Role(end=_translation_end),
-    "places": _Role(end=_places_end),
-    "orders": _Role(
-        start=_orders_start, chunk=_orders_chunk, end=_orders_end, prepare=shape.add_purchase_date_key
-    ),
-    "item_totals": _Role(chunk=_item_totals_chunk),
-    "payment_totals": _Role(chunk=_payment_totals_chunk),
-}
-
-
-def prepare_clean(spec: TableSpec, clean: pd.DataFrame, timezone: str) -> None:
-    """Add what the load needs beyond the checked columns (orders: their local date key);
-    the stage and the quarantine retry both call this."""
-    ROLES[spec.role].prepare(clean, timezone)
 
 
 def _transform_one(
@@ -307,13 +96,13 @@ def _transform_one(
     source: SourceFile,
     out: Path,
     config: ck.RuleConfig,
-    run: _RunState,
+    run: RunState,
     lookup_keys: KeyLookup | None,
 ) -> TableOutcome:
     spec = source.spec
     name = spec.name
     role = ROLES[spec.role]
-    table = _TableRun(settings, spec, out, run)
+    table = TableRun(settings, spec, out, run)
     outcome = TableOutcome(name, source.name)
     state = TableState()
     keys = KeySet()
@@ -358,102 +147,9 @@ def _transform_one(
         clean_sink = Sink(out / f"{name}.parquet", settings.clean_csv)
         clean_sink.write(finish_clean(spec, pd.concat(table.kept, ignore_index=True), run.references, config))
     clean_sink.close()
-    q_sink.close(_empty(QUARANTINE_COLUMNS))
-    f_sink.close(_empty(FINDING_COLUMNS))
+    q_sink.close(empty_frame(QUARANTINE_COLUMNS))
+    f_sink.close(empty_frame(FINDING_COLUMNS))
     return outcome
-
-
-def _absent(ids: pa.ChunkedArray, index: pd.Index) -> list[str]:
-    """The ids not in ``index``, by arrow's hash set (pandas' ``isin`` took ~3.9 s per
-    million order ids here, half of a 1M-order run's transform)."""
-    known = pa.array(index.to_numpy(dtype=object), type=pa.large_string())
-    return ids.filter(pc.invert(pc.is_in(ids, value_set=known))).to_pylist()
-
-
-def _enrich_orders(
-    settings: Settings, out: Path, run: _RunState, outcome: TableOutcome, spec: TableSpec
-) -> None:
-    """Second pass over the clean orders: per-order totals and the payments = items check."""
-    items = (
-        pd.concat(run.item_totals).groupby(level=0).sum()
-        if run.item_totals
-        else pd.DataFrame(columns=["item_count", "items_gross_cents", "freight_total_cents"])
-    )
-    payments = (
-        pd.concat(run.payment_totals).groupby(level=0).sum()
-        if run.payment_totals
-        else pd.DataFrame(columns=["payment_total_cents"])
-    )
-    path = out / f"{spec.name}.parquet"
-    rows_path = out / f"{spec.name}.rows.parquet"
-    findings_path = out / f"{spec.name}.findings.parquet"
-    extra = out / f"{spec.name}.findings.extra.parquet"
-    if run.stored_totals is not None:
-        # Orders re-read without their items or payments (a daily run reads only
-        # changed files) keep the totals the warehouse already has for them.
-        order_ids = pq.read_table(path, columns=["order_id"]).column(0).cast(pa.large_string())
-        stored_items, stored_payments = run.stored_totals(
-            _absent(order_ids, items.index), _absent(order_ids, payments.index)
-        )
-        if len(stored_items):
-            items = pd.concat([items, stored_items])
-        if len(stored_payments):
-            payments = pd.concat([payments, stored_payments])
-    rows = (
-        pq.read_table(rows_path).to_pandas()
-        if rows_path.exists()
-        else pd.DataFrame(columns=["row_number", "cons_app", "cons_fail"])
-    )
-    tmp = path.with_suffix(".enriched.parquet")
-    sink = Sink(tmp, settings.clean_csv)
-    findings = Sink(extra)
-    offset = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=settings.chunk_rows):
-        orders = batch.to_pandas()
-        enriched, applicable, mismatch = shape.enrich_orders(
-            orders, items, payments, settings.payment_tolerance_cents
-        )
-        part = rows.iloc[offset : offset + len(orders)]
-        offset += len(orders)
-        old_app, old_fail = part["cons_app"].to_numpy(bool), part["cons_fail"].to_numpy(bool)
-        outcome.tally.checked["consistency"] += int((applicable & ~old_app).sum())
-        outcome.tally.failed["consistency"] += int((mismatch & ~old_fail).sum())
-        if mismatch.any():
-            flags = enriched["dq_flags"].astype("string")
-            rule = ck.PAYMENTS_MATCH_ITEMS.name
-            enriched["dq_flags"] = flags.where(~mismatch, (flags.fillna("") + "," + rule).str.lstrip(","))
-            sub = enriched.loc[mismatch]
-            findings.write(
-                pd.DataFrame(
-                    {
-                        "row_number": part["row_number"].to_numpy()[mismatch],
-                        "rule": rule,
-                        "dimension": "consistency",
-                        "category": ck.QUALITY,
-                        "hard": False,
-                        "detail": (
-                            "payments total "
-                            + (sub["payment_total_cents"] / 100).map("{:.2f}".format)
-                            + " differs from items + freight "
-                            + ((sub["items_gross_cents"] + sub["freight_total_cents"]) / 100).map(
-                                "{:.2f}".format
-                            )
-                        ).to_numpy(),
-                    }
-                )
-            )
-        sink.write(enriched)
-    sink.close(_empty(list(pq.read_schema(path).names)))
-    findings.close()
-    tmp.replace(path)
-    if settings.clean_csv and tmp.with_suffix(".csv").exists():
-        tmp.with_suffix(".csv").replace(path.with_suffix(".csv"))
-    if extra.exists() and pq.read_metadata(extra).num_rows:
-        base = pq.read_table(findings_path)
-        merged = pa.concat_tables([base, pq.read_table(extra).cast(base.schema)])
-        pq.write_table(merged, findings_path)
-    extra.unlink(missing_ok=True)
-    rows_path.unlink(missing_ok=True)
 
 
 def _stored_reference(conn, spec: TableSpec) -> pd.DataFrame:
