@@ -46,7 +46,7 @@ from psycopg2 import sql
 
 from etl import staging
 from etl.errors import EtlError
-from etl.load import merge as load
+from etl.load import merge
 from etl.olist import ALL_TABLES, SPECS
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -236,7 +236,7 @@ def _keys_in_warehouse(cur, table: str, keys: pd.DataFrame) -> int:
             sql.Identifier(probe), cols, sql.Identifier(table)
         )
     )
-    load.copy_into(cur, probe, keys)
+    merge.copy_into(cur, probe, keys)
     match = sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys.columns)
     cur.execute(
         sql.SQL("SELECT count(*) FROM {probe} k WHERE EXISTS (SELECT 1 FROM {table} t WHERE {match})").format(
