@@ -46,9 +46,12 @@ from etl import generate  # noqa: E402
 from etl.load import deferred_indexes  # noqa: E402
 from etl.load import merge as load  # noqa: E402
 from etl.publish import aggregates, analytics  # noqa: E402
-from etl.run.pipeline import refresh_aggregates_stage, run_pipeline  # noqa: E402
+from etl.run import setup  # noqa: E402
+from etl.run.pipeline import refresh_aggregates_stage  # noqa: E402
+from etl.run.stages import run_pipeline  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 from etl.warehouse import connection as db  # noqa: E402
+from etl.warehouse import schema  # noqa: E402
 from scripts import bench_dashboard as dashboard_bench  # noqa: E402
 
 #: One day of new orders (the numbers continue the generated ones), as a load writes them.
@@ -106,7 +109,7 @@ def main() -> None:
     settings = base.with_overrides(database_url=url, database_url_explicit=True, staging_dir=staging)
     orders = args.items * 7 // 8
     try:
-        mode = db.init_schema(settings)
+        mode = setup.init_schema(settings)
         print(f"database {db.describe_url(url)} ({mode.name}); {load_average()}", flush=True)
         conn = db.connect(url)
         started = time.perf_counter()
@@ -257,7 +260,7 @@ def compression(settings: Settings) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            if not aggregates.is_continuous(db.timescale_mode(conn)):
+            if not aggregates.is_continuous(schema.timescale_mode(conn)):
                 print("\ncompression: needs full-license TimescaleDB; skipped")
                 return
             cur.execute("SELECT max(purchased_at) - interval '120 days' FROM fact_orders")

@@ -25,8 +25,10 @@ from dashboard.app import API, create_app
 from dashboard.config import DashboardConfig
 from etl import cli
 from etl.publish import aggregates
-from etl.run.pipeline import refresh_aggregates_stage, run_pipeline
+from etl.run.pipeline import refresh_aggregates_stage
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
+from etl.warehouse import schema
 from tests.conftest import _new_database_url, make_settings, query, scalar
 
 FULL_URL = os.environ.get("ETL_TEST_TIMESCALE_FULL_URL", "")
@@ -79,7 +81,7 @@ def plain(olist_dir, tmp_path_factory):
 def test_the_server_is_full_license(full):
     conn = db.connect(full.database_url)
     try:
-        assert db.timescale_mode(conn).name == "timescaledb-full"
+        assert schema.timescale_mode(conn).name == "timescaledb-full"
     finally:
         conn.close()
 

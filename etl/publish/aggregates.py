@@ -44,7 +44,7 @@ from psycopg2 import sql
 
 from etl.publish import derived
 from etl.settings import SQL_DIR
-from etl.warehouse import connection as db
+from etl.warehouse import schema
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +96,11 @@ class RefreshResult:
     dequeued: int = 0
 
 
-def is_continuous(mode: db.TimescaleMode) -> bool:
+def is_continuous(mode: schema.TimescaleMode) -> bool:
     return mode.installed and mode.license == "timescale"
 
 
-def bucket_sql(agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> sql.Composable:
+def bucket_sql(agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> sql.Composable:
     """The bucket of ``o.purchased_at``: time_bucket with TimescaleDB, date_trunc without."""
     zone = sql.Literal(timezone if agg.local_days else "UTC")
     width = sql.Literal(f"1 {agg.width}")
@@ -114,7 +114,7 @@ _RANGE = sql.SQL("AND o.purchased_at >= %(lo)s::timestamptz AND o.purchased_at <
 
 
 def select_sql(
-    agg: Aggregate, mode: db.TimescaleMode, timezone: str, range_: sql.Composable = _NO_RANGE
+    agg: Aggregate, mode: schema.TimescaleMode, timezone: str, range_: sql.Composable = _NO_RANGE
 ) -> sql.Composable:
     return sql.SQL(agg.select_text()).format(bucket=bucket_sql(agg, mode, timezone), range=range_)
 
@@ -133,7 +133,7 @@ def _columns(cur, statement: sql.Composable) -> list[str]:
     return [d.name for d in cur.description]
 
 
-def ensure(cur: psycopg2.extensions.cursor, mode: db.TimescaleMode, timezone: str) -> None:
+def ensure(cur: psycopg2.extensions.cursor, mode: schema.TimescaleMode, timezone: str) -> None:
     """Create the aggregates for this mode (idempotent; run by ``etl db init``).
 
     A new or rebuilt aggregate starts empty and queues a full refresh (all of
@@ -153,7 +153,7 @@ def ensure(cur: psycopg2.extensions.cursor, mode: db.TimescaleMode, timezone: st
         queue_everything(cur, "etl-db-init")
 
 
-def _ensure_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> bool:
+def _ensure_table(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> bool:
     name = sql.Identifier(agg.name)
     kind = _relkind(cur, agg.name)
     if kind == "v":  # a continuous aggregate from an earlier mode
@@ -184,7 +184,7 @@ def _ensure_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) ->
     return True
 
 
-def _ensure_continuous(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> bool:
+def _ensure_continuous(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> bool:
     """A continuous aggregate, real-time aggregation off, no policy (the pipeline refreshes it)."""
     name = sql.Identifier(agg.name)
     kind = _relkind(cur, agg.name)
@@ -294,7 +294,7 @@ def refresh_pending(
 
 
 def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | None) -> RefreshResult:
-    mode = db.timescale_mode(conn)
+    mode = schema.timescale_mode(conn)
     result = RefreshResult(mode.name)
     with conn.cursor() as cur:
         cur.execute("SELECT range_start::text, run_id FROM aggregate_refresh_queue")
@@ -351,7 +351,7 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
     return result
 
 
-def _refresh_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str, ranges) -> int:
+def _refresh_table(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str, ranges) -> int:
     """DELETE + INSERT the fallback table's buckets in ``ranges``; rows written."""
     written = 0
     for lo, hi in ranges:
@@ -374,7 +374,7 @@ def _refresh_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str, r
 
 def describe(conn: psycopg2.extensions.connection) -> str:
     """One line for ``etl db status``: how the aggregates are kept and what is pending."""
-    mode = db.timescale_mode(conn)
+    mode = schema.timescale_mode(conn)
     with conn.cursor() as cur:
         kinds = {agg.name: _relkind(cur, agg.name) for agg in AGGREGATES}
         cur.execute("SELECT to_regclass('aggregate_refresh_queue') IS NOT NULL")

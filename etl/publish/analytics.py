@@ -14,7 +14,7 @@ import psycopg2.extensions
 
 from etl.publish import aggregates, derived
 from etl.settings import Settings
-from etl.warehouse import connection as db
+from etl.warehouse import connection
 
 #: What ``etl export`` writes and BI tools read: the analytical relations by name.
 EXPORT_VIEWS: tuple[str, ...] = (
@@ -50,19 +50,13 @@ def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, .
     return [name for name in names if name in found]
 
 
-def set_local_work_mem(cur: psycopg2.extensions.cursor, work_mem: str | None) -> None:
-    """``work_mem`` for the current transaction only (None or '': leave the server's)."""
-    if work_mem:
-        cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
-
-
 def refresh(settings: Settings, full: bool = True) -> dict[str, float]:
     """Recompute the analytics (``etl db refresh``); seconds per relation refreshed.
 
     ``full`` queues all of time first (a rebuild); without it only what loads
     queued is drained (what the pipeline's refresh stage does).
     """
-    conn = db.connect(settings.database_url, settings.connect_timeout)
+    conn = connection.connect(settings.database_url, settings.connect_timeout)
     try:
         if full:
             with conn, conn.cursor() as cur:

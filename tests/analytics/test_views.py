@@ -9,6 +9,7 @@ import pytest
 
 from etl import cli
 from etl.publish import aggregates, analytics
+from etl.run import setup
 from etl.run.pipeline import refresh_aggregates_stage
 from etl.warehouse import connection as db
 from tests.conftest import query, scalar
@@ -80,7 +81,7 @@ def test_category_map_says_what_olist_has_instead_of_discounts(warehouse, source
 
 def test_a_new_warehouse_fills_its_analytics_then_follows_a_change_of_one_day(fresh_db):
     """``etl db refresh`` (all of time) on a new warehouse, then a queued day only."""
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     conn = db.connect(fresh_db.database_url)
     try:
         with conn, conn.cursor() as cur:
@@ -133,7 +134,7 @@ def test_a_new_warehouse_fills_its_analytics_then_follows_a_change_of_one_day(fr
 
 
 def test_views_survive_a_second_db_init(warehouse):
-    db.init_schema(warehouse)
+    setup.init_schema(warehouse)
     assert scalar(warehouse, "SELECT count(*) FROM top_products") > 10_000
 
 
