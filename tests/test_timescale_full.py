@@ -172,3 +172,45 @@ def test_a_correction_to_2016_reaches_the_continuous_aggregates_and_a_failed_ref
             aggregates.queue_days(cur, "undo", [day], full.source_timezone)
         conn.close()
         refresh_aggregates_stage(full, "undo")
+
+
+def test_late_corrections_go_into_compressed_chunks(full):
+    """Every chunk compressed; a day's corrections to old orders load and reach the figures."""
+    import pandas as pd
+
+    from etl.load import merge
+
+    conn = psycopg2.connect(full.database_url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(compress_chunk(c, if_not_compressed => TRUE)) FROM show_chunks('fact_orders') c"
+            )
+            assert cur.fetchone()[0] > 10
+            cur.execute(
+                "SELECT order_id, customer_id, 'canceled' AS order_status, purchased_at, approved_at, "
+                "delivered_carrier_at, delivered_customer_at, estimated_delivery_at, purchase_date_key "
+                "FROM fact_orders WHERE order_status = 'delivered' ORDER BY md5(order_id) LIMIT 200"
+            )
+            frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            cur.execute("SELECT sum(orders) FROM sales_monthly_state")
+            orders_before = cur.fetchone()[0]
+        conn.autocommit = False
+        with conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 1000")
+            result = merge.load_table(cur, "fact_orders", frame, timezone=full.source_timezone)
+            aggregates.queue_days(cur, "late-compressed", result.touched_days, full.source_timezone)
+        assert result.rows_updated == 200 and len(result.touched_days) > 50
+        refresh_aggregates_stage(full, "late-compressed")
+        assert scalar(full, "SELECT sum(orders) FROM sales_monthly_state") == orders_before - 200
+        assert (
+            scalar(
+                full,
+                "SELECT count(*) FROM fact_orders WHERE order_status = 'canceled' AND order_id = ANY(%s)",
+                (list(frame["order_id"]),),
+            )
+            == 200
+        )
+    finally:
+        conn.close()

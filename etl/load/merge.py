@@ -179,6 +179,12 @@ def load_table(
     # by chunk COPY up to ~1.5x faster (etl/chunk_order.py); with the indexes
     # deferred the sort only costs (~9 % slower in an A/B), so it is skipped then.
     partitioning = chunk_order.time_partitioning(cur, table)
+    if partitioning is not None:
+        # A late correction into a compressed chunk decompresses the batch holding its
+        # time (up to 1,000 rows); TimescaleDB stops a transaction after 100,000 such
+        # tuples by default, which a day's corrections to old orders can pass. The
+        # load is the one writer and means it: no limit, for this transaction only.
+        cur.execute("SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)")
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
     if empty and not spec.links and not binary_copy.unsupported_columns(types, rows.column_names):
@@ -349,18 +355,26 @@ def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list
     if not spec.movable_in_time:
         return 0, []
     natural_id, time_column = (sql.Identifier(c) for c in spec.merge_key)
+    names = {"table": sql.Identifier(table), "stage": sql.Identifier(stage), "nid": natural_id, "tc": time_column}
+    # Find the moved rows first (a read), then delete each by its full key: a DELETE
+    # joined on the natural id alone makes TimescaleDB decompress every compressed
+    # chunk to evaluate it (715,005 tuples for 1,000 staged orders at 1M items,
+    # over its per-transaction limit), while (id, time) reaches one batch.
     cur.execute(
         sql.SQL(
-            "WITH moved AS (DELETE FROM {table} t USING {stage} s "
-            "WHERE t.{nid} = s.{nid} AND t.{tc} IS DISTINCT FROM s.{tc} RETURNING t.{tc} AS old_time) "
-            "SELECT count(*), array_agg(DISTINCT (old_time AT TIME ZONE %(tz)s)::date) FROM moved"
-        ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nid=natural_id, tc=time_column),
+            "SELECT t.{nid}, t.{tc}, (t.{tc} AT TIME ZONE %(tz)s)::date FROM {table} t "
+            "JOIN {stage} s ON t.{nid} = s.{nid} WHERE t.{tc} IS DISTINCT FROM s.{tc}"
+        ).format(**names),
         {"tz": timezone},
     )
-    moved, days = cur.fetchone()
+    moved = cur.fetchall()
+    for key, old_time, _ in moved:
+        cur.execute(
+            sql.SQL("DELETE FROM {table} WHERE {nid} = %s AND {tc} = %s").format(**names), (key, old_time)
+        )
     if moved:
-        log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, moved)
-    return moved, list(days or [])
+        log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, len(moved))
+    return len(moved), sorted({day for _, _, day in moved})
 
 
 def _merge_upsert(
