@@ -66,7 +66,10 @@ CREATE TABLE IF NOT EXISTS order_category_values (
     PRIMARY KEY (order_id, category)
 );
 CREATE INDEX IF NOT EXISTS order_category_values_day ON order_category_values (purchase_date);
-CREATE INDEX IF NOT EXISTS order_category_values_group ON order_category_values (month, category);
+-- anomaly_records reads each category x month's tails through these.
+DROP INDEX IF EXISTS order_category_values_group;
+CREATE INDEX IF NOT EXISTS order_category_values_value ON order_category_values (month, category, value_cents);
+CREATE INDEX IF NOT EXISTS order_category_values_items ON order_category_values (month, category, items);
 
 -- Per category x month: count, sum and sum of squares of the order values and
 -- item counts (mean and sample deviation follow; anomaly_records uses them).
