@@ -20,6 +20,7 @@ from psycopg2 import sql
 
 from etl.errors import ConfigError, DatabaseError
 from etl.settings import SQL_DIR, Settings
+from etl.warehouse import access
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,8 @@ def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMo
             # A view rebuild computes every materialized view, as a refresh does.
             analytics.set_local_work_mem(cur, settings.refresh_work_mem)
             _apply_views(cur, views)
-            _apply_roles(cur)
+            # The BI schema over the views, then roles, grants and logins (sql/roles.sql).
+            access.apply(cur, settings)
     return mode
 
 
@@ -232,21 +234,6 @@ def _apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
         )
     for path in views:
         cur.execute(path.read_text())
-
-
-def _apply_roles(cur: psycopg2.extensions.cursor) -> None:
-    """sql/roles.sql (etl_writer, bi_reader); skipped with a warning without CREATEROLE."""
-    cur.execute("SAVEPOINT roles")
-    try:
-        cur.execute((SQL_DIR / "roles.sql").read_text())
-    except psycopg2.Error as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT roles")
-        log.warning(
-            "roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
-            str(exc).strip().splitlines()[0],
-        )
-        return
-    cur.execute("RELEASE SAVEPOINT roles")
 
 
 def schema_files(sql_dir: Path, timescaledb: bool) -> list[Path]:
