@@ -35,6 +35,15 @@ END $$;
 
 CREATE SCHEMA IF NOT EXISTS bi;
 
+-- An administrator that is not a superuser (CREATEROLE on a managed server) can
+-- only give objects to a role it is a member of.
+DO $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT etl_writer TO %I', current_user);
+    END IF;
+END $$;
+
 -- Nobody gets anything by default (PUBLIC is every role, the BI logins included).
 DO $$
 BEGIN

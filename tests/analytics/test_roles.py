@@ -134,7 +134,8 @@ def test_bi_sees_through_information_schema_exactly_the_documented_views(bi_sett
     unreadable = query(
         bi_settings,
         """SELECT table_schema, table_name FROM information_schema.tables
-            WHERE NOT has_table_privilege(quote_ident(table_schema) || '.' || quote_ident(table_name), 'SELECT')""",
+            WHERE NOT has_any_column_privilege(
+                      quote_ident(table_schema) || '.' || quote_ident(table_name), 'SELECT')""",
     )
     assert unreadable == []
     assert query(bi_settings, "SHOW search_path") == [("bi",)]
@@ -152,27 +153,30 @@ def test_every_bi_view_and_column_has_a_description(warehouse):
 
 
 @pytest.mark.parametrize(
-    "statement",
+    ("statement", "refusals"),
     [
-        "SELECT raw_record FROM public.quarantine LIMIT 1",
-        "SELECT * FROM public.sales_daily_state LIMIT 1",
-        "INSERT INTO bi.top_products SELECT * FROM bi.top_products LIMIT 0",
-        "UPDATE bi.top_products SET units = 0",
-        "DELETE FROM bi.top_products",
-        "TRUNCATE bi.top_products",
-        "CREATE TABLE bi.scratch (x int)",
-        "CREATE TABLE public.scratch (x int)",
-        "CREATE TEMP TABLE scratch (x int)",
-        "CREATE SCHEMA scratch",
-        "SELECT lo_from_bytea(0, 'x')",
-        "SELECT lo_create(0)",
-        "ALTER ROLE CURRENT_USER CONNECTION LIMIT -1",
+        ("SELECT raw_record FROM public.quarantine LIMIT 1", {"42501"}),
+        ("SELECT * FROM public.sales_daily_state LIMIT 1", {"42501"}),
+        # DML on a view over a materialized view: "not updatable" (55000) may come first
+        ("INSERT INTO bi.top_products SELECT * FROM bi.top_products LIMIT 0", {"42501", "55000"}),
+        ("UPDATE bi.top_products SET units = 0", {"42501", "55000"}),
+        ("DELETE FROM bi.top_products", {"42501", "55000"}),
+        ("INSERT INTO public.fact_orders SELECT * FROM public.fact_orders LIMIT 0", {"42501"}),
+        ("DELETE FROM public.fact_orders", {"42501"}),
+        ("TRUNCATE public.fact_orders", {"42501"}),
+        ("CREATE TABLE bi.scratch (x int)", {"42501"}),
+        ("CREATE TABLE public.scratch (x int)", {"42501"}),
+        ("CREATE TEMP TABLE scratch (x int)", {"42501"}),
+        ("CREATE SCHEMA scratch", {"42501"}),
+        ("SELECT lo_from_bytea(0, 'x')", {"42501"}),
+        ("SELECT lo_create(0)", {"42501"}),
+        ("ALTER ROLE CURRENT_USER CONNECTION LIMIT -1", {"42501"}),
     ],
 )
-def test_the_bi_login_is_held_by_privileges(bi_settings, statement):
+def test_the_bi_login_is_held_by_privileges(bi_settings, statement, refusals):
     conn = _connect(bi_settings)
     try:
-        assert _refused(conn, statement) == "42501"
+        assert _refused(conn, statement) in refusals
     finally:
         conn.close()
 
