@@ -70,16 +70,47 @@ EXCEPTION WHEN insufficient_privilege THEN
     RAISE WARNING 'large-object creation is still open to every role: run etl db init as a superuser';
 END $$;
 
+-- TimescaleDB grants SELECT on its catalog (_timescaledb_*, timescaledb_information,
+-- ...) to PUBLIC, so every BI tool would list some 40 extension relations beside
+-- the warehouse's. Only the pipeline needs them (etl db status, the loader); the
+-- extension's own code reads its catalog without these grants (continuous
+-- aggregates still answer the BI login), and its jobs run as their owner.
+-- ALTER EXTENSION ... UPDATE can add relations: rerun `etl db init` after one.
+DO $$
+DECLARE
+    s text;
+BEGIN
+    FOR s IN
+        SELECT n.nspname FROM pg_namespace n
+          JOIN pg_depend d ON d.classid = 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e'
+          JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'timescaledb'
+    LOOP
+        EXECUTE format('REVOKE SELECT ON ALL TABLES IN SCHEMA %I FROM PUBLIC', s);
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO etl_writer', s);
+    END LOOP;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'TimescaleDB''s catalog stays listed for every role: run etl db init as a superuser';
+END $$;
+
 -- etl_writer owns what init (run by an administrator) created. Owners keep
 -- their privileges, so this is also the writer's DML; members inherit it.
+-- (TimescaleDB's continuous aggregates are views to PostgreSQL but must be
+-- altered as materialized views; the extension passes the owner on to their
+-- materialization hypertables, and a hypertable's to its chunks.)
 DO $$
 DECLARE
     obj record;
+    caggs oid[] := '{}';
 BEGIN
+    IF to_regclass('_timescaledb_catalog.continuous_agg') IS NOT NULL THEN
+        EXECUTE $q$SELECT coalesce(array_agg(format('%I.%I', user_view_schema, user_view_name)::regclass::oid), '{}')
+                     FROM _timescaledb_catalog.continuous_agg$q$ INTO caggs;
+    END IF;
     FOR obj IN
         SELECT c.oid::regclass AS rel,
-               CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
-                              WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
+               CASE WHEN c.oid = ANY (caggs) THEN 'MATERIALIZED VIEW'
+                    WHEN c.relkind = 'v' THEN 'VIEW' WHEN c.relkind = 'm' THEN 'MATERIALIZED VIEW'
+                    WHEN c.relkind = 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS kind
           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname IN ('public', 'bi') AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
            AND c.relowner <> 'etl_writer'::regrole

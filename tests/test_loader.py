@@ -253,12 +253,12 @@ def test_bi_reader_reads_aggregates_and_nothing_it_should_not(fresh_db, sample_d
         assert as_reader("SELECT sum(orders) FROM bi.daily_customer_metrics")[0][0] == 2000
         assert as_reader("SELECT count(*) FROM bi.hourly_sales")[0][0] > 0
         for forbidden in [
-            "SELECT raw_record FROM quarantine",
-            "SELECT * FROM ingest_audit",
-            "SELECT count(*) FROM fact_orders",
-            "INSERT INTO dim_dates SELECT * FROM dim_dates LIMIT 0",
-            "DELETE FROM fact_orders",
-            "UPDATE hourly_sales SET orders = 0",
+            "SELECT raw_record FROM public.quarantine",
+            "SELECT * FROM public.ingest_audit",
+            "SELECT count(*) FROM public.fact_orders",
+            "INSERT INTO public.dim_dates SELECT * FROM public.dim_dates LIMIT 0",
+            "DELETE FROM public.fact_orders",
+            "UPDATE public.hourly_sales SET orders = 0",
             "CREATE TABLE bi.bi_scratch (x int)",
         ]:
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):

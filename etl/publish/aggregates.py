@@ -146,12 +146,19 @@ def _ensure_continuous(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: st
             ).format(name, select_sql(agg, mode, timezone))
         )
     # Late changes to old orders are refreshed by the pipeline (refresh_pending);
-    # the policy keeps recent buckets fresh between loads.
+    # the policy keeps recent buckets fresh between loads. Added once: even with
+    # if_not_exists, adding needs an owner with LOGIN (the job runs as it), and
+    # after init the owner is the NOLOGIN etl_writer (sql/roles.sql).
     cur.execute(
         "SELECT add_continuous_aggregate_policy(%s, start_offset => INTERVAL '30 days', "
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', "
-        "if_not_exists => TRUE)",
-        (agg.name,),
+        "if_not_exists => TRUE) "
+        "WHERE NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs j "
+        "JOIN timescaledb_information.continuous_aggregates c "
+        "ON (c.materialization_hypertable_schema, c.materialization_hypertable_name) "
+        "= (j.hypertable_schema, j.hypertable_name) "
+        "WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND c.view_name = %s)",
+        (agg.name, agg.name),
     )
 
 
