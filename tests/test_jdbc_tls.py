@@ -301,3 +301,31 @@ def test_the_documented_queries_equal_the_dashboards_api_to_the_cent(probe, load
         assert kpis["revenue_cents"] > 0 and len(top) == 10
     finally:
         app.extensions["warehouse"].close()
+
+
+def test_rotating_a_password_is_rerunning_init(tls_cluster, loaded):
+    """A new ETL_BI_PASSWORD: the next `etl db init` sets it; the old one stops working."""
+    port, _ = tls_cluster
+    db.init_schema(loaded.with_overrides(bi_password="bi-pw-2"))
+    try:
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            psycopg2.connect(_url(port, "etl_bi", PASSWORDS["bi_password"])).close()
+        psycopg2.connect(_url(port, "etl_bi", "bi-pw-2")).close()
+        # stored as a SCRAM verifier, and a login without a password set is left alone
+        admin = psycopg2.connect(loaded.database_url)
+        try:
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT rolname, left(rolpassword, 14) FROM pg_authid WHERE rolcanlogin AND rolname LIKE 'etl\\_%' ORDER BY 1"
+                )
+                assert cur.fetchall() == [
+                    ("etl_bi", "SCRAM-SHA-256$"), ("etl_dashboard", "SCRAM-SHA-256$"), ("etl_pipeline", "SCRAM-SHA-256$"),
+                ]  # fmt: skip
+        finally:
+            admin.close()
+        db.init_schema(
+            loaded.with_overrides(pipeline_password=None, dashboard_password=None, bi_password=None)
+        )
+        psycopg2.connect(_url(port, "etl_bi", "bi-pw-2")).close()
+    finally:
+        db.init_schema(loaded)

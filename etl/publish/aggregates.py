@@ -241,6 +241,7 @@ def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> Refr
     """Recompute every queued day (from any run) and dequeue it; commits."""
     mode = db.timescale_mode(conn)
     if is_continuous(mode):
+        conn.rollback()  # end the read of the mode: autocommit cannot be set inside a transaction
         conn.autocommit = True
     with conn.cursor() as cur:
         if not is_continuous(mode):

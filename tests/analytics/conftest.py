@@ -15,12 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import psycopg2.extensions
 import pytest
 
 from etl.run.pipeline import run_pipeline
 from etl.warehouse import connection as db
-from tests.conftest import _new_database_url, make_settings
+from tests.conftest import _new_database_url, as_login, make_settings
 
 SOLD_EXCLUDED = {"canceled", "unavailable"}
 
@@ -75,13 +74,6 @@ LOGIN_PASSWORDS = {
     "dashboard_password": "test-dashboard-pw",
     "bi_password": "test-bi-pw",
 }
-
-
-def as_login(settings, login: str, password: str):
-    """The same warehouse reached as another login."""
-    params = db.parse_url(settings.database_url)
-    params.update(user=login, password=password)
-    return settings.with_overrides(database_url=psycopg2.extensions.make_dsn(**params))
 
 
 @pytest.fixture(scope="session")
