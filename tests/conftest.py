@@ -17,6 +17,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+from etl.run import setup
 from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
 from etl.warehouse import connection as db
 
@@ -81,6 +82,13 @@ def fresh_db(tmp_path):
     settings = make_settings(url, staging_dir=tmp_path / "staging")
     yield settings
     db.drop_database(url)
+
+
+@pytest.fixture
+def ready_db(fresh_db):
+    """A new database migrated by `etl db init` (stages check the schema version, they never migrate)."""
+    setup.init_schema(fresh_db)
+    return fresh_db
 
 
 @pytest.fixture(scope="module")

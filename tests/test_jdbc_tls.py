@@ -28,9 +28,9 @@ import pytest
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
-from etl.run.pipeline import run_pipeline
+from etl.run import setup
+from etl.run.stages import run_pipeline
 from etl.warehouse import access
-from etl.warehouse import connection as db
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def loaded(tls_cluster, sample_dir, tmp_path_factory):
     admin = make_settings(
         _url(port, "postgres", ADMIN_PASSWORD), staging_dir=tmp_path_factory.mktemp("staging"), **PASSWORDS
     )
-    db.init_schema(admin)
+    setup.init_schema(admin)
     pipeline = admin.with_overrides(
         database_url=_url(port, admin.pipeline_login, PASSWORDS["pipeline_password"])
     )
@@ -148,9 +148,10 @@ def test_the_pipeline_login_connects_over_tls_and_verifies_the_server(tls_cluste
         conn = psycopg2.connect(_url(port, "etl_pipeline", PASSWORDS["pipeline_password"], **params))
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT ssl, current_user, (SELECT count(*) FROM fact_orders) "
+                cur.execute("SELECT ssl, session_user, current_user, (SELECT count(*) FROM fact_orders) "
                             "FROM pg_stat_ssl WHERE pid = pg_backend_pid()")  # fmt: skip
-                assert cur.fetchone() == (True, "etl_pipeline", 2000)
+                # its sessions act as the owning group (ALTER ROLE ... SET role)
+                assert cur.fetchone() == (True, "etl_pipeline", "etl_writer", 2000)
                 cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
                 assert cur.fetchone()[0] == int(TIMESCALEDB_CONTROL.exists())
         finally:
@@ -306,7 +307,7 @@ def test_the_documented_queries_equal_the_dashboards_api_to_the_cent(probe, load
 def test_rotating_a_password_is_rerunning_init(tls_cluster, loaded):
     """A new ETL_BI_PASSWORD: the next `etl db init` sets it; the old one stops working."""
     port, _ = tls_cluster
-    db.init_schema(loaded.with_overrides(bi_password="bi-pw-2"))
+    setup.init_schema(loaded.with_overrides(bi_password="bi-pw-2"))
     try:
         with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
             psycopg2.connect(_url(port, "etl_bi", PASSWORDS["bi_password"])).close()
@@ -323,9 +324,9 @@ def test_rotating_a_password_is_rerunning_init(tls_cluster, loaded):
                 ]  # fmt: skip
         finally:
             admin.close()
-        db.init_schema(
+        setup.init_schema(
             loaded.with_overrides(pipeline_password=None, dashboard_password=None, bi_password=None)
         )
         psycopg2.connect(_url(port, "etl_bi", "bi-pw-2")).close()
     finally:
-        db.init_schema(loaded)
+        setup.init_schema(loaded)

@@ -18,7 +18,8 @@ import pytest
 
 from dashboard.app import API, PAGES, create_app
 from dashboard.config import DashboardConfig
-from etl.run.pipeline import run_pipeline
+from etl.run import setup
+from etl.run.stages import run_pipeline
 from etl.warehouse import access
 from etl.warehouse import connection as db
 from tests.conftest import as_login, make_settings, query
@@ -35,7 +36,7 @@ def full(sample_dir, tmp_path_factory):
     url = db.server_url(FULL_URL, f"etl_test_{uuid.uuid4().hex[:10]}")
     admin = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"), **PASSWORDS)
     try:
-        mode = db.init_schema(admin)
+        mode = setup.init_schema(admin)
         assert mode.name == "timescaledb-full"
         run_pipeline(as_login(admin, admin.pipeline_login, admin.pipeline_password), data_dir=sample_dir)
         yield admin

@@ -43,7 +43,9 @@ class Login:
     connection_limit: int = -1
 
 
-PIPELINE = Login("ETL_PIPELINE", "etl_writer")
+#: The pipeline's sessions act as etl_writer (SET ROLE by default), so whatever a
+#: migration it runs creates (the DAG's setup task) is owned by the group, like the rest.
+PIPELINE = Login("ETL_PIPELINE", "etl_writer", (("role", "etl_writer"),))
 DASHBOARD = Login(
     "ETL_DASHBOARD",
     "dashboard_reader",
@@ -73,27 +75,17 @@ def bi_views(sql_dir: Path = SQL_DIR) -> list[str]:
 
 
 def apply(cur: psycopg2.extensions.cursor, settings: Settings, sql_dir: Path = SQL_DIR) -> None:
-    """The BI views, then (for an administrator) the roles, grants and logins."""
+    """The BI views, then roles and logins (an administrator only), then the readers' grants."""
     apply_bi_views(cur, sql_dir)
     if not _is_role_admin(cur):
-        log.debug(
-            "roles and grants left as they are: %s cannot create roles; "
-            "run `etl db init` as an administrator to change them (docs/warehouse.md)",
-            _current_user(cur),
-        )
+        # e.g. the DAG's setup task migrating as the pipeline's login: it owns (as
+        # etl_writer) what it created, so it can grant that; roles stay as they are.
+        log.debug("%s cannot create roles: only the readers' grants are applied", _current_user(cur))
+        _apply_file(cur, sql_dir / "grants.sql", "readers' grants not applied")
         return
-    cur.execute("SAVEPOINT roles")
-    try:
-        cur.execute((sql_dir / "roles.sql").read_text())
-    except psycopg2.Error as exc:
-        # e.g. CREATEROLE without ownership of the database (some managed servers)
-        cur.execute("ROLLBACK TO SAVEPOINT roles")
-        log.warning(
-            "roles not set up (%s); ask an administrator to run `etl db init` (docs/warehouse.md)",
-            str(exc).strip().splitlines()[0],
-        )
+    if not _apply_file(cur, sql_dir / "roles.sql", "roles not set up"):
         return
-    cur.execute("RELEASE SAVEPOINT roles")
+    _apply_file(cur, sql_dir / "grants.sql", "readers' grants not applied")
     for login, password, part in (
         (settings.pipeline_login, settings.pipeline_password, PIPELINE),
         (settings.dashboard_login, settings.dashboard_password, DASHBOARD),
@@ -103,6 +95,25 @@ def apply(cur: psycopg2.extensions.cursor, settings: Settings, sql_dir: Path = S
             ensure_login(cur, login, password, part)
         else:
             log.info("login %s not created or changed: %s_PASSWORD is not set", login, part.env)
+
+
+def _apply_file(cur: psycopg2.extensions.cursor, path: Path, failure: str) -> bool:
+    """One SQL file in a savepoint; a refusal is a warning naming it (e.g. CREATEROLE without
+    ownership of the database, on some managed servers), not a failed migration."""
+    cur.execute("SAVEPOINT access")
+    try:
+        cur.execute(path.read_text())
+    except psycopg2.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT access")
+        log.warning(
+            "%s (%s: %s); ask an administrator to run `etl db init` (docs/warehouse.md)",
+            failure,
+            path.name,
+            str(exc).strip().splitlines()[0],
+        )
+        return False
+    cur.execute("RELEASE SAVEPOINT access")
+    return True
 
 
 def apply_bi_views(cur: psycopg2.extensions.cursor, sql_dir: Path = SQL_DIR) -> None:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.run.pipeline import run_pipeline
+from etl.run import setup
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, as_login, make_settings
 
@@ -86,7 +87,7 @@ def warehouse(olist_dir, tmp_path_factory):
     url = _new_database_url()
     admin = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"), **LOGIN_PASSWORDS)
     try:
-        db.init_schema(admin)
+        setup.init_schema(admin)
         settings = as_login(admin, admin.pipeline_login, admin.pipeline_password)
         run_pipeline(settings, data_dir=olist_dir, run_id="subset-1")
         broken = _broken_copy(olist_dir, tmp_path_factory.mktemp("broken") / "olist")
