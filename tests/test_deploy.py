@@ -18,6 +18,8 @@ import airflow
 import yaml
 
 from dashboard.app import create_app
+from dashboard.config import DashboardConfig
+from etl.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -198,7 +200,9 @@ def test_render_blueprint_against_the_project(tmp_path):
     assert (ROOT / "dashboard" / "streamlit_app.py").exists()
     assert "--server.port $PORT" in streamlit["startCommand"]
     assert dashboard["healthCheckPath"] == "/healthz"
-    assert "/healthz" in {r.rule for r in create_app().url_map.iter_rules()}
+    offline = Settings.from_env({"DATABASE_URL": "postgresql://nobody@127.0.0.1:9/nowhere"})
+    app = create_app(DashboardConfig(settings=offline.with_overrides(connect_timeout=1), cache_seconds=0))
+    assert "/healthz" in {r.rule for r in app.url_map.iter_rules()}
     assert streamlit["healthCheckPath"] == "/_stcore/health"
     for service in services.values():
         assert service["buildCommand"] == "pip install -r requirements.txt && pip install --no-deps -e ."

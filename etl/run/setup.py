@@ -44,9 +44,10 @@ def _apply(
     # A view rebuild computes every materialized view, as a refresh does.
     connection.set_local_work_mem(cur, settings.refresh_work_mem)
     schema.apply_views(cur, views)
-    # The BI schema over the views, then roles, grants and logins (sql/roles.sql).
-    access.apply(cur, settings)
     schema.record_version(cur)
+    # Last, so that they cover every object above: the BI schema over the views,
+    # then roles, grants and logins (sql/roles.sql, sql/grants.sql).
+    access.apply(cur, settings)
     return mode
 
 
