@@ -100,3 +100,23 @@ def test_the_bi_schema_holds_exactly_the_files_views(fresh_db):
         for r in query(fresh_db, "SELECT table_name FROM information_schema.views WHERE table_schema = 'bi'")
     }
     assert views == set(access.bi_views()) and len(views) == 11
+
+
+def test_a_migration_by_the_pipelines_login_keeps_ownership_and_grants(fresh_db):
+    """The DAG's setup task migrates as etl_pipeline: what it recreates stays etl_writer's and granted."""
+    from tests.conftest import as_login
+
+    admin = fresh_db.with_overrides(pipeline_password="pw-migrate")
+    setup.init_schema(admin)
+    conn = db.connect(admin.database_url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("DROP VIEW bi.top_products")
+    finally:
+        conn.close()
+    setup.init_schema(as_login(admin, admin.pipeline_login, admin.pipeline_password))
+    assert query(
+        admin,
+        """SELECT pg_get_userbyid(c.relowner), has_table_privilege('bi_reader', c.oid, 'SELECT')
+             FROM pg_class c WHERE c.oid = 'bi.top_products'::regclass""",
+    ) == [("etl_writer", True)]
