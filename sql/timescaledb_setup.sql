@@ -57,11 +57,17 @@ BEGIN
                     'timescaledb.compress_segmentby = '''', '
                     'timescaledb.compress_orderby = ''purchased_at DESC, order_id'')';
         END IF;
-        IF EXISTS (SELECT 1 FROM timescaledb_information.jobs
-                    WHERE proc_name = 'policy_compression' AND hypertable_name = 'fact_orders'
-                      AND config->>'compress_after' <> '120 days') THEN
-            PERFORM remove_compression_policy('fact_orders');
+        -- Added once: adding (even if_not_exists) needs a hypertable owner with
+        -- LOGIN, and after init the owner is the NOLOGIN etl_writer (sql/roles.sql);
+        -- a policy of an earlier version (180 days) is moved to 120 days in place.
+        IF NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs
+                        WHERE proc_name = 'policy_compression' AND hypertable_name = 'fact_orders') THEN
+            PERFORM add_compression_policy('fact_orders', INTERVAL '120 days', if_not_exists => TRUE);
+        ELSE
+            PERFORM alter_job(job_id, config => jsonb_set(config, '{compress_after}', '"120 days"'))
+               FROM timescaledb_information.jobs
+              WHERE proc_name = 'policy_compression' AND hypertable_name = 'fact_orders'
+                AND config->>'compress_after' IS DISTINCT FROM '120 days';
         END IF;
-        PERFORM add_compression_policy('fact_orders', INTERVAL '120 days', if_not_exists => TRUE);
     END IF;
 END $$;
