@@ -193,7 +193,13 @@ def rss_mb_of(pids: list[int]) -> float:
 
 def serve_and_load(url: str, args, cache_seconds: int) -> None:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "DASHBOARD_CACHE_SECONDS": str(cache_seconds)}
+    # a throwaway warehouse, served as its administrator (the dashboards refuse a superuser unless told)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DASHBOARD_CACHE_SECONDS": str(cache_seconds),
+        "DASHBOARD_ALLOW_SUPERUSER": "1",
+    }
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
         [
