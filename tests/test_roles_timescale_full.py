@@ -75,7 +75,7 @@ def test_dashboards_and_bi_as_their_logins(full):
             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')""",
     )
     assert set(listed) == {("bi", name) for name in access.bi_views()}
-    # a continuous aggregate (real-time) through a bi view, as the BI login, to the cent
+    # a continuous aggregate (materialized only, refreshed by the run) through a bi view, as the BI login, to the cent
     assert query(bi, "SELECT sum(sold_revenue_cents) FROM bi.hourly_sales") == [(revenue,)]
     conn = psycopg2.connect(bi.database_url)
     try:
