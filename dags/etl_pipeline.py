@@ -27,12 +27,13 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from etl.run import airflow as orch
 from etl.settings import Settings
 
-ALERTS = Settings.from_env().alert_emails  # environment only: no DB/network at parse time
+PARSE_SETTINGS = Settings.from_env()  # environment only: no DB/network at parse time
+ALERTS = PARSE_SETTINGS.alert_emails
 
 default_args = {
     "owner": "data-engineering",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
+    "retries": PARSE_SETTINGS.airflow_retries,  # 2 unless ETL_AIRFLOW_RETRIES says otherwise
+    "retry_delay": timedelta(seconds=PARSE_SETTINGS.airflow_retry_delay_seconds),  # 5 min
     "retry_exponential_backoff": False,
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": orch.failure_notifier(ALERTS),

@@ -133,6 +133,29 @@ def test_rerunning_a_run_id_replaces_its_audit_and_quarantine(fresh_db, copy_of_
     assert validate_run(fresh_db, "again", LENIENT).passed
 
 
+def test_a_second_day_over_an_unchanged_folder_passes_with_a_note(fresh_db, sample_dir):
+    """A backfill (or a manual run after the scheduled one) finds every file loaded: a success."""
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="daily-2018-08-01")
+    counts = scalar(fresh_db, "SELECT count(*) FROM fact_orders")
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="daily-2018-08-02")
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == counts
+    summary = validate_stage(fresh_db, "daily-2018-08-02")
+    assert summary["passed"] is True
+    (note,) = summary["notes"]
+    assert note.startswith("nothing new: all 9 input file(s) were loaded by earlier runs")
+    assert validate_stage(fresh_db, "daily-2018-08-01")["notes"] == []
+
+
+def test_a_run_that_read_nothing_and_skipped_nothing_fails(fresh_db, copy_of_sample):
+    """Header-only files are not "nothing new": no file was loaded before, yet no row came."""
+    for path in copy_of_sample.glob("*.csv"):
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+    ungated = fresh_db.with_overrides(dq_enforce=False)
+    run_pipeline(ungated, data_dir=copy_of_sample, run_id="empty")
+    with pytest.raises(ValidationError, match=r"_run row_count = 0 rows read \(expected > 0\)"):
+        validate_stage(fresh_db, "empty", LENIENT)
+
+
 def test_refresh_aggregates_stage_catches_up_the_queue_then_the_views(fresh_db, sample_dir):
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="agg")  # refreshes as its last stage
     again = refresh_aggregates_stage(fresh_db, "agg")

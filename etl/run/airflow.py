@@ -8,8 +8,8 @@
   ``AIRFLOW_CONN_WAREHOUSE``); without it, ``DATABASE_URL`` as everywhere else.
   Validation thresholds and the notify list can be overridden by Airflow
   Variables ``etl_validate_*`` / ``etl_notify_emails``.
-* ``failure_notifier`` / ``deadline_alert``: email through the SMTP provider's
-  ``SmtpNotifier`` on the ``smtp_default`` connection.
+* ``failure_notifier``: email through the SMTP provider's ``SmtpNotifier`` on
+  the ``smtp_default`` connection; ``deadline_alert``: ``etl.run.deadline``.
 
 Airflow is imported inside functions only: the ``etl`` package and its CLI
 work without it, and parsing the DAG file does no database or network work.
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg2.extensions
 
 from etl.errors import ConfigError
+from etl.run import deadline
 from etl.settings import Settings, parse_bool, parse_list
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 DAG_ID = "etl_pipeline"
 WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
-DEADLINE = timedelta(hours=2)
+DEADLINE = deadline.DEADLINE
 #: libpq parameters that may ride in a connection's extra (others are Airflow's own).
 LIBPQ_EXTRAS = (
     "sslmode",
@@ -70,12 +71,6 @@ FAILURE_BODY = """<p>Task <b>{{ ti.task_id }}</b> of run <b>{{ ti.run_id }}</b> 
 <p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>
 <p>Rerunning the day is safe: it replaces that day's run, it never adds to it
 (clear the task in the UI, or <code>airflow tasks clear etl_pipeline</code>).</p>"""
-DEADLINE_SUBJECT = "[etl_pipeline] run {{ dag_run.run_id }} missed its deadline (2 h after queueing)"
-DEADLINE_BODY = """<p>DAG run <b>{{ dag_run.run_id }}</b> of etl_pipeline was queued at
-{{ dag_run.queued_at }} and was still not finished at {{ deadline.deadline_time }}.</p>
-<p>It keeps running; look at its tasks in the Airflow UI.</p>"""
-
-
 # --- run identity ---------------------------------------------------------------------
 
 
@@ -216,21 +211,8 @@ def under_dags_test(argv: Sequence[str]) -> bool:
 
 
 def deadline_alert(recipients: Sequence[str]):
-    """Airflow 3's replacement for SLAs: email when a run is unfinished 2 h after queueing."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    """Airflow 3's replacement for SLAs: email when a run is unfinished 2 h after queueing.
 
-    return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=DEADLINE,
-        callback=AsyncCallback(
-            SmtpNotifier,
-            kwargs={
-                "to": list(recipients),
-                "from_email": "etl_pipeline@localhost",
-                "subject": DEADLINE_SUBJECT,
-                "html_content": DEADLINE_BODY,
-                "smtp_conn_id": SMTP_CONN_ID,
-            },
-        ),
-    )
+    Declared in ``etl.run.deadline`` (why the interval is seconds and the callback ours).
+    """
+    return deadline.deadline_alert(recipients, SMTP_CONN_ID, DEADLINE)

@@ -105,6 +105,8 @@ class ValidationReport:
     run_id: str
     thresholds: Thresholds
     checks: list[Check] = field(default_factory=list)
+    #: What a reader of a passing run should know (e.g. that it found nothing new).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Check]:
@@ -124,6 +126,7 @@ class ValidationReport:
             "passed": self.passed,
             "checks": len(self.checks),
             "failed": [c.describe() for c in self.failures],
+            "notes": list(self.notes),
             "thresholds": asdict(self.thresholds),
         }
 
@@ -134,6 +137,7 @@ class ValidationReport:
                 f"  {'ok  ' if c.passed else 'FAIL'} {c.table:<22} {c.check:<16} "
                 f"{c.value:>16}  (expected {c.threshold})"
             )
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -283,6 +287,31 @@ def _check_reconcile(
         )
 
 
+def _files_already_loaded(settings: Settings, run_id: str) -> list[str]:
+    """Input files the ingest skipped because earlier runs loaded them (name + sha256)."""
+    path = staging.run_dir(settings, run_id) / "ingest.json"
+    return list(staging.read_json(path).get("files_already_loaded", [])) if path.exists() else []
+
+
+def _check_run_read(report: ValidationReport, read: int, has_tables: bool, already: list[str]) -> None:
+    """The run read something, or everything it found had been loaded before.
+
+    "Nothing new" is a success with a note: a backfill or a second run of a day
+    over an unchanged folder finds every file loaded by an earlier run, and the
+    warehouse already holds their rows (the load merges by natural key). A run
+    that read nothing *and* skipped nothing (empty files, a source returning no
+    records) fails loudly: at 02:00 that is something someone should look at.
+    """
+    if read == 0 and already:
+        report.add("_run", "row_count", "0 rows read (nothing new)", "> 0, or inputs loaded before", True)
+        report.notes.append(
+            f"nothing new: all {len(already)} input file(s) were loaded by earlier runs "
+            f"({', '.join(already[:3])}{', ...' if len(already) > 3 else ''}); the warehouse already has their rows"
+        )
+        return
+    report.add("_run", "row_count", f"{read:,} rows read" if has_tables else "no tables", "> 0", read > 0)
+
+
 # --- entry points ---------------------------------------------------------------------
 
 
@@ -297,9 +326,7 @@ def validate_run(settings: Settings, run_id: str, thresholds: Thresholds | None 
     else:
         tables = staging.read_json(meta_path)["tables"]
         read = sum(int(t.get("rows_read", 0)) for t in tables if not t["source"].startswith("derived:"))
-        # A run that read nothing at all fails loudly: at 02:00 that means no new
-        # files and no new records from any source, which someone should look at.
-        report.add("_run", "row_count", f"{read:,} rows read" if tables else "no tables", "> 0", read > 0)
+        _check_run_read(report, read, bool(tables), _files_already_loaded(settings, run_id))
     clean_rows = {entry["table"]: _check_table_files(report, out, entry) for entry in tables}
 
     conn = db.connect(settings.database_url, settings.connect_timeout)
