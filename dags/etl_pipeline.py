@@ -25,6 +25,7 @@ from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from etl.run import airflow as orch
+from etl.run import lineage
 from etl.settings import Settings
 
 PARSE_SETTINGS = Settings.from_env()  # environment only: no DB/network at parse time
@@ -48,7 +49,9 @@ default_args = {
     max_active_runs=1,  # runs merge into the same tables: one at a time
     default_args=default_args,
     # Left out only under `airflow dags test`, which crashes on deadlines (docs/airflow.md).
-    deadline=None if orch.under_dags_test(sys.argv) else orch.deadline_alert(ALERTS),
+    deadline=None
+    if orch.under_dags_test(sys.argv)
+    else orch.deadline_alert(ALERTS, timedelta(seconds=PARSE_SETTINGS.airflow_deadline_seconds)),
     tags=["etl", "warehouse"],
     doc_md=__doc__,
 )
@@ -77,8 +80,10 @@ def etl_pipeline():
         settings, run_id, _ = orch.current()
         # Combine what the mapped ingest tasks staged with the Olist files not
         # loaded before (archived now), then clean it all.
-        ingest_stage(settings, run_id)
-        meta = transform_stage(settings, run_id)
+        with orch.warehouse_turn(settings, run_id, "transform"):
+            ingest_stage(settings, run_id)
+            meta = transform_stage(settings, run_id)
+        lineage.report_transform(settings, run_id)  # for OpenLineage; a no-op without it
         return {
             "run_id": run_id,
             "sources": [i["source"] for i in ingested],
@@ -87,12 +92,15 @@ def etl_pipeline():
             "rows_quarantined": sum(t["rows_quarantined"] for t in meta["tables"]),
         }
 
-    @task(execution_timeout=timedelta(minutes=45))
+    # Outlets: one Asset per warehouse table (named after it), so other DAGs can schedule on a load.
+    @task(execution_timeout=timedelta(minutes=45), outlets=lineage.table_assets())
     def load(transformed: dict) -> dict:
         from etl.run.pipeline import load_stage
 
         settings, run_id, _ = orch.current()
-        tables = load_stage(settings, run_id)
+        with orch.warehouse_turn(settings, run_id, "load"):
+            tables = load_stage(settings, run_id)
+        lineage.report_load(settings, run_id, [t.table for t in tables])
         return {
             "run_id": run_id,
             "tables": len(tables),
@@ -105,7 +113,8 @@ def etl_pipeline():
         from etl.run.pipeline import refresh_aggregates_stage
 
         settings, run_id, _ = orch.current()
-        return refresh_aggregates_stage(settings, run_id)
+        with orch.warehouse_turn(settings, run_id, "refresh_aggregates"):
+            return refresh_aggregates_stage(settings, run_id)
 
     @task(execution_timeout=timedelta(minutes=15))
     def validate(refreshed: dict) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import psycopg2.extensions
 
 from etl.errors import ConfigError
 from etl.run import deadline
+from etl.run.lock import warehouse_lock
 from etl.settings import Settings, parse_bool, parse_list
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ DAG_ID = "etl_pipeline"
 WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
 DEADLINE = deadline.DEADLINE
+#: How long a task waits for another run's task to leave the warehouse before failing
+#: (naming the holder; its retries wait again). Well inside every task's execution_timeout.
+LOCK_WAIT = timedelta(minutes=15)
 #: libpq parameters that may ride in a connection's extra (others are Airflow's own).
 LIBPQ_EXTRAS = (
     "sslmode",
@@ -49,6 +53,22 @@ LIBPQ_EXTRAS = (
     "connect_timeout",
 )
 
+
+def existing_folder(raw: str) -> Path:
+    """The ``etl_data_dir`` Variable's folder; a missing one is named before any stage runs.
+
+    Checked here so the failure email names the Variable (the cause), not the
+    CLI's ``--data-dir`` that the ingest's own message suggests.
+    """
+    path = Path(str(raw).strip())
+    if not path.is_dir():
+        raise ValueError(
+            "no such folder; set it to the folder of the Olist CSV files, or delete the "
+            "Variable to use ETL_DATA_DIR"
+        )
+    return path
+
+
 #: Airflow Variable -> (Settings field, parser). Unset variables keep the Settings value.
 VARIABLES = {
     "etl_validate_min_quality": ("validate_min_quality", float),
@@ -56,7 +76,7 @@ VARIABLES = {
     "etl_validate_max_duplicate_pct": ("validate_max_duplicate_pct", float),
     "etl_validate_require_quality_scores": ("validate_require_quality_scores", parse_bool),
     "etl_notify_emails": ("notify_emails", parse_list),
-    "etl_data_dir": ("data_dir", None),
+    "etl_data_dir": ("data_dir", existing_folder),
 }
 
 FAILURE_SUBJECT = (
@@ -161,6 +181,15 @@ def current() -> tuple[Settings, str, tuple[str, str]]:
     return task_settings(), run_id, interval
 
 
+def warehouse_turn(settings: Settings, run_id: str, stage: str):
+    """The warehouse lock (``etl.run.lock``) for one task: two DAG runs never write at once.
+
+    A backfill runs up to its own ``max_active_runs`` days at once whatever the
+    DAG says; with this, their writing stages take turns.
+    """
+    return warehouse_lock(settings, f"run {run_id} {stage}", wait=LOCK_WAIT.total_seconds())
+
+
 # --- mail -----------------------------------------------------------------------------
 
 
@@ -210,9 +239,9 @@ def under_dags_test(argv: Sequence[str]) -> bool:
     return is_airflow and args[:2] == ["dags", "test"]
 
 
-def deadline_alert(recipients: Sequence[str]):
-    """Airflow 3's replacement for SLAs: email when a run is unfinished 2 h after queueing.
+def deadline_alert(recipients: Sequence[str], after: timedelta = DEADLINE):
+    """Airflow 3's replacement for SLAs: email when a run is unfinished ``after`` queueing (2 h).
 
     Declared in ``etl.run.deadline`` (why the interval is seconds and the callback ours).
     """
-    return deadline.deadline_alert(recipients, SMTP_CONN_ID, DEADLINE)
+    return deadline.deadline_alert(recipients, SMTP_CONN_ID, after)

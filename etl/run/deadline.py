@@ -48,13 +48,22 @@ def deadline_alert(recipients: Sequence[str], smtp_conn_id: str, after: timedelt
         # Seconds, not a timedelta: Airflow 3.3.2 cannot recalculate a stored timedelta (module doc).
         interval=after.total_seconds(),
         callback=AsyncCallback(
-            deadline_missed, kwargs={"to": list(recipients), "smtp_conn_id": smtp_conn_id}
+            deadline_missed,
+            kwargs={
+                "to": list(recipients),
+                "smtp_conn_id": smtp_conn_id,
+                "after_seconds": after.total_seconds(),
+            },
         ),
-        name="etl_pipeline unfinished 2 h after queueing",
+        name=f"etl_pipeline unfinished {_duration(after.total_seconds())} after queueing",
     )
 
 
-def deadline_message(context: Mapping[str, Any]) -> tuple[str, str] | None:
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:g} h" if seconds >= 3600 else f"{seconds / 60:g} min"
+
+
+def deadline_message(context: Mapping[str, Any], after_seconds: float) -> tuple[str, str] | None:
     """(subject, html body) for a missed deadline, or None when the run has already finished."""
     run = dict(context.get("dag_run") or {})
     run_id = run.get("dag_run_id") or run.get("run_id") or "?"
@@ -63,8 +72,9 @@ def deadline_message(context: Mapping[str, Any]) -> tuple[str, str] | None:
         return None
     deadline_time = (context.get("deadline") or {}).get("deadline_time", "?")
     day = (run.get("logical_date") or run.get("run_after") or "")[:10]
-    hours = f"{DEADLINE.total_seconds() / 3600:g} h"
-    subject = f"[etl_pipeline] run {run_id} ({day}) still unfinished {hours} after queueing"
+    subject = (
+        f"[etl_pipeline] run {run_id} ({day}) still unfinished {_duration(after_seconds)} after queueing"
+    )
     body = (
         f"<p>DAG run <b>{html.escape(run_id)}</b> of etl_pipeline (day {html.escape(day)}, "
         f"{html.escape(str(run.get('run_type', '')))}) was queued at {html.escape(str(run.get('queued_at')))} "
@@ -76,11 +86,17 @@ def deadline_message(context: Mapping[str, Any]) -> tuple[str, str] | None:
     return subject, body
 
 
-async def deadline_missed(*, to: Sequence[str], smtp_conn_id: str, context: Mapping[str, Any] | None = None):
+async def deadline_missed(
+    *,
+    to: Sequence[str],
+    smtp_conn_id: str,
+    after_seconds: float = DEADLINE.total_seconds(),
+    context: Mapping[str, Any] | None = None,
+):
     """Run by the triggerer at the deadline: email unless the run has already finished."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-    message = deadline_message(context or {})
+    message = deadline_message(context or {}, after_seconds)
     run = (context or {}).get("dag_run") or {}
     if message is None:
         log.info(

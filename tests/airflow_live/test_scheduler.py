@@ -6,17 +6,21 @@ database of their own, with the LocalExecutor. Everything is driven the way an
 operator drives it: the REST API the UI uses, with a token from /auth/token.
 
 1. a run triggered through the REST API (and the scheduled run unpausing
-   creates for that morning) succeed, and the OpenLineage provider posts run
-   events naming the input files and the warehouse tables to a local HTTP server;
-2. a bad ``etl_data_dir`` Variable fails the ingest: after its two tries exactly
-   one email reaches the local SMTP server;
+   creates for that morning, over the same folder) succeed, and the OpenLineage
+   provider posts run events naming the input files and the warehouse tables
+   to a local HTTP server;
+2. a bad ``etl_data_dir`` Variable fails the first task: after its two tries
+   exactly one email reaches the local SMTP server, naming the Variable;
 3. the Variable fixed, the failed task is cleared through
-   ``POST /api/v2/dags/etl_pipeline/clearTaskInstances`` (200) and the run succeeds;
-4. a two-day backfill reruns both days one after another; both succeed and the
-   warehouse counts do not change.
+   ``POST /api/v2/dags/etl_pipeline/clearTaskInstances`` (200, with the run's
+   deadline still pending) and the run succeeds;
+4. a run kept waiting for the warehouse lock (held by the test) misses its
+   deadline (90 s here): one alert naming the run; then it succeeds;
+5. a two-day backfill reruns both days one after another; both succeed and the
+   warehouse counts do not change; every audit row is a succeeded one.
 
 Retries are 1 with a 2 s delay (ETL_AIRFLOW_RETRIES / ETL_AIRFLOW_RETRY_DELAY_SECONDS):
-retries really wait. Takes ~4-6 minutes on two cores.
+retries really wait. Takes ~5-7 minutes on two busy cores.
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from pathlib import Path
 
 import pytest
 
+from etl.run.lock import warehouse_lock
 from etl.warehouse import connection as db
 from tests.airflow_live.harness import AirflowCluster, free_port
-from tests.conftest import make_settings, scalar
+from tests.conftest import make_settings, query, scalar
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +56,7 @@ WAREHOUSE_TABLES = [
     "fact_payments",
     "fact_reviews",
 ]
+DEADLINE_SECONDS = 90  # instead of 2 h, so a run kept waiting misses it within the test
 RUN_TIMEOUT = 300  # one run of the sample, with a cold start of the task processes, loaded machine
 
 
@@ -160,6 +166,7 @@ def cluster(tmp_path_factory, smtp, lineage, warehouse, sample_dir):
         "ETL_ALERT_EMAILS": "oncall@example.org",
         "ETL_AIRFLOW_RETRIES": "1",
         "ETL_AIRFLOW_RETRY_DELAY_SECONDS": "2",
+        "ETL_AIRFLOW_DEADLINE_SECONDS": str(DEADLINE_SECONDS),
     }
     deployment = AirflowCluster(
         home=home,
@@ -224,24 +231,33 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
         if e.get("eventType") == "COMPLETE" and e.get("job", {}).get("name", "").endswith(".load")
     ]
     assert completes, f"no COMPLETE lineage event of the load task among {len(lineage.events)} events"
-    outputs = {o["name"] for o in completes[-1]["outputs"]}
-    assert {"public.fact_orders", "public.dim_customers"} <= outputs, outputs
+    outputs = {(o["namespace"], o["name"]) for o in completes[-1]["outputs"]}
+    database = db.database_name(warehouse.database_url)
+    server = "postgres://{host}:{port}".format(**db.parse_url(warehouse.database_url))
+    for table in ("fact_orders", "dim_customers", "dim_dates"):
+        assert (server, f"{database}.public.{table}") in outputs, outputs
     inputs = {i["name"] for e in lineage.events for i in e.get("inputs", [])}
-    assert any(name.endswith("olist_orders_dataset.csv") for name in inputs), inputs
+    assert any(name.endswith("/olist_orders_dataset.csv") for name in inputs), inputs
 
     # 2. a bad Variable fails the ingest; one email after its final (second) try.
-    cluster.api("POST", "/variables", json={"key": "etl_data_dir", "value": "/nonexistent/olist"})
+    cluster.api(
+        "POST", "/variables", expect=(200, 201), json={"key": "etl_data_dir", "value": "/nonexistent/olist"}
+    )
     second = trigger(cluster, "2018-08-02")
     failed = cluster.wait_for_run(DAG_ID, second, ("failed",), RUN_TIMEOUT)
     assert failed["state"] == "failed"
     cluster.wait_for(lambda: inbox.messages, 60, "the failure email")
     tis = {t["task_id"]: t for t in cluster.task_instances(DAG_ID, second)}
-    assert tis["ingest"]["state"] == "failed" and tis["ingest"]["try_number"] == 2
+    # The first task reading the settings fails, on both of its tries.
+    assert tis["list_sources"]["state"] == "failed" and tis["list_sources"]["try_number"] == 2
     time.sleep(5)  # a second email (one per try) would have arrived by now
     assert len(inbox.messages) == 1, [m["Subject"] for m in inbox.messages]
     mail = inbox.messages[0]
-    assert "ingest" in mail["Subject"] and "2018-08-02" in mail["Subject"], mail["Subject"]
-    assert "etl_data_dir" in mail.get_body(("html", "plain")).get_content()
+    assert mail["Subject"] == "[etl_pipeline] list_sources failed for 2018-08-02 (try 2)", mail["Subject"]
+    body = mail.get_body(("html", "plain")).get_content()
+    assert (
+        "Airflow Variable etl_data_dir=&#x27;/nonexistent/olist&#x27; is not valid: no such folder" in body
+    ), body
 
     # 3. fix the cause, clear the failed task the way the UI's Clear button does.
     cluster.api("DELETE", "/variables/etl_data_dir", expect=(200, 204))
@@ -250,15 +266,35 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
         f"/dags/{DAG_ID}/clearTaskInstances",
         json={"dry_run": False, "dag_run_id": second, "only_failed": True},
     )
-    assert {t["task_id"] for t in cleared["task_instances"]} >= {"ingest"}
+    assert {t["task_id"] for t in cleared["task_instances"]} >= {"list_sources", "notify"}
     cluster.wait_for_run(DAG_ID, second, ("success",), RUN_TIMEOUT)
     assert counts(warehouse) == before
     assert len(inbox.messages) == 1
 
-    # 4. a two-day backfill over the days already run: one after another, both succeed.
+    # 4. a run kept waiting (the test holds the warehouse lock, as another writer would):
+    #    its deadline passes and one alert names it; once the lock is free it succeeds.
+    with warehouse_lock(warehouse, "the test, posing as another run"):
+        third = trigger(cluster, "2018-08-03")
+        alerts = cluster.wait_for(
+            lambda: [m for m in inbox.messages if "still unfinished" in m["Subject"]],
+            DEADLINE_SECONDS + 150,
+            "the deadline alert of the run waiting for the warehouse lock",
+        )
+        waiting = {t["task_id"]: t["state"] for t in cluster.task_instances(DAG_ID, third)}
+        assert waiting["transform"] == "running", waiting  # waiting for the lock, not failed
+    cluster.wait_for_run(DAG_ID, third, ("success",), RUN_TIMEOUT)
+    (alert,) = alerts
+    assert alert["Subject"] == (
+        f"[etl_pipeline] run {third} (2018-08-03) still unfinished 1.5 min after queueing"
+    ), alert["Subject"]
+    assert len(inbox.messages) == 2  # the failure and this alert; none for the run that had failed
+    assert counts(warehouse) == before
+
+    # 5. a two-day backfill over the days already run: one after another, both succeed.
     backfill = cluster.api(
         "POST",
         "/backfills",
+        expect=(200, 201),
         json={
             "dag_id": DAG_ID,
             "from_date": "2018-08-01T00:00:00Z",
@@ -287,7 +323,16 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
     spans = sorted((_ts(r["start_date"]), _ts(r["end_date"])) for r in runs)
     assert spans[0][1] <= spans[1][0], f"the backfill's runs overlapped: {spans}"
     assert counts(warehouse) == before
-    assert len(inbox.messages) == 1
+    assert len(inbox.messages) == 2
+    # Every day's audit rows are its own, once each, and succeeded; no rows of failed tries.
+    audit = query(
+        warehouse, "SELECT run_id, count(*), bool_and(status = 'succeeded') FROM ingest_audit GROUP BY 1"
+    )
+    assert audit and all(ok for _, _, ok in audit), audit
+    assert len({n for _, n, _ in audit}) == 1, audit  # the same tables for every run id
+    assert {r for (r,) in query(warehouse, "SELECT DISTINCT run_id FROM quality_scores")} <= {
+        r for r, _, _ in audit
+    }
 
 
 def _ts(text: str) -> datetime:
