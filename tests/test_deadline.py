@@ -43,6 +43,16 @@ def test_the_interval_is_stored_as_seconds_which_clearing_can_read():
     assert stored["interval"] == 7200.0
     assert timedelta(seconds=stored["interval"]) == timedelta(hours=2)  # the recalculation's read
     assert decode_deadline_alert(stored).interval == timedelta(hours=2)  # the run creation's read
+    # What the SDK's own timedelta form would store, and why clearing then answered HTTP 500:
+    from airflow.sdk import DeadlineAlert
+
+    as_timedelta = DeadlineAlert(
+        reference=alert.reference, interval=timedelta(hours=2), callback=alert.callback
+    )
+    stored_dict = json.loads(json.dumps(encode_deadline_alert(as_timedelta)))["interval"]
+    assert isinstance(stored_dict, dict)
+    with pytest.raises(TypeError, match="unsupported type for timedelta seconds component: dict"):
+        timedelta(seconds=stored_dict)
 
 
 def test_a_running_run_is_named_in_the_alert():

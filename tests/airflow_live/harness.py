@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
 
 from etl.warehouse import connection as db
@@ -150,17 +149,15 @@ class AirflowCluster:
     def drop(self) -> None:
         db.drop_database(self.metadata_url)
 
-    def rss_mb(self) -> float:
-        """Resident memory of every component and its children, in MB (what `ps` would sum)."""
-        total = 0
-        for proc in self.processes.values():
-            try:
-                root = psutil.Process(proc.pid)
-                for p in [root, *root.children(recursive=True)]:
-                    total += p.memory_info().rss
-            except psutil.NoSuchProcess:
-                continue
-        return total / 2**20
+    def metadata(self, statement: str, params: tuple = ()) -> list[tuple]:
+        """Rows from the metadata database (for what the REST API does not show)."""
+        conn = db.connect(self.metadata_url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(statement, params)
+                return cur.fetchall()
+        finally:
+            conn.close()
 
     def log_tail(self, chars: int = 2500) -> str:
         parts = []
