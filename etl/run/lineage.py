@@ -11,7 +11,7 @@ Two audiences, two mechanisms:
 * **OpenLineage** (the ``apache-airflow-providers-openlineage`` provider) wants the
   real datasets: ``postgres://host:port`` + ``database.schema.table`` for the tables,
   ``file`` + the path for the input files. Those are known only inside the task,
-  so ``report_transform`` / ``report_load`` hand them to Airflow's hook lineage
+  so ``report`` (``report_transform`` / ``report_load``) hands them to Airflow's hook lineage
   collector, which the provider reads when the task ends. Without the provider (or
   with no ``[openlineage] transport``) the collector is a no-op: nothing is sent,
   nothing breaks.
@@ -22,7 +22,7 @@ Airflow is imported inside functions only (as in ``etl.run.airflow``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import psycopg2.extensions
@@ -90,10 +90,14 @@ def report_transform(settings: Settings, run_id: str) -> int:
     return _files(inputs) + _files(_clean_files(settings, run_id), output=True)
 
 
-def report_load(settings: Settings, run_id: str, tables: Iterable[str]) -> int:
-    """Inputs: the run's clean files; outputs: the warehouse tables, on their real server."""
+def report_load(settings: Settings, run_id: str) -> int:
+    """Inputs: the run's clean files; outputs: the tables it loaded, on their real server."""
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    metadata_path = staging.clean_dir(settings, run_id) / "_metadata.json"
+    tables = (
+        [t["table"] for t in staging.read_json(metadata_path)["tables"]] if metadata_path.exists() else []
+    )
     params = psycopg2.extensions.parse_dsn(settings.database_url)
     host, port, database = params.get("host", "localhost"), params.get("port", "5432"), params["dbname"]
     hook = PostgresHook(postgres_conn_id="warehouse")  # the lineage context; never connects here
@@ -103,3 +107,20 @@ def report_load(settings: Settings, run_id: str, tables: Iterable[str]) -> int:
         collector.add_output_asset(hook, uri=f"postgres://{host}:{port}/{database}/{SCHEMA}/{table}")
         count += 1
     return count
+
+
+#: What each stage reports to OpenLineage when its task ends (stages not named: nothing).
+REPORTERS: dict[str, Callable[[Settings, str], int]] = {"transform": report_transform, "load": report_load}
+#: Each stage's outlets, by name: the load writes every warehouse table.
+OUTLET_TABLES: dict[str, tuple[str, ...]] = {"load": LOADED_TABLES}
+
+
+def outlets(stage: str) -> list:
+    """The Assets a stage's task declares as outlets (parse time: names only)."""
+    return table_assets(OUTLET_TABLES.get(stage, ()))
+
+
+def report(stage: str, settings: Settings, run_id: str) -> int:
+    """Hand a finished stage's real inputs and outputs to the hook lineage collector."""
+    reporter = REPORTERS.get(stage)
+    return reporter(settings, run_id) if reporter else 0

@@ -6,20 +6,22 @@ files and quarantine under ``data/staging/clean/<run_id>/``, its
 ``ingest_audit`` rows, the ``quality_scores`` rows written for it, and the
 warehouse tables — so it can be rerun at any time and answers the same.
 
-Checks (thresholds from ``Settings``, overridable by Airflow Variables):
+Checks (thresholds: the quality gate's targets in ``Settings.quality_targets``,
+overridable by the Airflow Variables ``etl_dq_target_*``):
 
 * ``clean_file``     every table of the run has its clean Parquet file
-* ``row_count``      every table has at least one clean row
+* ``row_count``      the run read rows, or read nothing new (a rerun of an
+                     unchanged day): then it passes with that note
 * ``null_pct``       rows missing a *required* value (quarantined as
                      MISSING_REQUIRED_FIELD, or still null in a required column)
-                     per 100 rows read ≤ ``validate_max_null_pct``; optional
+                     per 100 rows read ≤ ``ETL_DQ_TARGET_NULL_PCT``; optional
                      columns (e.g. review titles, empty in 88 % of Olist
                      reviews by nature) are not counted
 * ``duplicate_pct``  natural-key duplicates (quarantined as DUPLICATE, or left
-                     in the clean file) per 100 rows read ≤ ``validate_max_duplicate_pct``
+                     in the clean file) per 100 rows read ≤ ``ETL_DQ_TARGET_DUPLICATE_PCT``
 * ``quality_overall`` the run-wide overall score in ``quality_scores``
                      (table ``_overall``, dimension ``overall``) ≥
-                     ``validate_min_quality``. A run with no scores at all fails
+                     ``ETL_DQ_TARGET_OVERALL``. A run with no scores at all fails
                      this check unless ``validate_require_quality_scores`` is off:
                      a gate that passes because the scorer did not run is no gate.
 * ``reconcile``      the run's ``ingest_audit`` rows exist for every table,
@@ -80,10 +82,12 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
+        """The quality gate's targets (``ETL_DQ_TARGET_OVERALL``, ``_NULL_PCT``, ``_DUPLICATE_PCT``)."""
+        targets = settings.quality_targets
         return cls(
-            settings.validate_min_quality,
-            settings.validate_max_null_pct,
-            settings.validate_max_duplicate_pct,
+            targets["overall"],
+            targets["null_pct"],
+            targets["duplicate_pct"],
             settings.validate_require_quality_scores,
         )
 
@@ -294,22 +298,24 @@ def _files_already_loaded(settings: Settings, run_id: str) -> list[str]:
 
 
 def _check_run_read(report: ValidationReport, read: int, has_tables: bool, already: list[str]) -> None:
-    """The run read something, or everything it found had been loaded before.
+    """A run that read nothing passes, with a note saying so.
 
-    "Nothing new" is a success with a note: a backfill or a second run of a day
-    over an unchanged folder finds every file loaded by an earlier run, and the
-    warehouse already holds their rows (the load merges by natural key). A run
-    that read nothing *and* skipped nothing (empty files, a source returning no
-    records) fails loudly: at 02:00 that is something someone should look at.
+    Every input was loaded by an earlier run (files by name and sha256, records
+    by watermark): what a rerun or a backfill of an unchanged day sees, or the
+    manual run after the scheduled one unpausing created. The warehouse already
+    has those rows (the load merges by natural key). No tables at all fails.
     """
-    if read == 0 and already:
-        report.add("_run", "row_count", "0 rows read (nothing new)", "> 0, or inputs loaded before", True)
-        report.notes.append(
-            f"nothing new: all {len(already)} input file(s) were loaded by earlier runs "
-            f"({', '.join(already[:3])}{', ...' if len(already) > 3 else ''}); the warehouse already has their rows"
+    value = f"{read:,} rows read" if read else "0 rows read: nothing new since the last load"
+    report.add("_run", "row_count", value if has_tables else "no tables", "> 0 or nothing new", has_tables)
+    if has_tables and not read:
+        files = (
+            f"all {len(already)} input file(s) were loaded by earlier runs "
+            f"({', '.join(already[:3])}{', ...' if len(already) > 3 else ''})"
+            if already
+            else "no source had new records"
         )
-        return
-    report.add("_run", "row_count", f"{read:,} rows read" if has_tables else "no tables", "> 0", read > 0)
+        report.notes.append(f"nothing new: {files}; the warehouse already has their rows")
+        log.warning("run %s read nothing new: %s", report.run_id, files)
 
 
 # --- entry points ---------------------------------------------------------------------
