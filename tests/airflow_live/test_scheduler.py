@@ -124,7 +124,6 @@ def warehouse(tmp_path_factory):
     url = db.server_url(_server(), f"etl_test_{uuid.uuid4().hex[:10]}")
     settings = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"))
     db.ensure_database(url)
-    db.init_schema(settings)
     yield settings
     db.drop_database(url)
 
@@ -249,11 +248,11 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
     cluster.wait_for(lambda: inbox.messages, 60, "the failure email")
     tis = {t["task_id"]: t for t in cluster.task_instances(DAG_ID, second)}
     # The first task reading the settings fails, on both of its tries.
-    assert tis["list_sources"]["state"] == "failed" and tis["list_sources"]["try_number"] == 2
+    assert tis["setup"]["state"] == "failed" and tis["setup"]["try_number"] == 2
     time.sleep(5)  # a second email (one per try) would have arrived by now
     assert len(inbox.messages) == 1, [m["Subject"] for m in inbox.messages]
     mail = inbox.messages[0]
-    assert mail["Subject"] == "[etl_pipeline] list_sources failed for 2018-08-02 (try 2)", mail["Subject"]
+    assert mail["Subject"] == "[etl_pipeline] setup failed for 2018-08-02 (try 2)", mail["Subject"]
     body = mail.get_body(("html", "plain")).get_content()
     assert "Airflow Variable etl_data_dir=" in body and "/nonexistent/olist" in body, body
     assert "is not valid: no such folder" in body, body
@@ -265,7 +264,7 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
         f"/dags/{DAG_ID}/clearTaskInstances",
         json={"dry_run": False, "dag_run_id": second, "only_failed": True},
     )
-    assert {t["task_id"] for t in cleared["task_instances"]} >= {"list_sources", "notify"}
+    assert {t["task_id"] for t in cleared["task_instances"]} >= {"setup", "list_sources", "notify"}
     # Airflow moved the run's pending deadline to the new queueing time (it used to crash here).
     requeued = _ts(cluster.dag_run(DAG_ID, second)["queued_at"])
     (deadline_time,) = cluster.metadata(
