@@ -86,7 +86,6 @@ def main() -> int:
             "ETL_DATA_DIR": str(args.data_dir.resolve()),
             "ETL_STAGING_DIR": str(home / "staging"),
             "ETL_AIRFLOW_RETRIES": "0",
-            "AIRFLOW_VAR_ETL_VALIDATE_REQUIRE_QUALITY_SCORES": "false",
         },
     )
     peak = [0.0, 0]

@@ -267,10 +267,11 @@ def test_trigger_fail_email_clear_and_backfill(cluster, smtp, lineage, warehouse
     assert {t["task_id"] for t in cleared["task_instances"]} >= {"setup", "list_sources", "notify"}
     # Airflow moved the run's pending deadline to the new queueing time (it used to crash here).
     requeued = _ts(cluster.dag_run(DAG_ID, second)["queued_at"])
-    (deadline_time,) = cluster.metadata(
+    rows = cluster.metadata(
         "SELECT d.deadline_time FROM deadline d JOIN dag_run r ON r.id = d.dagrun_id WHERE r.run_id = %s",
         (second,),
-    ) or [(None,)]
+    )
+    deadline_time = rows[0][0] if rows else None
     if deadline_time is not None:  # None: the run succeeded already and Airflow removed it
         assert abs((deadline_time - requeued).total_seconds() - DEADLINE_SECONDS) < 1, (
             deadline_time,
