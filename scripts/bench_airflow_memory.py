@@ -5,9 +5,11 @@ Starts scheduler, dag-processor, api-server and triggerer as separate processes
 (tests/airflow_live/harness.py: LocalExecutor, a throwaway PostgreSQL metadata
 database, own ports) with ``[core] parallelism`` = --parallelism, triggers one run
 through the REST API and samples the resident memory of every component and its
-children (task processes included) twice a second. Prints the idle figure (all
-components up, nothing running), the peak during the run, the most processes seen,
-and the peak's ratio to idle. Everything is stopped by process group id at the end.
+children (task processes included) twice a second, as summed RSS and summed PSS
+(shared pages split among the forks that share them: what the machine spends).
+Prints the idle figures (all components up, nothing running), the peaks during
+the runs (the triggered one and the scheduled one unpausing queues), the most
+processes seen, and the peak's ratio to idle. Everything is stopped by process group id at the end.
 
     .venv/bin/python scripts/bench_airflow_memory.py [--parallelism 4] [--data-dir ../shared/data/olist]
 """
@@ -46,15 +48,17 @@ def processes(cluster: AirflowCluster) -> list[psutil.Process]:
     return found
 
 
-def sample(cluster: AirflowCluster) -> tuple[float, int]:
-    total, count = 0, 0
+def sample(cluster: AirflowCluster) -> tuple[float, float, int]:
+    """(summed RSS MB, summed PSS MB, processes). RSS counts pages shared by forks once per
+    process; PSS splits them among the sharers, so its sum is what the machine really spends."""
+    rss, pss, count = 0, 0, 0
     for p in processes(cluster):
         try:
-            total += p.memory_info().rss
-            count += 1
-        except psutil.NoSuchProcess:
+            info = p.memory_full_info()
+            rss, pss, count = rss + info.rss, pss + info.pss, count + 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-    return total / 2**20, count
+    return rss / 2**20, pss / 2**20, count
 
 
 def main() -> int:
@@ -88,13 +92,13 @@ def main() -> int:
             "ETL_AIRFLOW_RETRIES": "0",
         },
     )
-    peak = [0.0, 0]
+    peak = [0.0, 0.0, 0]
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.is_set():
-            mb, count = sample(cluster)
-            peak[0], peak[1] = max(peak[0], mb), max(peak[1], count)
+            rss, pss, count = sample(cluster)
+            peak[:] = [max(peak[0], rss), max(peak[1], pss), max(peak[2], count)]
             time.sleep(0.5)
 
     try:
@@ -105,7 +109,7 @@ def main() -> int:
             "the DAG to be parsed",
         )
         time.sleep(10)  # settle: every component up and idle
-        idle, idle_count = sample(cluster)
+        idle, idle_pss, idle_count = sample(cluster)
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
         run_id = "manual__bench"
@@ -117,15 +121,22 @@ def main() -> int:
         cluster.api("PATCH", "/dags/etl_pipeline", json={"is_paused": False})
         started = time.monotonic()
         run = cluster.wait_for_run("etl_pipeline", run_id, ("success",), 1800)
+        # Unpausing also queued that morning's scheduled run: wait for every run to end.
+        cluster.wait_for(
+            lambda: all(
+                r["state"] in ("success", "failed")
+                for r in cluster.api("GET", "/dags/etl_pipeline/dagRuns")["dag_runs"]
+            ),
+            1800,
+            "every run to end",
+        )
         seconds = time.monotonic() - started
         stop.set()
         watcher.join()
         rows = db.connect(warehouse_url)
         try:
             with rows.cursor() as cur:
-                cur.execute(
-                    "SELECT coalesce(sum(rows_read), 0) FROM ingest_audit WHERE run_id = 'daily-2018-08-01'"
-                )
+                cur.execute("SELECT coalesce(sum(rows_read), 0) FROM ingest_audit")
                 read = int(cur.fetchone()[0])
         finally:
             rows.close()
@@ -133,12 +144,12 @@ def main() -> int:
         print(
             f"parallelism {args.parallelism}, data {args.data_dir}, load average {load[0]:.2f} {load[1]:.2f}"
         )
-        print(f"idle (4 components, nothing running): {idle:,.0f} MB in {idle_count} processes")
-        print(f"peak during the run:                  {peak[0]:,.0f} MB, up to {peak[1]} processes")
-        print(f"peak / idle:                          {peak[0] / idle:.2f}x")
+        print(f"idle, nothing running: RSS {idle:,.0f} MB, PSS {idle_pss:,.0f} MB in {idle_count} processes")
         print(
-            f"run {run['state']} in {seconds:.1f} s from trigger, {read:,} rows read ({read / seconds:,.0f} rows/s)"
+            f"peak during the runs:  RSS {peak[0]:,.0f} MB, PSS {peak[1]:,.0f} MB, up to {peak[2]} processes"
         )
+        print(f"peak / idle (PSS):     {peak[1] / idle_pss:.2f}x")
+        print(f"runs ended {seconds:.1f} s after the trigger ({run['state']}); {read:,} rows read")
     finally:
         stop.set()
         cluster.stop()
