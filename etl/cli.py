@@ -175,6 +175,21 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_lookups(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.lookups_update import UnmappedValuesError, update
+
+    report = update(args.data_dir, settings.lookup_dir, apply=args.apply)
+    print(report.render())
+    unmapped = report.unmapped()
+    if args.check and unmapped:
+        raise UnmappedValuesError(
+            f"{len(unmapped)} value(s) in {args.data_dir} are not in the lookups "
+            f"(first: {unmapped[0][0]} '{unmapped[0][1].value}' in {unmapped[0][1].example}); "
+            f"add aliases to {settings.lookup_dir} or leave them to be quarantined"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -246,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="random seed: same seed, same files")
     gen.add_argument("--out", type=Path, required=True, help="folder to write the CSVs into")
     gen.set_defaults(func=cmd_generate, needs_db=False)
+
+    lkp = sub.add_parser("lookups", help="canonical lists from the data").add_subparsers(
+        dest="lookups_command", required=True
+    )
+    lku = lkp.add_parser("update", help="map the data's values; list the unknown ones (diff unless --apply)")
+    lku.add_argument("data_dir", type=Path, help="folder with the Olist CSV files (.csv or .csv.gz)")
+    lku.add_argument("--apply", action="store_true", help="write the lookup files (default: print the diff)")
+    lku.add_argument("--check", action="store_true", help="exit 3 when the data holds unmapped values (CI)")
+    lku.set_defaults(func=cmd_lookups, needs_db=False)
 
     qp = sub.add_parser("quarantine", help="see, export and retry rejected rows").add_subparsers(
         dest="q_command", required=True

@@ -249,7 +249,7 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
     elif col.target == "payment_type":
         value = lookups.payment_types.resolve(text)
     elif col.target == "city":
-        value = lk.map_distinct(text, lk.fold_city)
+        value = lookups.cities.resolve(text)
     else:
         value = text
     if col.kind not in ("text", "category"):
