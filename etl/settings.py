@@ -102,6 +102,10 @@ class Settings:
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
     notify_emails: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
+    #: Incoming-webhook URLs for failure alerts (secrets; the Airflow Connections
+    #: ``slack_alerts`` / ``teams_alerts`` take precedence in the DAG). Empty: email only.
+    slack_webhook_url: str = field(default="", repr=False)
+    teams_webhook_url: str = field(default="", repr=False)
     # --- transform and quality (etl.transform, etl.quality; docs/data_quality.md) ---
     #: Canonical lists (categories, states, statuses, payment types) people edit.
     lookup_dir: Path = PROJECT_ROOT / "data" / "lookups"
@@ -150,6 +154,8 @@ class Settings:
             ),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
+            slack_webhook_url=env.get("ETL_SLACK_WEBHOOK_URL", "").strip(),
+            teams_webhook_url=env.get("ETL_TEAMS_WEBHOOK_URL", "").strip(),
             lookup_dir=Path(env.get("ETL_LOOKUP_DIR", PROJECT_ROOT / "data" / "lookups")),
             quality_targets=_quality_targets(env),
             dq_hard_rules=_csv_set(env.get("ETL_DQ_HARD_RULES")),
