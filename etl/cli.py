@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from etl.errors import EtlError
+from etl.errors import ConfigError, EtlError, SourceError
 from etl.settings import Settings
 from etl.warehouse import connection as db
 from etl.warehouse import local_cluster
@@ -190,6 +190,34 @@ def cmd_lookups(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from etl.ingest import lineage
+
+    system, source_id = args.system, args.id
+    if args.order:
+        found = lineage.warehouse_lineage(settings, "fact_orders", "order_id", args.order)
+        if found is None:
+            print(f"fact_orders {args.order}: no source_system/source_id; it came from the Olist files")
+            return 0
+        system, source_id = found
+        print(f"fact_orders {args.order}: source_system {system}, source_id {source_id}")
+    elif not (system and source_id):
+        raise ConfigError("give --order ORDER_ID, or both --system and --id")
+    hits = lineage.find_raw(settings, system, source_id)
+    if not hits:
+        raise SourceError(
+            f"no archived record {source_id} of {system} under {settings.staging_dir / 'raw'} "
+            "(archives are kept per day; was it pruned?)"
+        )
+    for hit in hits:
+        print(f"  {hit.location}  run {hit.run_id}  received {hit.received_at}")
+    print("record:")
+    print(json.dumps(hits[-1].record, indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -270,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     lku.add_argument("--apply", action="store_true", help="write the lookup files (default: print the diff)")
     lku.add_argument("--check", action="store_true", help="exit 3 when the data holds unmapped values (CI)")
     lku.set_defaults(func=cmd_lookups, needs_db=False)
+
+    lin = sub.add_parser("lineage", help="the archived raw payload of a warehouse row")
+    lin.add_argument("--order", default=None, help="a fact_orders order_id (its source_system/source_id)")
+    lin.add_argument("--system", default=None, help="source_system, e.g. shopify")
+    lin.add_argument("--id", default=None, help="source_id: the vendor's own id")
+    lin.set_defaults(func=cmd_lineage, needs_db=True)
 
     qp = sub.add_parser("quarantine", help="see, export and retry rejected rows").add_subparsers(
         dest="q_command", required=True

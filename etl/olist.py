@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+#: Vendor lineage columns a mapped (non-Olist) record carries beside the Olist columns:
+#: the system it came from, the vendor's own id and the currency (etl.ingest.records).
+LINEAGE_COLUMNS = ("source_system", "source_id", "currency")
+
 ColumnKind = Literal["id", "text", "int", "money", "timestamp", "zip", "state", "float", "category"]
 
 
@@ -37,6 +41,9 @@ class TableSpec:
     key: tuple[str, ...]  # natural key (target names)
     kind: Literal["dimension", "fact"] = "fact"
     foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
+    #: Lineage columns the warehouse table has (sql/schema.d/20_ingest_state.sql), carried
+    #: from the input when present; Olist files have none, so their rows keep NULL.
+    lineage: tuple[str, ...] = ()
 
     @property
     def source_columns(self) -> list[str]:
@@ -86,6 +93,7 @@ CUSTOMERS = TableSpec(
         C("customer_state", "state", "state"),
     ),
     key=("customer_id",),
+    lineage=("source_system", "source_id"),
 )
 
 PRODUCTS = TableSpec(
@@ -105,6 +113,7 @@ PRODUCTS = TableSpec(
         C("product_width_cm", "width_cm", "int"),
     ),
     key=("product_id",),
+    lineage=("source_system", "source_id"),
 )
 
 SELLERS = TableSpec(
@@ -118,6 +127,7 @@ SELLERS = TableSpec(
         C("seller_state", "state", "state"),
     ),
     key=("seller_id",),
+    lineage=("source_system", "source_id"),
 )
 
 ORDERS = TableSpec(
@@ -135,6 +145,7 @@ ORDERS = TableSpec(
     ),
     key=("order_id",),
     foreign_keys=(ForeignKey(("customer_id",), "dim_customers", ("customer_id",)),),
+    lineage=LINEAGE_COLUMNS,
 )
 
 ORDER_ITEMS = TableSpec(
@@ -155,6 +166,7 @@ ORDER_ITEMS = TableSpec(
         ForeignKey(("product_id",), "dim_products", ("product_id",)),
         ForeignKey(("seller_id",), "dim_sellers", ("seller_id",)),
     ),
+    lineage=LINEAGE_COLUMNS,
 )
 
 PAYMENTS = TableSpec(
@@ -169,6 +181,7 @@ PAYMENTS = TableSpec(
     ),
     key=("order_id", "payment_sequential"),
     foreign_keys=(ForeignKey(("order_id",), "fact_orders", ("order_id",)),),
+    lineage=LINEAGE_COLUMNS,
 )
 
 REVIEWS = TableSpec(

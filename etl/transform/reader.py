@@ -66,7 +66,7 @@ def read_chunks(
             f"{path}: missing column(s) {', '.join(missing)} "
             f"(the file has: {', '.join(header) or 'no header'})"
         )
-    wanted = spec.source_columns
+    wanted = spec.source_columns + [c for c in spec.lineage if c in header]
     read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in header},

@@ -503,6 +503,9 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
             clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
     for name, mask in flags.items():
         clean[name] = mask[keep]
+    for name in batch.spec.lineage:  # vendor lineage rides along unchecked (absent for Olist files)
+        if name in raw.columns:
+            clean[name] = raw[name].astype("string").array[keep]
     quarantined = _quarantine_frame(raw, batch, hard, firsts)
     return TableResult(
         batch.spec,
