@@ -23,7 +23,7 @@ from pathlib import Path
 import plotly
 from flask import Flask, Response, abort, render_template, request, send_file
 
-from dashboard import fallback, queries
+from dashboard import controls_web, fallback, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
 from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable
@@ -79,6 +79,9 @@ PAGES = [
     ("quality", "/quality", "Data quality"),
     ("runs", "/runs", "Pipeline runs"),
 ]
+#: The navigation: the pages above (each answerable from a fallback export), then the
+#: controls tabs (dashboard/controls_web.py: the pipeline's own records, never exported).
+NAV = PAGES + controls_web.PAGES
 
 
 class _Cache:
@@ -183,6 +186,8 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             cache.put(key, json.dumps(answers["names"]).encode())
         return frozenset(answers["names"])
 
+    app.register_blueprint(controls_web.blueprint(warehouse, NAV))
+
     # --- JSON API ---------------------------------------------------------------------
     @app.get("/api/")
     def api_index():
@@ -234,7 +239,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         context, served_from = sources.answer(load, filters)
         return render_template(
             template,
-            pages=PAGES,
+            pages=NAV,
             filters=filters,
             states=sorted(BR_STATES),
             allowed=allowed,
@@ -314,7 +319,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         if wants_json():
             return {"error": str(exc)}, 400
         return render_template(
-            "error.html", pages=PAGES, status=400, title="Bad request", message=str(exc)
+            "error.html", pages=NAV, status=400, title="Bad request", message=str(exc)
         ), 400
 
     @app.errorhandler(WarehouseUnavailable)
@@ -324,7 +329,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             return {"error": str(exc)}, 503, headers
         return (
             render_template(
-                "error.html", pages=PAGES, status=503, title="Warehouse unavailable", message=str(exc)
+                "error.html", pages=NAV, status=503, title="Warehouse unavailable", message=str(exc)
             ),
             503,
             headers,
@@ -336,7 +341,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             return {"error": f"no such endpoint {request.path}; see /api/"}, 404
         return render_template(
             "error.html",
-            pages=PAGES,
+            pages=NAV,
             status=404,
             title="Not found",
             message=f"There is no page {request.path}.",

@@ -4,7 +4,11 @@
 --   bi_reader:  dashboards and BI. SELECT on dimensions, facts, the aggregates and
 --               the analytical views; nothing else (no quarantine: its raw_record
 --               holds source rows as received; no audit internals; no writes).
--- Both are NOLOGIN group roles: GRANT them to real logins
+--   controls_reader: the dashboards' controls pages (Exceptions, Audit trail,
+--               Controls, Record results): SELECT on the pipeline's own records,
+--               raw records included. Grant it, beside bi_reader, only to the
+--               logins of people who may see source rows as received.
+-- All are NOLOGIN group roles: GRANT them to real logins
 -- (e.g. CREATE ROLE metabase LOGIN PASSWORD '...' IN ROLE bi_reader).
 -- Roles are cluster-wide; grants are per database, so this runs in each warehouse.
 DO $$
@@ -15,6 +19,12 @@ END $$;
 DO $$
 BEGIN
     CREATE ROLE bi_reader NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$;
+
+DO $$
+BEGIN
+    CREATE ROLE controls_reader NOLOGIN;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$;
 
@@ -44,5 +54,21 @@ BEGIN
                 OR (c.relkind IN ('v', 'm') AND c.relname NOT LIKE '%quarantine%'))
     LOOP
         EXECUTE format('GRANT SELECT ON %I TO bi_reader', rel.relname);
+    END LOOP;
+END $$;
+
+-- controls_reader: the pipeline's records (quarantine with raw records, audit, quality detail).
+GRANT USAGE ON SCHEMA public TO controls_reader;
+DO $$
+DECLARE
+    rel text;
+BEGIN
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO controls_reader', current_database());
+    FOREACH rel IN ARRAY ARRAY['quarantine', 'quarantine_run_counts', 'ingest_audit', 'run_events',
+                               'quality_scores', 'quality_metrics', 'quality_issues', 'pipeline_runs']
+    LOOP
+        IF to_regclass(rel) IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT ON %I TO controls_reader', rel);
+        END IF;
     END LOOP;
 END $$;

@@ -26,6 +26,7 @@ from etl.load import audit
 from etl.load import merge as load
 from etl.olist import ALL_TABLES, ForeignKey, TableSpec
 from etl.publish import aggregates, analytics
+from etl.run import events
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
@@ -89,6 +90,7 @@ def new_run_id() -> str:
 # --- ingest ---------------------------------------------------------------------------
 
 
+@events.recorded("ingest", events.ingested)
 def ingest_stage(
     settings: Settings, run_id: str, data_dir: Path | None = None, specs: tuple[TableSpec, ...] = ALL_TABLES
 ) -> dict:
@@ -133,6 +135,7 @@ def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
     return lookup
 
 
+@events.recorded("transform", events.transformed)
 def transform_stage(settings: Settings, run_id: str) -> dict:
     """Clean every ingested table into Parquet files, rejected rows and findings beside them.
 
@@ -157,6 +160,7 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
 # --- load -----------------------------------------------------------------------------
 
 
+@events.recorded("load", events.loaded)
 def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     """Load the run's clean tables and quarantine in one transaction, audited."""
     out = staging.clean_dir(settings, run_id)
@@ -243,6 +247,7 @@ def _load_tables(
 # --- aggregates -----------------------------------------------------------------------
 
 
+@events.recorded("refresh_aggregates", events.refreshed)
 def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
     """Recompute hourly_sales / daily_customer_metrics for the days loads changed.
 
