@@ -26,6 +26,7 @@ from flask import Flask, Response, abort, render_template, request, send_file
 from dashboard import controls_web, fallback, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
+from dashboard.sources import sales_by_source
 from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -69,6 +70,9 @@ API: dict[str, Endpoint] = {
     "quality": Endpoint(queries.quality_scores, (), "run-wide quality score per dimension per run"),
     "quarantine": Endpoint(queries.quarantine_counts, ("run_id",), "quarantined rows per category and table"),
     "runs": Endpoint(queries.pipeline_runs, ("limit",), "pipeline runs from ingest_audit"),
+    "sources": Endpoint(
+        sales_by_source, ("start", "end"), "per source system (olist, shopify...): orders, revenue"
+    ),
 }
 
 PAGES = [
@@ -258,6 +262,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             ("start", "end", "state", "category"),
             months=queries.monthly_sales,
             categories=queries.categories,
+            by_source=sales_by_source,
         )
 
     @app.get("/products")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 
+from streamlit.testing.v1 import AppTest
+
+from dashboard.app import create_app
+from dashboard.config import DashboardConfig
 from etl.ingest import lineage, runner
 from etl.ingest.records import vendor_id
 from etl.settings import PROJECT_ROOT
@@ -15,7 +19,7 @@ from tests.test_ingest_api import SYSTEM_IDS, ScaledClock, secrets, server, sett
 VENDORS = ["shopify", "stripe", "woocommerce"]
 
 
-def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_db, tmp_path):  # noqa: F811
+def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_db, tmp_path, monkeypatch):  # noqa: F811
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
     runner.ingest_and_load(settings, "run-lineage", resources=runner.Resources(clock=ScaledClock()))
     rows = query(settings, "SELECT order_id, source_system, source_id, currency FROM fact_orders")
@@ -48,6 +52,19 @@ def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_
     by_source = dict(query(settings, "SELECT source_system, sum(orders) FROM sales_by_source GROUP BY 1"))
     sold = dict(query(settings, "SELECT source_system, count(*) FROM sales_orders GROUP BY 1"))
     assert by_source == sold and set(sold) <= set(VENDORS)
+    # the dashboards: Flask's sales-by-source and Streamlit's source filter
+    app = create_app(DashboardConfig(settings=settings, cache_seconds=0))
+    shown = app.test_client().get("/api/sources").get_json()["data"]
+    assert {r["source_system"]: r["orders"] for r in shown} == sold
+    app.extensions["warehouse"].close()
+    streamlit = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "streamlit_app.py"), default_timeout=60)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    streamlit.run()
+    assert "shopify" in streamlit.sidebar.selectbox(key="source").options
+    streamlit.sidebar.selectbox(key="source").select("shopify").run()
+    assert not streamlit.exception
+    raw = streamlit.dataframe[0].value
+    assert len(raw) == lines["shopify"] * 3 and set(raw["source_system"]) == {"shopify"}
 
 
 def test_cli_prints_the_archived_record_of_an_order(server, fresh_db, tmp_path):  # noqa: F811
