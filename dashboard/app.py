@@ -23,7 +23,7 @@ from pathlib import Path
 import plotly
 from flask import Flask, Response, abort, render_template, request, send_file
 
-from dashboard import controls_web, fallback, queries
+from dashboard import controls_web, fallback, jobs_web, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
 from dashboard.sources import sales_by_source
@@ -191,6 +191,8 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         return frozenset(answers["names"])
 
     app.register_blueprint(controls_web.blueprint(warehouse, NAV))
+    if config.jobs_enabled:  # the upload part writes: only when explicitly enabled
+        app.register_blueprint(jobs_web.blueprint(config, NAV))
 
     # --- JSON API ---------------------------------------------------------------------
     @app.get("/api/")

@@ -10,13 +10,18 @@ Built when the app is created (never at import), from the environment:
     the warehouse is unreachable (docs/dashboards.md); unset = 503 instead.
 ``DASHBOARD_FALLBACK_RETRY_SECONDS`` (10) while on the fallback, how long to wait
     before trying the warehouse again (a dead host costs a connect timeout).
+``DASHBOARD_JOBS`` (unset)                 ``1`` enables the upload part (``/jobs``,
+    ``/api/jobs``, docs/jobs.md): it writes, so it is off unless asked for, and then
+    needs ``DASHBOARD_JOBS_TOKEN`` (the shared secret uploaders present) and should
+    have ``DASHBOARD_JOBS_DATABASE_URL``: a login with the ``etl_uploader`` role,
+    not the read-only dashboard login (default: DATABASE_URL).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl.settings import Settings
@@ -30,6 +35,9 @@ class DashboardConfig:
     statement_timeout_ms: int = 5000
     fallback_dir: Path | None = None
     fallback_retry_seconds: float = 10.0
+    jobs_enabled: bool = False
+    jobs_token: str = field(default="", repr=False)
+    jobs_database_url: str = field(default="", repr=False)
 
     @classmethod
     def from_env(
@@ -43,4 +51,7 @@ class DashboardConfig:
             statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")),
             fallback_dir=Path(env["DASHBOARD_FALLBACK_DIR"]) if env.get("DASHBOARD_FALLBACK_DIR") else None,
             fallback_retry_seconds=float(env.get("DASHBOARD_FALLBACK_RETRY_SECONDS", "10")),
+            jobs_enabled=env.get("DASHBOARD_JOBS", "0").lower() in ("1", "true", "yes"),
+            jobs_token=env.get("DASHBOARD_JOBS_TOKEN", ""),
+            jobs_database_url=env.get("DASHBOARD_JOBS_DATABASE_URL", ""),
         )

@@ -218,6 +218,14 @@ def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_jobs_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.jobs.worker import work
+
+    done = work(settings, once=args.once, poll_seconds=args.poll, announce=lambda m: print(m, flush=True))
+    print(f"worker stopped after {done} job(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -298,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     lku.add_argument("--apply", action="store_true", help="write the lookup files (default: print the diff)")
     lku.add_argument("--check", action="store_true", help="exit 3 when the data holds unmapped values (CI)")
     lku.set_defaults(func=cmd_lookups, needs_db=False)
+
+    jobs = sub.add_parser("jobs", help="uploaded files (docs/jobs.md)").add_subparsers(
+        dest="jobs_command", required=True
+    )
+    jw = jobs.add_parser("worker", help="take queued jobs from the warehouse and load them, one at a time")
+    jw.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    jw.add_argument("--poll", type=float, default=2.0, help="seconds between looks at an empty queue")
+    jw.set_defaults(func=cmd_jobs_worker, needs_db=True)
 
     lin = sub.add_parser("lineage", help="the archived raw payload of a warehouse row")
     lin.add_argument("--order", default=None, help="a fact_orders order_id (its source_system/source_id)")

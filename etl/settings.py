@@ -130,6 +130,11 @@ class Settings:
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
+    # --- jobs (etl/jobs, docs/jobs.md) ---
+    #: Where accepted uploads are kept, one folder per job, with their checksums.
+    jobs_drop_dir: Path = PROJECT_ROOT / "data" / "staging" / "drop"
+    #: The largest upload accepted, compressed or not (zip members count expanded).
+    jobs_max_bytes: int = 300_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +173,11 @@ class Settings:
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
+            jobs_drop_dir=Path(
+                env.get("ETL_JOBS_DROP_DIR")
+                or Path(env.get("ETL_STAGING_DIR", PROJECT_ROOT / "data" / "staging")) / "drop"
+            ),
+            jobs_max_bytes=int(env.get("ETL_JOBS_MAX_BYTES", "300000000")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -4,6 +4,9 @@
 --   bi_reader:  dashboards and BI. SELECT on dimensions, facts, the aggregates and
 --               the analytical views; nothing else (no quarantine: its raw_record
 --               holds source rows as received; no audit internals; no writes).
+--   etl_uploader: the dashboard's upload part (DASHBOARD_JOBS=1): queues jobs and
+--               reads them back -- SELECT/INSERT on jobs, nothing else. The worker
+--               runs as the pipeline's login (etl_writer).
 --   controls_reader: the dashboards' controls pages (Exceptions, Audit trail,
 --               Controls, Record results): SELECT on the pipeline's own records,
 --               raw records included. Grant it, beside bi_reader, only to the
@@ -22,6 +25,11 @@ BEGIN
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$;
 
+DO $$
+BEGIN
+    CREATE ROLE etl_uploader NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$;
 DO $$
 BEGIN
     CREATE ROLE controls_reader NOLOGIN;
@@ -71,4 +79,17 @@ BEGIN
             EXECUTE format('GRANT SELECT ON %I TO controls_reader', rel);
         END IF;
     END LOOP;
+END $$;
+
+-- etl_uploader: the jobs table only (and the quarantine of a job's run for its page).
+GRANT USAGE ON SCHEMA public TO etl_uploader;
+DO $$
+BEGIN
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO etl_uploader', current_database());
+    IF to_regclass('jobs') IS NOT NULL THEN
+        GRANT SELECT, INSERT ON jobs TO etl_uploader;
+    END IF;
+    IF to_regclass('quarantine') IS NOT NULL THEN
+        GRANT SELECT ON quarantine TO etl_uploader;
+    END IF;
 END $$;
