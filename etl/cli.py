@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from etl import progress
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -353,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if getattr(args, "needs_db", False):
             settings = _resolve_database(settings)
-        return args.func(args, settings)
+        # Bars on a terminal, a line every ETL_PROGRESS_SECONDS otherwise (etl/progress.py).
+        with progress.installed(progress.for_stream(sys.stderr)):
+            return args.func(args, settings)
     except EtlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from etl import staging
+from etl import progress, staging
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.ingest import archive, config, databases, files, state
 from etl.ingest.connectors import CONNECTORS, Connector, fetch_pages
@@ -379,14 +379,19 @@ def prepare_run(
     arch = archive.Archive(settings, OLIST_SOURCE, run_id)
     inputs: dict[str, list[str]] = {spec.name: [] for spec in specs}
     new_files, skipped = [], []
+    task = progress.current().task("read files", sum(s.path.stat().st_size for s in located), "bytes")
     for source in located:
+        task.description = f"read {source.path.name}"
         digest = file_sha256(source.path)
+        task.advance(source.path.stat().st_size)
         if (source.path.name, digest) in known:
             skipped.append(source.path.name)
             continue
         _archive_copy(arch, source, digest)
         inputs[source.spec.name].append(str(source.path))
         new_files.append({"name": source.path.name, "sha256": digest, "bytes": source.path.stat().st_size})
+    task.description = f"read {len(located)} files"
+    task.done()
     state.write_pending(settings, run_id, OLIST_SOURCE, [], new_files)
 
     summaries = []

@@ -15,6 +15,8 @@ import time
 import psycopg2.extensions
 from psycopg2 import sql
 
+from etl import progress
+
 log = logging.getLogger(__name__)
 
 #: Materialized views in dependency order (a later one may read an earlier one).
@@ -79,7 +81,10 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
         set_local_work_mem(cur, work_mem)
         cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
         populated = dict(cur.fetchall())
+        task = progress.current().task("refresh views", len(MATERIALIZED_VIEWS), "views")
         for name in MATERIALIZED_VIEWS:
+            task.description = f"refresh {name}"
+            task.advance(0)  # a plain line names the view being refreshed when it is slow
             if name not in populated:
                 log.warning("materialized view %s is missing; run `etl db init`", name)
                 continue
@@ -92,6 +97,9 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
             cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
             timings[name] = time.monotonic() - started
             log.info("refreshed %s in %.2f s", name, timings[name])
+            task.advance(1, rows=cur.rowcount if cur.rowcount and cur.rowcount > 0 else 0)
+        task.description = "refresh views"
+        task.done()
     return timings
 
 

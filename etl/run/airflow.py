@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg2.extensions
 
+from etl import progress
 from etl.errors import ConfigError
 from etl.run import chat
 from etl.settings import Settings, parse_bool, parse_list
@@ -167,6 +168,7 @@ def current() -> tuple[Settings, str, tuple[str, str]]:
     from airflow.sdk import get_current_context
 
     run_id, interval = context_run(get_current_context())
+    progress.install(progress.for_log(logging.getLogger("etl.progress")))  # plain lines in the task log
     return task_settings(), run_id, interval
 
 

@@ -50,7 +50,8 @@ def write(
     try:
         conn = db.connect(settings.database_url, settings.connect_timeout)
     except Exception as exc:  # noqa: BLE001 - best effort, see the module docstring
-        log.warning("run %s: %s event not recorded (%s)", run_id, stage, exc)
+        # Said quietly: a stage that could not reach the warehouse has said so already.
+        log.info("run %s: %s event not recorded (%s)", run_id, stage, exc)
         return
     try:
         with conn, conn.cursor() as cur:

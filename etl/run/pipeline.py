@@ -20,7 +20,7 @@ import pandas as pd
 import psycopg2
 from psycopg2 import sql
 
-from etl import ingest, staging
+from etl import ingest, progress, staging
 from etl.errors import ConfigError, DatabaseError, SourceError
 from etl.load import audit
 from etl.load import merge as load
@@ -203,9 +203,11 @@ def _load_tables(
     method = settings.load_method if settings else "auto"
     summaries = []
     touched: set = set()
+    task = progress.current().task("load tables", len(tables), "tables")
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
+            task.description = f"load {table}"
             clean = load.Pieces.parquet(out / f"{table}.parquet")  # read piece by piece: flat memory
             merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
@@ -240,7 +242,10 @@ def _load_tables(
                     merged.rows_written,
                 )
             )
+            task.advance(1, rows=entry["rows_loaded"])
+        task.description = "load tables"
         aggregates.queue_days(cur, run_id, touched, timezone)
+    task.done()
     return summaries
 
 

@@ -76,7 +76,8 @@ def read_chunks(
         quoted_strings_can_be_null=True,
     )
     parse = pacsv.ParseOptions(newlines_in_values=True)
-    stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
+    raw = pa.OSFile(str(path))  # its position is the bytes read so far (progress: etl.progress)
+    stream = pa.CompressedInputStream(raw, "gzip") if path.suffix == ".gz" else raw
     next_row = 2
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
@@ -91,10 +92,12 @@ def read_chunks(
                     frame = _frame(pending, wanted, next_row)
                     next_row += len(frame)
                     pending, pending_rows = [], 0
+                    frame.attrs["bytes_read"] = raw.tell()
                     yield frame
             if pending_rows:
                 frame = _frame(pending, wanted, next_row)
                 next_row += len(frame)
+                frame.attrs["bytes_read"] = raw.tell()
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise SourceError(

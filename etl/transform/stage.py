@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from etl import lookups as lk
+from etl import progress
 from etl.ingest import SourceFile, file_sha256
 from etl.quality import QualityReport
 from etl.settings import Settings
@@ -226,6 +227,7 @@ def _transform_one(
     f_sink = Sink(out / f"{name}.findings.parquet")
     rows_sink = Sink(out / f"{name}.rows.parquet") if name == "fact_orders" else None
     kept: list[pd.DataFrame] = []  # whole-table shaping: translation, geolocation points
+    task = progress.current().task(f"transform {name}", source.path.stat().st_size, "bytes")
     for chunk in read_chunks(source.path, spec, settings.chunk_rows):
         result = transform_table(
             spec,
@@ -239,6 +241,7 @@ def _transform_one(
         )
         clean = result.clean
         outcome.rows_read += result.rows_read
+        task.set(chunk.attrs.get("bytes_read", task.completed), rows=outcome.rows_read)
         outcome.rows_loaded += result.rows_clean
         outcome.rows_quarantined += len(result.quarantined)
         outcome.tally.add(result.tally)
@@ -264,6 +267,7 @@ def _transform_one(
             q_sink.write(result.quarantined)
         if len(result.findings):
             f_sink.write(result.findings)
+    task.done()
     if name in _REFERENCED:
         run.references[name] = keys
     if name == "category_translation":
