@@ -198,7 +198,7 @@ def audit_trail(conn, f: ControlFilters) -> list[dict]:
         return []
     events = _rows(
         conn,
-        "SELECT 'stage' AS kind, stage AS step, NULL::text AS source, status, started_at, finished_at, "
+        "SELECT 'stage' AS kind, stage AS step, detail ->> 'source' AS source, status, started_at, finished_at, "
         "seconds, rows, NULL::bigint AS rows_loaded, NULL::bigint AS rows_quarantined, "
         "(detail ->> 'bytes')::bigint AS bytes, detail, error "
         "FROM run_events WHERE run_id = %(run)s",

@@ -11,6 +11,7 @@ from dashboard.app import create_app
 from dashboard.config import DashboardConfig
 from etl.ingest import lineage, runner
 from etl.ingest.records import vendor_id
+from etl.run import replay
 from etl.settings import PROJECT_ROOT
 from tests.conftest import query
 from tests.test_cli import etl
@@ -21,7 +22,7 @@ VENDORS = ["shopify", "stripe", "woocommerce"]
 
 def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_db, tmp_path, monkeypatch):  # noqa: F811
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
-    runner.ingest_and_load(settings, "run-lineage", resources=runner.Resources(clock=ScaledClock()))
+    replay.ingest_and_load(settings, "run-lineage", resources=runner.Resources(clock=ScaledClock()))
     rows = query(settings, "SELECT order_id, source_system, source_id, currency FROM fact_orders")
     assert len(rows) == 21  # 7 per vendor
     assert all(system and source_id for _, system, source_id, _ in rows), rows
@@ -69,7 +70,7 @@ def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_
 
 def test_cli_prints_the_archived_record_of_an_order(server, fresh_db, tmp_path):  # noqa: F811
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=["stripe"])
-    runner.ingest_and_load(settings, "run-lineage-cli", resources=runner.Resources(clock=ScaledClock()))
+    replay.ingest_and_load(settings, "run-lineage-cli", resources=runner.Resources(clock=ScaledClock()))
     charge = server.data["stripe"][0]
     oid = vendor_id("stripe", "order", charge["id"])
     env = {

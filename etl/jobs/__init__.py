@@ -3,5 +3,5 @@
 ``checks`` accepts or refuses an upload (size, type, header, zip bombs, path
 traversal) before anything is stored; ``drop`` keeps accepted files with their
 checksums; ``queue`` is the ``jobs`` table (taken with FOR UPDATE SKIP LOCKED);
-``worker`` runs queued jobs through the pipeline (``etl jobs worker``).
+``etl.run.jobs`` runs queued jobs through the pipeline (``etl jobs worker``).
 """

@@ -18,7 +18,6 @@ import functools
 import inspect
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,7 +86,7 @@ def _error_line(exc: BaseException) -> str:
 
 
 def recorded(stage: str, summarize: Summary | None = None):
-    """Decorate a stage ``f(settings, run_id, ...)``: write its event when it returns or raises."""
+    """Decorate a stage ``f(settings, run_id, ...)`` or ``f(run, ...)``: write its event when it returns or raises."""
 
     def wrap(func):
         signature = inspect.signature(func)
@@ -96,6 +95,9 @@ def recorded(stage: str, summarize: Summary | None = None):
         def run(*args, **kwargs):
             bound = signature.bind_partial(*args, **kwargs)
             settings, run_id = bound.arguments.get("settings"), bound.arguments.get("run_id")
+            if settings is None and "run" in bound.arguments:  # a stage handed an etl.run.plan.Run
+                run_ = bound.arguments["run"]
+                settings, run_id = getattr(run_, "settings", None), getattr(run_, "run_id", None)
             started_at, started = datetime.now(UTC), time.monotonic()
             try:
                 result = func(*args, **kwargs)
@@ -129,19 +131,11 @@ def recorded(stage: str, summarize: Summary | None = None):
 # --- what each stage's result says, in a line of JSON ------------------------------------
 
 
-def ingested(manifest: dict) -> dict:
-    files = []
-    for entry in manifest.get("sources", []):
-        try:
-            size = os.path.getsize(entry["path"])
-        except OSError:
-            size = None
-        files.append({"table": entry["table"], "file": str(entry["path"]).rsplit("/", 1)[-1], "bytes": size})
+def source_ingested(summary: dict) -> dict:
+    """One source of the run (the ingest stage fans out: a row per source)."""
     return {
-        "files": files,
-        "bytes": sum(f["bytes"] or 0 for f in files),
-        "sources": manifest.get("ingested", []),
-        "files_already_loaded": len(manifest.get("files_already_loaded", [])),
+        **{k: summary.get(k) for k in ("source", "kind", "status", "error")},
+        "rows": summary.get("records_new"),
     }
 
 
@@ -165,6 +159,10 @@ def loaded(tables: list) -> dict:
 
 def refreshed(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "run_id"}
+
+
+def gated(result: dict) -> dict:
+    return {"enforced": result.get("enforced"), "violations": result.get("violations", [])}
 
 
 def validated(report: Any) -> dict:

@@ -100,7 +100,15 @@ def test_bad_filters_are_a_400_sentence(client):
 def test_audit_trail_is_the_runs_events_and_tables(client, warehouse):
     timeline = api(client, f"/api/controls/audit?run_id={BROKEN}")
     stages = [e["step"] for e in timeline if e["kind"] == "stage"]
-    assert stages == ["ingest", "transform", "load", "refresh_aggregates"]
+    assert stages == [
+        "ingest",
+        "transform",
+        "quality_gate",
+        "load",
+        "refresh_aggregates",
+        "validate",
+        "notify",
+    ]
     tables = {
         e["step"]: (e["rows"], e["rows_loaded"], e["rows_quarantined"])
         for e in timeline

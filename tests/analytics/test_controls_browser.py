@@ -71,7 +71,15 @@ def test_audit_trail_page(server, browser, warehouse):  # noqa: F811
     open_page(browser, f"{server}/controls/audit?run_id={BROKEN}")
     rows = table_rows(browser, "audit-timeline")
     stages = [r[2] for r in rows if r[1] == "stage"]
-    assert stages == ["ingest", "transform", "load", "refresh_aggregates"]
+    assert stages == [
+        "ingest",
+        "transform",
+        "quality_gate",
+        "load",
+        "refresh_aggregates",
+        "validate",
+        "notify",
+    ]
     loaded = {r[2].split()[0]: int(r[5].replace(",", "")) for r in rows if r[1] == "table"}
     assert loaded == dict(
         query(warehouse, "SELECT table_name, rows_loaded FROM ingest_audit WHERE run_id = %s", (BROKEN,))

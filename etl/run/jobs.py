@@ -2,9 +2,11 @@
 
 One process, one job at a time; start as many as the machine allows (each
 takes a different job: ``queue.take`` skips locked rows). A job's files are
-verified against their checksums, then loaded by ``run_pipeline`` under the
-run id ``job-<id>`` with only the tables the upload holds (the others are
-resolved against the warehouse) and no configured sources. The job row gets
+verified against their checksums, then loaded by ``run_pipeline`` (every
+stage, the quality gate and validation included) under the run id ``job-<id>``
+with no configured sources. Tables the upload does not hold get a header-only
+file, so they read nothing and the upload's rows resolve their references
+against the warehouse. The job row gets
 the run's counts and overall quality score, or the error line.
 """
 
@@ -15,11 +17,12 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from etl.errors import EtlError
 from etl.jobs import drop, queue
 from etl.olist import ALL_TABLES
-from etl.run.pipeline import run_pipeline
+from etl.run.stages import run_pipeline
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
@@ -30,16 +33,24 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _header_only_files(folder: Path, uploaded: set[str]) -> None:
+    """An empty file (the header alone) for each Olist table the upload does not hold."""
+    for spec in ALL_TABLES:
+        if spec.name not in uploaded:
+            (folder / f"{spec.file_stem}.csv").write_text(
+                ",".join(spec.source_columns) + "\n", encoding="utf-8"
+            )
+
+
 def run_job(settings: Settings, job: queue.Job) -> tuple[str, dict, str | None]:
     """Load one job's files; (status, counts, error line). Never raises for the job's own failure."""
     folder = drop.job_dir(settings.jobs_drop_dir, job.job_id)
     try:
         manifest = drop.verify(settings.jobs_drop_dir, job.job_id)
-        tables = {f["table"] for f in manifest["files"]}
-        specs = tuple(s for s in ALL_TABLES if s.name in tables)
+        _header_only_files(folder, {f["table"] for f in manifest["files"]})
         # Only this upload: no sources.yml sources ride along with a job's run.
         job_settings = settings.with_overrides(sources_file=folder / "no-sources.yml", data_dir=folder)
-        run_pipeline(job_settings, data_dir=folder, run_id=job.run_id, specs=specs)
+        run_pipeline(job_settings, data_dir=folder, run_id=job.run_id)
     except EtlError as exc:
         status, error = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - the worker survives a bug in one job, and says so
