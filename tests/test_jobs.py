@@ -31,7 +31,7 @@ from dashboard.app import create_app
 from dashboard.config import DashboardConfig
 from etl.generate import generate
 from etl.jobs import queue
-from etl.run.pipeline import run_pipeline
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings, query, scalar
 
@@ -115,12 +115,14 @@ def start_worker(settings) -> subprocess.Popen:
     )
 
 
-def wait_for(client, job_id: str, timeout: float = 600) -> dict:
+def wait_for(client, job_id: str, worker: subprocess.Popen, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}", headers=AUTH).get_json()["job"]
         if job["status"] in ("succeeded", "failed"):
             return job
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited ({worker.returncode}): {worker.stdout.read()[-3000:]}")
         time.sleep(1)
     pytest.fail(f"job {job_id} still {job['status']} after {timeout} s")
 
@@ -135,7 +137,7 @@ def test_upload_the_real_subset_and_follow_it_to_the_dashboard(client, warehouse
     assert job["status"] == "queued" and len(job["tables"]) == 9
     worker = start_worker(settings)
     try:
-        done = wait_for(client, job["job_id"])
+        done = wait_for(client, job["job_id"], worker)
     finally:
         worker.send_signal(signal.SIGTERM)
         output = worker.communicate(timeout=30)[0]
@@ -214,7 +216,7 @@ def test_one_csv_is_one_table_job_and_the_worker_loads_it(client, warehouse, tmp
     )
     worker = start_worker(settings)
     try:
-        done = wait_for(client, job["job_id"])
+        done = wait_for(client, job["job_id"], worker)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.communicate(timeout=30)

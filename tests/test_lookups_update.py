@@ -13,9 +13,8 @@ import pytest
 from etl import lookups as lk
 from etl import transform
 from etl.generate import generate
-from etl.ingest import ROW_NUMBER
 from etl.lookups_update import update
-from etl.olist import SELLERS
+from etl.olist import ROW_NUMBER, SELLERS
 from etl.settings import PROJECT_ROOT
 from etl.transform import checks as ck
 

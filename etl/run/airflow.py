@@ -204,6 +204,7 @@ def current_run() -> Run:
 
     context = get_current_context()
     run_id, _ = context_run(context)
+    progress.install(progress.for_log(logging.getLogger("etl.progress")))  # plain lines in the task log
     return Run(task_settings(), run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
 
 

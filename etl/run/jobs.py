@@ -22,6 +22,7 @@ from pathlib import Path
 from etl.errors import EtlError
 from etl.jobs import drop, queue
 from etl.olist import ALL_TABLES
+from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -78,7 +79,7 @@ def work(
     """Take and run jobs until ``stop()`` (or, with ``once``, until the queue is empty); jobs run."""
     name = worker_name()
     done = 0
-    db.init_schema(settings)
+    setup.ensure_current(settings)  # the jobs table comes with the schema
     announce(f"worker {name}: taking jobs from {db.describe_url(settings.database_url)}")
     while not stop():
         conn = db.connect(settings.database_url, settings.connect_timeout)
