@@ -15,6 +15,9 @@ Built when the app is created (never at import), from the environment:
     needs ``DASHBOARD_JOBS_TOKEN`` (the shared secret uploaders present) and should
     have ``DASHBOARD_JOBS_DATABASE_URL``: a login with the ``etl_uploader`` role,
     not the read-only dashboard login (default: DATABASE_URL).
+``DASHBOARD_JOBS_AIRFLOW_URL`` (unset)     an Airflow API (e.g. http://airflow:8080): jobs are
+    triggered as etl_pipeline DAG runs there instead of waiting for ``etl jobs worker``;
+    ``DASHBOARD_JOBS_AIRFLOW_USER`` / ``_PASSWORD`` sign in to it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class DashboardConfig:
     jobs_enabled: bool = False
     jobs_token: str = field(default="", repr=False)
     jobs_database_url: str = field(default="", repr=False)
+    jobs_airflow_url: str = ""
+    jobs_airflow_user: str = ""
+    jobs_airflow_password: str = field(default="", repr=False)
 
     @classmethod
     def from_env(
@@ -54,4 +60,7 @@ class DashboardConfig:
             jobs_enabled=env.get("DASHBOARD_JOBS", "0").lower() in ("1", "true", "yes"),
             jobs_token=env.get("DASHBOARD_JOBS_TOKEN", ""),
             jobs_database_url=env.get("DASHBOARD_JOBS_DATABASE_URL", ""),
+            jobs_airflow_url=env.get("DASHBOARD_JOBS_AIRFLOW_URL", ""),
+            jobs_airflow_user=env.get("DASHBOARD_JOBS_AIRFLOW_USER", ""),
+            jobs_airflow_password=env.get("DASHBOARD_JOBS_AIRFLOW_PASSWORD", ""),
         )

@@ -28,7 +28,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from dashboard.config import DashboardConfig
 from etl.errors import ConfigError
 from etl.jobs import checks, queue, results
-from etl.jobs.submit import submit
+from etl.jobs.airflow_api import AirflowApi, AirflowApiError
+from etl.jobs.submit import submit, sync
 from etl.warehouse.connection import describe_url
 
 NAV_ENTRY = ("jobs", "/jobs", "Jobs")
@@ -42,6 +43,11 @@ def blueprint(config: DashboardConfig, pages: list[tuple[str, str, str]]) -> Blu
     url = config.jobs_database_url or settings.database_url
     token = config.jobs_token
     nav = [*pages, NAV_ENTRY]
+    airflow = (
+        AirflowApi(config.jobs_airflow_url, config.jobs_airflow_user, config.jobs_airflow_password)
+        if config.jobs_airflow_url
+        else None
+    )
     bp = Blueprint("jobs", __name__)
 
     @bp.record_once
@@ -87,7 +93,7 @@ def blueprint(config: DashboardConfig, pages: list[tuple[str, str, str]]) -> Blu
         job = queue.get(conn, job_id)
         if job is None:
             abort(404)
-        return job
+        return sync(conn, job, airflow) if airflow else job
 
     def accept() -> queue.Job:
         upload = request.files.get("file")
@@ -95,7 +101,7 @@ def blueprint(config: DashboardConfig, pages: list[tuple[str, str, str]]) -> Blu
             raise checks.UploadRefused(400, "no file: send it as the multipart field 'file'")
         data = upload.read(settings.jobs_max_bytes + 1)
         with connection() as conn:
-            return submit(settings, conn, upload.filename or "", data)
+            return submit(settings, conn, upload.filename or "", data, airflow)
 
     def links(job: queue.Job) -> dict:
         out = {
@@ -121,7 +127,8 @@ def blueprint(config: DashboardConfig, pages: list[tuple[str, str, str]]) -> Blu
     @bp.get("/api/jobs")
     def index():
         with connection() as conn:
-            return {"jobs": [j.to_dict() for j in queue.recent(conn)]}
+            jobs = [sync(conn, j, airflow) if airflow else j for j in queue.recent(conn)]
+            return {"jobs": [j.to_dict() for j in jobs]}
 
     @bp.get("/api/jobs/<job_id>")
     def show(job_id: str):
@@ -191,6 +198,15 @@ def blueprint(config: DashboardConfig, pages: list[tuple[str, str, str]]) -> Blu
         return render_template(
             "error.html", pages=nav, status=exc.status, title="Upload refused", message=str(exc)
         ), exc.status
+
+    @bp.errorhandler(AirflowApiError)
+    def airflow_down(exc: AirflowApiError):
+        message = f"the upload was stored, but its job could not start: {exc}"
+        if request.path.startswith("/api/"):
+            return {"error": message}, 502
+        return render_template(
+            "error.html", pages=nav, status=502, title="Job not started", message=message
+        ), 502
 
     @bp.errorhandler(RequestEntityTooLarge)
     def too_large(exc):

@@ -5,8 +5,8 @@
 --               the analytical views; nothing else (no quarantine: its raw_record
 --               holds source rows as received; no audit internals; no writes).
 --   etl_uploader: the dashboard's upload part (DASHBOARD_JOBS=1): queues jobs and
---               reads them back -- SELECT/INSERT on jobs, nothing else. The worker
---               runs as the pipeline's login (etl_writer).
+--               reads them back -- jobs, and reading a job's quarantine, audit rows
+--               and scores; nothing else. The worker runs as the pipeline's login.
 --   controls_reader: the dashboards' controls pages (Exceptions, Audit trail,
 --               Controls, Record results): SELECT on the pipeline's own records,
 --               raw records included. Grant it, beside bi_reader, only to the
@@ -87,9 +87,10 @@ DO $$
 BEGIN
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO etl_uploader', current_database());
     IF to_regclass('jobs') IS NOT NULL THEN
-        GRANT SELECT, INSERT ON jobs TO etl_uploader;
+        -- UPDATE: an Airflow job's status is read back from its DAG run by the dashboard
+        GRANT SELECT, INSERT, UPDATE ON jobs TO etl_uploader;
     END IF;
     IF to_regclass('quarantine') IS NOT NULL THEN
-        GRANT SELECT ON quarantine TO etl_uploader;
+        GRANT SELECT ON quarantine, ingest_audit, quality_scores TO etl_uploader;
     END IF;
 END $$;

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from etl.errors import SourceError
 from etl.jobs.checks import AcceptedFile
+from etl.olist import ALL_TABLES
+from etl.settings import Settings
 
 MANIFEST = "manifest.json"
 
@@ -72,3 +74,25 @@ def verify(drop_dir: Path, job_id: str) -> dict:
                 f"job {job_id}: {entry['name']} changed after upload (sha256 differs); upload it again"
             )
     return manifest
+
+
+def complete(drop_dir: Path, job_id: str) -> Path:
+    """Give the job's folder a header-only file for each Olist table the upload lacks; the folder.
+
+    A run reads every Olist table; an empty one reads nothing, so the upload's
+    rows resolve their references against the warehouse instead.
+    """
+    folder = job_dir(drop_dir, job_id)
+    uploaded = {entry["table"] for entry in verify(drop_dir, job_id)["files"]}
+    for spec in ALL_TABLES:
+        if spec.name not in uploaded:
+            (folder / f"{spec.file_stem}.csv").write_text(
+                ",".join(spec.source_columns) + "\n", encoding="utf-8"
+            )
+    return folder
+
+
+def run_settings(settings: Settings, folder: Path) -> Settings:
+    """Settings of a job's run: the drop folder is the data, and no sources.yml source rides along."""
+    folder = Path(folder)
+    return settings.with_overrides(data_dir=folder, sources_file=folder / "no-sources.yml")

@@ -169,3 +169,17 @@ def run_counts(conn: psycopg2.extensions.connection, run_id: str) -> dict[str, A
         "rows_quarantined": int(quarantined or 0),
         "quality_overall": float(score[0]) if score else None,
     }
+
+
+def set_dag_run(conn: psycopg2.extensions.connection, job_id: str, dag_run_id: str) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE jobs SET airflow_dag_run_id = %s WHERE job_id = %s", (dag_run_id, job_id))
+
+
+def mark_running(conn: psycopg2.extensions.connection, job_id: str, worker: str) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), worker = %s
+                WHERE job_id = %s AND status = 'queued'""",
+            (worker, job_id),
+        )

@@ -29,6 +29,7 @@ import psycopg2.extensions
 
 from etl import progress
 from etl.errors import ConfigError
+from etl.jobs import drop
 from etl.run import chat
 from etl.run.plan import Run
 from etl.settings import DEFAULT_QUALITY_TARGETS, Settings, parse_bool, parse_list
@@ -101,12 +102,29 @@ def run_day(dag_run: Any) -> datetime:
     return moment
 
 
+def job_conf(context: Mapping[str, Any]) -> dict | None:
+    """The uploaded job a DAG run was triggered for (``conf``: job_id, run_id, data_dir), if any."""
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return conf if conf.get("job_id") and conf.get("run_id") and conf.get("data_dir") else None
+
+
 def context_run(context: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
-    """(run id, data interval as ISO strings) of the current task's DAG run."""
+    """(run id, data interval as ISO strings) of the current task's DAG run.
+
+    A run triggered for an uploaded job (etl.jobs.airflow_api) is that job's run.
+    """
     moment = run_day(context["dag_run"])
     start = context.get("data_interval_start") or moment
     end = context.get("data_interval_end") or moment
-    return run_id_for(moment), (start.isoformat(), end.isoformat())
+    job = job_conf(context)
+    return (job["run_id"] if job else run_id_for(moment)), (start.isoformat(), end.isoformat())
+
+
+def job_settings(settings: Settings, job: dict) -> Settings:
+    """A job's run reads its drop folder (checksums verified) and no sources.yml source."""
+    folder = Path(job["data_dir"])
+    drop.verify(folder.parent, job["job_id"])
+    return drop.run_settings(settings, folder)
 
 
 # --- settings inside a task -----------------------------------------------------------
@@ -205,7 +223,11 @@ def current_run() -> Run:
     context = get_current_context()
     run_id, _ = context_run(context)
     progress.install(progress.for_log(logging.getLogger("etl.progress")))  # plain lines in the task log
-    return Run(task_settings(), run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
+    settings = task_settings()
+    job = job_conf(context)
+    if job:
+        settings = job_settings(settings, job)
+    return Run(settings, run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
 
 
 # --- mail -----------------------------------------------------------------------------

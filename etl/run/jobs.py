@@ -17,11 +17,9 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from etl.errors import EtlError
 from etl.jobs import drop, queue
-from etl.olist import ALL_TABLES
 from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.settings import Settings
@@ -34,24 +32,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _header_only_files(folder: Path, uploaded: set[str]) -> None:
-    """An empty file (the header alone) for each Olist table the upload does not hold."""
-    for spec in ALL_TABLES:
-        if spec.name not in uploaded:
-            (folder / f"{spec.file_stem}.csv").write_text(
-                ",".join(spec.source_columns) + "\n", encoding="utf-8"
-            )
-
-
 def run_job(settings: Settings, job: queue.Job) -> tuple[str, dict, str | None]:
     """Load one job's files; (status, counts, error line). Never raises for the job's own failure."""
     folder = drop.job_dir(settings.jobs_drop_dir, job.job_id)
     try:
-        manifest = drop.verify(settings.jobs_drop_dir, job.job_id)
-        _header_only_files(folder, {f["table"] for f in manifest["files"]})
-        # Only this upload: no sources.yml sources ride along with a job's run.
-        job_settings = settings.with_overrides(sources_file=folder / "no-sources.yml", data_dir=folder)
-        run_pipeline(job_settings, data_dir=folder, run_id=job.run_id)
+        drop.complete(settings.jobs_drop_dir, job.job_id)  # verifies the checksums first
+        run_pipeline(drop.run_settings(settings, folder), data_dir=folder, run_id=job.run_id)
     except EtlError as exc:
         status, error = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - the worker survives a bug in one job, and says so
