@@ -186,12 +186,13 @@ def cmd_lookups(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
     system, source_id = args.system, args.id
     if args.order:
-        found = lineage.warehouse_lineage(settings, "fact_orders", "order_id", args.order)
+        orders = olist.ORDERS
+        found = lineage.warehouse_lineage(settings, orders.name, orders.key[0], args.order)
         if found is None:
-            print(f"fact_orders {args.order}: no source_system/source_id; it came from the Olist files")
+            print(f"{orders.name} {args.order}: no source_system/source_id; it came from the Olist files")
             return 0
         system, source_id = found
-        print(f"fact_orders {args.order}: source_system {system}, source_id {source_id}")
+        print(f"{orders.name} {args.order}: source_system {system}, source_id {source_id}")
     elif not (system and source_id):
         raise ConfigError("give --order ORDER_ID, or both --system and --id")
     hits = lineage.find_raw(settings, system, source_id)

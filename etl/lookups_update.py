@@ -35,7 +35,7 @@ import pandas as pd
 from etl import lookups as lk
 from etl.errors import EtlError, SourceError
 from etl.ingest.olist_files import locate
-from etl.olist import ALL_TABLES, CATEGORY_TRANSLATION, Column, TableSpec
+from etl.olist import ALL_TABLES, Column, TableSpec
 
 #: The closed lists: values outside them are quarantined, so unmatched ones fail ``--check``.
 CLOSED_LISTS = ("categories", "states", "order_statuses", "payment_types")
@@ -132,7 +132,7 @@ def _lookup_of(spec: TableSpec, col: Column) -> str | None:
     """Which list a column is resolved against (the same rule the transform applies)."""
     if col.kind == "state":
         return "states"
-    if col.kind == "category" or (spec is CATEGORY_TRANSLATION and col.target == "category_name"):
+    if col.kind == "category" or (spec.role == "translation" and col.target == "category_name"):
         return "categories"
     if col.target in ("order_status", "payment_type", "city"):
         return {"order_status": "order_statuses", "payment_type": "payment_types", "city": "cities"}[
@@ -164,8 +164,9 @@ def scan(data_dir: Path) -> tuple[dict[str, list[Seen]], dict[str, str]]:
             continue
         found += 1
         usecols = [c.source for c, _ in columns]
-        if spec is CATEGORY_TRANSLATION:
-            usecols.append("product_category_name_english")
+        english = next((c.source for c in spec.columns if c.target == "category_name_english"), None)
+        if spec.role == "translation" and english:
+            usecols.append(english)
         try:
             frame = pd.read_csv(
                 source.path,
@@ -176,8 +177,8 @@ def scan(data_dir: Path) -> tuple[dict[str, list[Seen]], dict[str, str]]:
             )
         except ValueError as exc:
             raise SourceError(f"{source.path}: {exc} (is the header the Olist one?)") from exc
-        if spec is CATEGORY_TRANSLATION:
-            translation.update(zip(frame["product_category_name"], frame["product_category_name_english"]))
+        if spec.role == "translation" and english:
+            translation.update(zip(frame[columns[0][0].source], frame[english]))
         for col, name in columns:
             values = frame[col.source].str.strip()
             if name == "cities":  # a city is only a typo of a city of the same state

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from etl import staging
 from etl.errors import SourceError
 from etl.jobs.queue import Job
+from etl.olist import ALL_TABLES
 from etl.settings import Settings
 
 FORMATS = ("csv", "parquet")
@@ -81,10 +82,11 @@ def _mimetype(fmt: str) -> str:
 
 def loaded_days(settings: Settings, job: Job) -> tuple[str, str] | None:
     """The first and last São Paulo purchase day of the orders the job loaded (the dashboard link)."""
-    path = staging.clean_dir(settings, job.run_id) / "fact_orders.parquet"
-    if "fact_orders" not in job.tables or not path.exists():
+    orders = next(s for s in ALL_TABLES if s.role == "orders")  # the dated table the dashboards filter by
+    path = staging.clean_dir(settings, job.run_id) / f"{orders.name}.parquet"
+    if orders.name not in job.tables or not path.exists() or orders.event_time is None:
         return None
-    column = pq.read_table(path, columns=["purchased_at"]).column(0).to_pandas()
+    column = pq.read_table(path, columns=[orders.event_time.column]).column(0).to_pandas()
     if column.empty:
         return None
     local = column.dt.tz_convert(settings.source_timezone)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from etl.errors import EtlError
 from etl.jobs import drop, queue
-from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.settings import Settings
 from etl.warehouse import connection as db
+from etl.warehouse import schema
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,11 @@ def work(
     """Take and run jobs until ``stop()`` (or, with ``once``, until the queue is empty); jobs run."""
     name = worker_name()
     done = 0
-    setup.ensure_current(settings)  # the jobs table comes with the schema
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    try:  # the jobs table comes with the schema: `etl db init` migrates, a worker never does
+        schema.require_current(conn)
+    finally:
+        conn.close()
     announce(f"worker {name}: taking jobs from {db.describe_url(settings.database_url)}")
     while not stop():
         conn = db.connect(settings.database_url, settings.connect_timeout)
