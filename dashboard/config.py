@@ -18,6 +18,8 @@ Built when the app is created (never at import), from the environment:
 ``DASHBOARD_JOBS_AIRFLOW_URL`` (unset)     an Airflow API (e.g. http://airflow:8080): jobs are
     triggered as etl_pipeline DAG runs there instead of waiting for ``etl jobs worker``;
     ``DASHBOARD_JOBS_AIRFLOW_USER`` / ``_PASSWORD`` sign in to it.
+``DASHBOARD_ALLOW_SUPERUSER`` (0)         1 lets the dashboards connect as a superuser;
+    otherwise they refuse to start (connect as the ``etl_dashboard`` login instead).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from etl.settings import Settings
+from etl.settings import Settings, parse_bool
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class DashboardConfig:
     jobs_airflow_url: str = ""
     jobs_airflow_user: str = ""
     jobs_airflow_password: str = field(default="", repr=False)
+    allow_superuser: bool = False
 
     @classmethod
     def from_env(
@@ -63,4 +66,5 @@ class DashboardConfig:
             jobs_airflow_url=env.get("DASHBOARD_JOBS_AIRFLOW_URL", ""),
             jobs_airflow_user=env.get("DASHBOARD_JOBS_AIRFLOW_USER", ""),
             jobs_airflow_password=env.get("DASHBOARD_JOBS_AIRFLOW_PASSWORD", ""),
+            allow_superuser=parse_bool(env.get("DASHBOARD_ALLOW_SUPERUSER", "0")),
         )

@@ -133,6 +133,15 @@ class Settings:
     jobs_drop_dir: Path = PROJECT_ROOT / "data" / "staging" / "drop"
     #: The largest upload accepted, compressed or not (zip members count expanded).
     jobs_max_bytes: int = 300_000_000
+    # --- logins `etl db init` creates (etl/warehouse/access.py, docs/warehouse.md "Roles") ---
+    #: (login, password) per part; no password = that login is not created or changed.
+    #: Never a default password: they come from the environment (.env, render.yaml).
+    pipeline_login: str = "etl_pipeline"
+    pipeline_password: str | None = field(default=None, repr=False)
+    dashboard_login: str = "etl_dashboard"
+    dashboard_password: str | None = field(default=None, repr=False)
+    bi_login: str = "etl_bi"
+    bi_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +182,12 @@ class Settings:
                 or Path(env.get("ETL_STAGING_DIR", PROJECT_ROOT / "data" / "staging")) / "drop"
             ),
             jobs_max_bytes=int(env.get("ETL_JOBS_MAX_BYTES", "300000000")),
+            pipeline_login=env.get("ETL_PIPELINE_USER") or "etl_pipeline",
+            pipeline_password=env.get("ETL_PIPELINE_PASSWORD") or None,
+            dashboard_login=env.get("ETL_DASHBOARD_USER") or "etl_dashboard",
+            dashboard_password=env.get("ETL_DASHBOARD_PASSWORD") or None,
+            bi_login=env.get("ETL_BI_USER") or "etl_bi",
+            bi_password=env.get("ETL_BI_PASSWORD") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:
