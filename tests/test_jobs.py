@@ -22,8 +22,6 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import psycopg2
-import psycopg2.extensions
 import pytest
 from werkzeug.serving import make_server
 
@@ -33,7 +31,7 @@ from etl.generate import generate
 from etl.jobs import queue
 from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
-from tests.conftest import _new_database_url, make_settings, query, scalar
+from tests.conftest import _new_database_url, make_settings, member_login, query, scalar
 
 TOKEN = "test-upload-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,30 +40,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    """A warehouse holding 300 generated orders (ids disjoint from the real subset's)."""
+    """A warehouse holding 300 generated orders (ids disjoint from the real subset's), and two logins.
+
+    (admin settings, the dashboards' read login, the upload part's etl_uploader login URL)
+    """
     url = _new_database_url()
     base = tmp_path_factory.mktemp("jobs")
     settings = make_settings(url, staging_dir=base / "staging", jobs_drop_dir=base / "drop")
     generated = base / "generated"
     generate(orders=300, dirty_rate=0.0, seed=11, out=generated)
     run_pipeline(settings, data_dir=generated, run_id="preload")
-    login = f"uploader_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(db.server_url(url))
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE etl_uploader')
     try:
-        yield settings, psycopg2.extensions.make_dsn(url, user=login)
+        with (
+            member_login(settings, "dashboard_reader") as reader,
+            member_login(settings, "etl_uploader") as up,
+        ):
+            yield settings, reader, up.database_url
     finally:
         db.drop_database(url)
-        with admin.cursor() as cur:
-            cur.execute(f'DROP ROLE "{login}"')
-        admin.close()
 
 
-def make_app(settings, uploader_url: str, **changes):
+def make_app(settings, reader, uploader_url: str, **changes):
     config = DashboardConfig(
-        settings=settings.with_overrides(**changes),
+        settings=reader.with_overrides(
+            staging_dir=settings.staging_dir, jobs_drop_dir=settings.jobs_drop_dir, **changes
+        ),
         cache_seconds=0,
         jobs_enabled=True,
         jobs_token=TOKEN,
@@ -129,7 +128,7 @@ def wait_for(client, job_id: str, worker: subprocess.Popen, timeout: float = 600
 
 @pytest.mark.slow
 def test_upload_the_real_subset_and_follow_it_to_the_dashboard(client, warehouse, olist_dir):
-    settings, uploader_url = warehouse
+    settings, reader, uploader_url = warehouse
     before = client.get("/api/kpis").get_json()["data"]
     response = upload(client, "olist-subset.zip", subset_zip(olist_dir))
     assert response.status_code == 202, response.get_json()
@@ -194,14 +193,14 @@ def test_upload_the_real_subset_and_follow_it_to_the_dashboard(client, warehouse
     assert client.get(link).status_code == 200
 
     # jobs survive a restart of the dashboard (they live in the warehouse)
-    again = make_app(settings, uploader_url)
+    again = make_app(settings, reader, uploader_url)
     listed = again.test_client().get("/api/jobs", headers=AUTH).get_json()["jobs"]
     assert job["job_id"] in [j["job_id"] for j in listed]
     again.extensions["warehouse"].close()
 
 
 def test_one_csv_is_one_table_job_and_the_worker_loads_it(client, warehouse, tmp_path):
-    settings, _ = warehouse
+    settings = warehouse[0]
     generate(orders=40, dirty_rate=0.0, seed=99, out=tmp_path)
     customers = (tmp_path / "olist_customers_dataset.csv").read_bytes()
     response = upload(client, "my customers.csv", customers)
@@ -282,7 +281,7 @@ def nothing_stored(settings) -> None:
 
 @pytest.mark.parametrize("case", list(BAD_UPLOADS))
 def test_bad_upload_gets_a_4xx_sentence_and_leaves_nothing(case, small, warehouse):
-    settings, _ = warehouse
+    settings = warehouse[0]
     jobs_before = scalar(settings, "SELECT count(*) FROM jobs")
     name, data, status, needle = BAD_UPLOADS[case]
     data = data() if callable(data) else data
@@ -294,7 +293,7 @@ def test_bad_upload_gets_a_4xx_sentence_and_leaves_nothing(case, small, warehous
 
 
 def test_a_1_gb_upload_is_refused_before_it_is_read(small, warehouse):
-    settings, _ = warehouse
+    settings = warehouse[0]
     server = make_server("127.0.0.1", 0, small, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -315,7 +314,7 @@ def test_a_1_gb_upload_is_refused_before_it_is_read(small, warehouse):
 
 
 def test_no_token_no_job(client, warehouse):
-    settings, _ = warehouse
+    settings = warehouse[0]
     response = upload(client, "orders.csv", ORDERS_HEADER, headers={})
     assert response.status_code == 401 and "Bearer" in response.get_json()["error"]
     assert client.get("/api/jobs").status_code == 401
@@ -325,14 +324,13 @@ def test_no_token_no_job(client, warehouse):
 
 
 def test_upload_part_is_off_unless_enabled(warehouse):
-    settings, _ = warehouse
-    app = create_app(DashboardConfig(settings=settings, cache_seconds=0))
+    app = create_app(DashboardConfig(settings=warehouse[1], cache_seconds=0))
     assert app.test_client().post("/api/jobs").status_code in (404, 405)
     app.extensions["warehouse"].close()
 
 
 def test_two_workers_never_take_the_same_job(warehouse):
-    settings, _ = warehouse
+    settings = warehouse[0]
     ids = [uuid.uuid4().hex[:16] for _ in range(2)]
     a = db.connect(settings.database_url)
     b = db.connect(settings.database_url)

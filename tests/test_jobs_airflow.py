@@ -6,6 +6,7 @@ tests); the conf is exactly what ``etl.jobs.submit`` sends through the REST API.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -28,7 +29,7 @@ from etl.jobs.airflow_api import AirflowApi
 from etl.jobs.checks import check_upload
 from etl.run.setup import init_schema
 from etl.settings import PROJECT_ROOT
-from tests.conftest import query, scalar
+from tests.conftest import member_login, query, scalar
 from tests.test_airflow_dag import airflow_db, load_dag, run_dag, task_states, warehouse_conn  # noqa: F401
 
 
@@ -140,15 +141,28 @@ def airflow_api(tmp_path_factory):
 
 @pytest.mark.slow
 def test_upload_triggers_a_dag_run_through_the_rest_api(airflow_api, fresh_db, tmp_path):
+    with contextlib.ExitStack() as stack:
+        _upload_through_rest(stack, airflow_api, fresh_db, tmp_path)
+
+
+def _upload_through_rest(stack, airflow_api, fresh_db, tmp_path):
+    def stack_login(settings, group):
+        return stack.enter_context(member_login(settings, group))
+
     base, password = airflow_api
     settings = fresh_db.with_overrides(jobs_drop_dir=tmp_path / "drop", staging_dir=tmp_path / "staging")
     init_schema(settings)
     generate(orders=30, dirty_rate=0.0, seed=8, out=tmp_path / "gen")
+    reader = stack_login(settings, "dashboard_reader")
+    uploader = stack_login(settings, "etl_uploader")
     config = DashboardConfig(
-        settings=settings,
+        settings=reader.with_overrides(
+            staging_dir=settings.staging_dir, jobs_drop_dir=settings.jobs_drop_dir
+        ),
         cache_seconds=0,
         jobs_enabled=True,
         jobs_token="t",
+        jobs_database_url=uploader.database_url,
         jobs_airflow_url=base,
         jobs_airflow_user="uploader",
         jobs_airflow_password=password,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 
@@ -13,7 +14,7 @@ from etl.ingest import lineage, runner
 from etl.ingest.records import vendor_id
 from etl.run import replay
 from etl.settings import PROJECT_ROOT
-from tests.conftest import query
+from tests.conftest import member_login, query
 from tests.test_cli import etl
 from tests.test_ingest_api import SYSTEM_IDS, ScaledClock, secrets, server, settings_for  # noqa: F401
 
@@ -21,13 +22,18 @@ VENDORS = ["shopify", "stripe", "woocommerce"]
 
 
 def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_db, tmp_path, monkeypatch):  # noqa: F811
-    settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
+    with contextlib.ExitStack() as stack:
+        _every_api_order(stack, server, fresh_db, tmp_path, monkeypatch)
+
+
+def _every_api_order(stack, vendors, fresh_db, tmp_path, monkeypatch):
+    settings = settings_for(fresh_db, tmp_path, {v: vendors.url for v in SYSTEM_IDS})
     replay.ingest_and_load(settings, "run-lineage", resources=runner.Resources(clock=ScaledClock()))
     rows = query(settings, "SELECT order_id, source_system, source_id, currency FROM fact_orders")
     assert len(rows) == 21  # 7 per vendor
     assert all(system and source_id for _, system, source_id, _ in rows), rows
     for vendor in VENDORS:
-        by_id = {str(r["id"]): r for r in server.data[vendor]}
+        by_id = {str(r["id"]): r for r in vendors.data[vendor]}
         mine = [r for r in rows if r[1] == vendor]
         assert {r[2] for r in mine} == set(by_id)
         for order_id, system, source_id, _ in mine:
@@ -54,12 +60,13 @@ def test_every_api_order_has_its_lineage_and_its_archived_payload(server, fresh_
     sold = dict(query(settings, "SELECT source_system, count(*) FROM sales_orders GROUP BY 1"))
     assert by_source == sold and set(sold) <= set(VENDORS)
     # the dashboards: Flask's sales-by-source and Streamlit's source filter
-    app = create_app(DashboardConfig(settings=settings, cache_seconds=0))
+    dashboard = stack.enter_context(member_login(settings, "dashboard_reader"))
+    app = create_app(DashboardConfig(settings=dashboard, cache_seconds=0))
     shown = app.test_client().get("/api/sources").get_json()["data"]
     assert {r["source_system"]: r["orders"] for r in shown} == sold
     app.extensions["warehouse"].close()
     streamlit = AppTest.from_file(str(PROJECT_ROOT / "dashboard" / "streamlit_app.py"), default_timeout=60)
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DATABASE_URL", dashboard.database_url)
     streamlit.run()
     assert "shopify" in streamlit.sidebar.selectbox(key="source").options
     streamlit.sidebar.selectbox(key="source").select("shopify").run()

@@ -20,15 +20,22 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig
-from tests.conftest import query, scalar
+from tests.conftest import member_login, query, scalar
 
 BROKEN = "subset-2-broken-rows"
 CONTROLS_PAGE = Path(__file__).resolve().parents[2] / "dashboard" / "pages" / "controls.py"
 
 
 @pytest.fixture(scope="module")
-def client(warehouse):
-    app = create_app(DashboardConfig(settings=warehouse, cache_seconds=0))
+def controls_login(warehouse):
+    """The dashboards' login where the controls part is wanted: dashboard_reader + controls_reader."""
+    with member_login(warehouse, "dashboard_reader", "controls_reader") as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def client(controls_login):
+    app = create_app(DashboardConfig(settings=controls_login, cache_seconds=0))
     yield app.test_client()
     app.extensions["warehouse"].close()
 
@@ -193,37 +200,29 @@ def test_record_results_list_every_control_a_record_broke(client, warehouse):
     assert len(cells(page, "records")) == len(records)
 
 
-def test_bi_reader_cannot_see_raw_records_controls_reader_can(warehouse, tmp_path):
-    login = f"controls_test_{tmp_path.name[-8:].replace('-', '_').lower()}"
-    admin = psycopg2.connect(warehouse.database_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE ROLE "{login}" LOGIN IN ROLE bi_reader')
-    try:
-        url = psycopg2.extensions.make_dsn(warehouse.database_url, user=login)
-        app = create_app(
-            DashboardConfig(settings=warehouse.with_overrides(database_url=url), cache_seconds=0)
-        )
+def test_the_dashboard_login_alone_gets_a_403_sentence_controls_reader_can(warehouse):
+    with member_login(warehouse, "dashboard_reader") as plain:
+        app = create_app(DashboardConfig(settings=plain, cache_seconds=0))
         client = app.test_client()
         denied = client.get("/controls/exceptions")
         assert denied.status_code == 403 and "controls_reader" in denied.get_data(as_text=True)
         assert client.get("/api/controls/records").status_code == 403
+        assert client.get("/api/kpis").status_code == 200  # the rest of the dashboard is unaffected
+        login = psycopg2.extensions.parse_dsn(plain.database_url)["user"]
+        admin = psycopg2.connect(warehouse.database_url)
+        admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute(f'GRANT controls_reader TO "{login}"')
-        app.extensions["warehouse"].close()
+        admin.close()
+        app.extensions["warehouse"].close()  # new sessions see the new membership
         assert client.get("/controls/exceptions").status_code == 200
         assert client.get("/controls/audit").status_code == 200
         app.extensions["warehouse"].close()
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP OWNED BY "{login}"')
-            cur.execute(f'DROP ROLE "{login}"')
-        admin.close()
 
 
 @pytest.fixture
-def controls_app(warehouse, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
+def controls_app(controls_login, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", controls_login.database_url)
     return AppTest.from_file(str(CONTROLS_PAGE), default_timeout=60).run()
 
 

@@ -11,10 +11,17 @@ from __future__ import annotations
 import pytest
 
 from tests.analytics.test_browser import SCREENSHOTS, browser, server  # noqa: F401
-from tests.conftest import query, scalar
+from tests.conftest import member_login, query, scalar
 
 pytestmark = pytest.mark.slow
 BROKEN = "subset-2-broken-rows"
+
+
+@pytest.fixture(scope="module")
+def dashboard_settings(warehouse):
+    """gunicorn (test_browser's ``server``) serves as a login with the controls part granted."""
+    with member_login(warehouse, "dashboard_reader", "controls_reader") as settings:
+        yield settings
 
 
 def open_page(browser, url: str):  # noqa: F811
