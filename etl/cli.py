@@ -120,11 +120,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for s in result["sources"]:
         print(
             f"{s['source']:<20} {s['status']:<9} {s.get('records_new', 0):>9,} new records"
-            + (f"  ({s['error']})" if s["error"] else "")
-        )
+        )  # a failure's reason was reported once, as a warning, when the run's inputs were assembled
     failed = [s for s in result["sources"] if s["status"] == "failed"]
-    for s in failed:
-        print(f"error: source {s['source']} failed: {s['error']}", file=sys.stderr)
     return 3 if failed else 0
 
 

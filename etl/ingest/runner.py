@@ -170,7 +170,7 @@ def ingest_source(
         summary.update(
             status="failed", error=str(exc), records_new=0, tables={}, payloads_archived=len(arch.written)
         )
-        log.warning("source %s failed: %s", name, exc)
+        log.info("source %s failed: %s", name, exc)  # reported once, by the caller, from the summary
     summary["seconds"] = round(time.monotonic() - started, 3)
     staging.write_json(_sources_dir(settings, run_id) / f"{name}.json", summary)
     if raise_on_failure and summary["status"] == "failed":
@@ -434,6 +434,7 @@ def write_manifest(
         entries.append({"table": spec.name, "path": str(path), "sha256": file_sha256(path)})
     failed = [{"source": s["source"], "error": s["error"]} for s in summaries if s["status"] == "failed"]
     for f in failed:
+        # The one report of a failed source, for `etl run`, `etl ingest` and Airflow alike.
         log.warning("source %s failed and was not loaded: %s", f["source"], f["error"])
     manifest = {
         "run_id": run_id,
