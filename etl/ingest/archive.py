@@ -43,6 +43,7 @@ class Archive:
     day: str = ""
 
     def __post_init__(self) -> None:
+        staging.check_run_id(self.run_id)  # before the first byte of a run is written anywhere
         self.day = self.day or today()
         self.directory = staging.raw_dir(self.settings, self.source, self.day)
         self.seq = 0
