@@ -39,6 +39,13 @@ def secrets_of(url: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+def without_userinfo(url: str) -> str:
+    """``scheme://host:port/path`` of a URL, its user and password dropped, for messages."""
+    if "//" not in url:  # not a URL at all: show only what follows a user part
+        return url.rsplit("@", 1)[-1] if "@" in url else "<url>"
+    return re.sub(r"//[^@/?#\s]*@", "//", url)
+
+
 def scrub(text: str, url: str) -> str:
     """``text`` without the URL and without its password (each replaced by ***)."""
     if url:
