@@ -8,7 +8,6 @@ byte-order mark is accepted (Olist's translation file has one).
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import io
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from etl.csv_header import read_header
 from etl.errors import SourceError
 from etl.olist import ALL_TABLES, TableSpec
 
@@ -51,12 +51,7 @@ def locate(spec: TableSpec, data_dir: Path) -> SourceFile:
 
 def check_header(source: SourceFile) -> None:
     """Fail before anything is written if a column the table needs is missing."""
-    try:
-        with _open_text(source.path) as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise SourceError(f"{source.path}: cannot read the file ({exc})") from exc
-    header = [h.strip() for h in header]
+    header = read_header(source.path)
     missing = [c for c in source.spec.source_columns if c not in header]
     if missing:
         raise SourceError(

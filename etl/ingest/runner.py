@@ -316,27 +316,24 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
     known = state.known_files(conn, source.name, arch.run_id)
     pending, skipped = [], 0
     for path in paths:
-        data = path.read_bytes()
         digest = file_sha256(path)
         if (path.name, digest) in known:
             skipped += 1
             continue
         fmt = files.file_format(path, options.get("format"))
-        arch.put(
+        arch.put_file(  # streamed, as is: never the whole file in memory
             path.name,
-            data,
+            path,
             suffix="raw",
-            records=-1,
-            kind="file",
             request={"path": str(path)},
             extra={"format": fmt, "name": path.name},
         )
-        _map_file(settings, mapping, options, data, path.name, fmt, sink)
-        pending.append({"name": path.name, "sha256": digest, "bytes": len(data)})
+        _map_file(settings, mapping, options, path, path.name, fmt, sink)
+        pending.append({"name": path.name, "sha256": digest, "bytes": path.stat().st_size})
     return pending, {"files_read": len(pending), "files_already_loaded": skipped}
 
 
-def _map_file(settings, mapping, options, data: bytes, name: str, fmt: str, sink: _Sink) -> None:
+def _map_file(settings, mapping, options, data: bytes | Path, name: str, fmt: str, sink: _Sink) -> None:
     for chunk in files.read_chunks(
         data,
         name,
@@ -400,14 +397,10 @@ def prepare_run(
 
 
 def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> None:
-    data = source.path.read_bytes()
-    payload = gzip.decompress(data) if source.path.suffix == ".gz" else data
-    arch.put(
+    arch.put_file(
         source.path.name.removesuffix(".gz"),
-        payload,
-        suffix="csv",
-        records=-1,
-        kind="file",
+        source.path,
+        decompress=source.path.suffix == ".gz",  # streamed: a damaged .gz is one error line
         request={"path": str(source.path)},
         extra={"table": source.spec.name, "file_sha256": digest},
     )

@@ -8,9 +8,6 @@ thousand rows at a time. Quoted line breaks inside values are supported.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from etl.csv_header import read_header
 from etl.errors import SourceError
 from etl.ingest import ROW_NUMBER
 from etl.olist import TableSpec
@@ -33,16 +31,6 @@ def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> 
     return frame
 
 
-def _header(path: Path) -> list[str]:
-    opener = (
-        (lambda: io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline=""))
-        if path.suffix == ".gz"
-        else (lambda: open(path, encoding="utf-8-sig", newline=""))
-    )
-    with opener() as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
-
-
 def _as_string(t: pa.DataType):
     return (
         pd.StringDtype("pyarrow")
@@ -56,10 +44,7 @@ def read_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
-    try:
-        header = _header(path)
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read the file ({exc})") from exc
+    header = read_header(path)  # bounded: one SourceError line for any unreadable first line
     missing = [c for c in spec.source_columns if c not in header]
     if missing:
         raise SourceError(
@@ -97,9 +82,17 @@ def read_chunks(
                 next_row += len(frame)
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise SourceError(
-            f"{path}: cannot parse as CSV near record {next_row} ({' '.join(str(exc).split())[:200]})"
-        ) from exc
+        reason = " ".join(str(exc).split())[:200]
+        if path.suffix == ".gz" and ("zlib" in reason or "compressed" in reason):
+            raise SourceError(
+                f"{path}: corrupt or truncated gzip file ({reason}); copy or download it again"
+            ) from None
+        if "straddling" in reason:
+            raise SourceError(
+                f"{path}: a record after row {next_row} is larger than the {block_bytes >> 20} MiB "
+                "the reader parses at a time (a field of several MB, or an unterminated quote)"
+            ) from None
+        raise SourceError(f"{path}: cannot parse as CSV after row {next_row} ({reason})") from None
     if next_row == 2:
         yield pd.DataFrame(
             {c: pd.Series([], dtype="string") for c in wanted} | {ROW_NUMBER: pd.Series([], dtype="int64")}
