@@ -32,7 +32,7 @@ def read_header(path: Path) -> list[str]:
     except EOFError:
         raise SourceError(f"{path}: the gzip file is truncated; copy or download it again") from None
     except (gzip.BadGzipFile, zlib.error) as exc:
-        raise SourceError(f"{path}: not a readable gzip file ({exc}); copy or download it again") from None
+        raise SourceError(f"{path}: corrupt gzip data ({exc}); copy or download it again") from None
     except OSError as exc:
         raise SourceError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
     end = head.find(b"\n")
