@@ -52,3 +52,23 @@ def read_header(path: Path) -> list[str]:
         return [h.strip() for h in next(csv.reader([text.rstrip("\r")]), [])]
     except csv.Error as exc:
         raise SourceError(f"{path}: the header line cannot be read as CSV ({exc})") from None
+
+
+def check_columns(path: Path, header: list[str], needed: list[str] | tuple[str, ...]) -> None:
+    """Refuse, in one line, a header that cannot give each needed column exactly once."""
+    if not header or header == [""]:
+        raise SourceError(f"{path}: the file is empty (not even a header line)")
+    twice = sorted({name for name in needed if header.count(name) > 1})
+    if twice:
+        raise SourceError(
+            f"{path}: column(s) {', '.join(twice)} appear more than once in the header, so which "
+            "one holds the data is unclear; keep one of each"
+        )
+    missing = [c for c in needed if c not in header]
+    if missing:
+        separator = next((s for s in (";", "\t", "|") if len(header) == 1 and s in header[0]), None)
+        hint = f"; it looks {separator!r}-separated: save it comma-separated" if separator else ""
+        raise SourceError(
+            f"{path}: missing column(s) {', '.join(missing)} "
+            f"(the file has: {', '.join(header) or 'no header'}){hint}"
+        )

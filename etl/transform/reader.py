@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from etl.csv_header import read_header
+from etl.csv_header import check_columns, read_header
 from etl.errors import SourceError
 from etl.ingest import ROW_NUMBER
 from etl.olist import TableSpec
@@ -45,12 +45,7 @@ def read_chunks(
     """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
     header = read_header(path)  # bounded: one SourceError line for any unreadable first line
-    missing = [c for c in spec.source_columns if c not in header]
-    if missing:
-        raise SourceError(
-            f"{path}: missing column(s) {', '.join(missing)} "
-            f"(the file has: {', '.join(header) or 'no header'})"
-        )
+    check_columns(path, header, spec.source_columns)
     wanted = spec.source_columns
     read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
     convert = pacsv.ConvertOptions(

@@ -196,6 +196,10 @@ class _Typed:
     emits: list = field(default_factory=list)
 
 
+#: The largest magnitude a float64 holds as an exact integer.
+_EXACT_FLOAT_LIMIT = float(2**53)
+
+
 def _type_column(batch: _Batch, col: Column) -> _Typed:
     """Parse one column; reads the batch, changes nothing (columns can run in parallel)."""
     emits: list = []
@@ -211,6 +215,12 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
         hashes = ids.hashes
     elif col.kind in ("int", "float", "money"):
         numbers, bad_format = parse_numbers(text)
+        # Past 2**53 a float is no longer a whole number of cents (1e308 cannot be an int64):
+        # such a value is a format error of its row, not a crash of the run.
+        scale = 100 if col.kind == "money" else 1
+        huge = ~np.isnan(numbers) & ~(np.abs(numbers * scale) < _EXACT_FLOAT_LIMIT)
+        bad_format = bad_format | huge
+        numbers = np.where(huge, np.nan, numbers)
         if col.kind == "int":
             fractional = ~np.isnan(numbers) & (np.mod(numbers, 1) != 0)
             bad_format = bad_format | fractional
