@@ -117,6 +117,8 @@ class Settings:
     freshness_days: float = 30.0
     #: |payments - (items + freight)| above this many cents is inconsistent.
     payment_tolerance_cents: int = 1
+    #: A field longer than this (characters) quarantines its row (etl/transform/text_safety.py).
+    max_field_chars: int = 100_000
     #: Rows per chunk when transforming: memory stays flat whatever the file size.
     chunk_rows: int = 250_000
     #: Also write the clean batches as CSV beside the Parquet files.
@@ -158,6 +160,7 @@ class Settings:
             data_interval_end=env.get("ETL_DATA_INTERVAL_END") or None,
             freshness_days=float(env.get("ETL_DQ_FRESHNESS_DAYS", "30")),
             payment_tolerance_cents=int(env.get("ETL_DQ_PAYMENT_TOLERANCE_CENTS", "1")),
+            max_field_chars=int(env.get("ETL_MAX_FIELD_CHARS", "100000")),
             chunk_rows=int(env.get("ETL_CHUNK_ROWS", "250000")),
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),

@@ -29,6 +29,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from etl import lookups as lk
+from etl import spreadsheet
 from etl.errors import ConfigError, SourceError
 from etl.ingest import ROW_NUMBER
 from etl.load import audit
@@ -124,7 +125,7 @@ def export(settings: Settings, run_id: str, out: Path, table: str | None = None)
                 rec["raw_record"] = json.loads(rec["raw_record"])
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
     elif out.suffix == ".csv":
-        frame.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
+        spreadsheet.escape_frame(frame).to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
     else:
         raise ConfigError(f"{out}: export writes .csv or .jsonl files")
     return len(frame)

@@ -8,6 +8,10 @@ thousand rows at a time. Quoted line breaks inside values are supported.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,16 +23,36 @@ from etl.csv_header import check_columns, read_header
 from etl.errors import SourceError
 from etl.ingest import ROW_NUMBER
 from etl.olist import TableSpec
+from etl.transform import text_safety
 
 #: pyarrow parses blocks of this size and reads several ahead: its memory is
 #: about 36 x this (measured), so blocks stay small and are gathered into chunks.
 BLOCK_BYTES = 4 << 20
 
 
+#: A record above this size is refused whole (one line), not read into memory.
+MAX_RECORD_BYTES = 64 << 20
+
+
 def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> pd.DataFrame:
-    frame = pa.Table.from_batches(batches).combine_chunks().to_pandas(types_mapper=_as_string)[wanted]
+    table = pa.Table.from_batches(batches).combine_chunks()
+    table = pa.table({name: _valid_utf8(table.column(name)) for name in table.column_names})
+    frame = table.to_pandas(types_mapper=_as_string)[wanted]
     frame[ROW_NUMBER] = pd.RangeIndex(first_row, first_row + len(frame))
     return frame
+
+
+def _valid_utf8(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column, its invalid UTF-8 (read unchecked) decoded as U+FFFD row by row.
+
+    The check is one pass in C++; only a column that fails it is decoded in
+    Python, so a Latin-1 row costs its own row's quarantine, not the file.
+    """
+    try:
+        column.validate(full=True)
+        return column
+    except pa.ArrowInvalid:
+        return pa.chunked_array([text_safety.decode_rows(chunk) for chunk in column.chunks])
 
 
 def _as_string(t: pa.DataType):
@@ -54,6 +78,7 @@ def read_chunks(
         strings_can_be_null=True,
         null_values=[""],
         quoted_strings_can_be_null=True,
+        check_utf8=False,  # checked per column in _frame: a bad row must not fail the file
     )
     parse = pacsv.ParseOptions(newlines_in_values=True)
     stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
@@ -82,13 +107,80 @@ def read_chunks(
             raise SourceError(
                 f"{path}: corrupt or truncated gzip file ({reason}); copy or download it again"
             ) from None
-        if "straddling" in reason:
-            raise SourceError(
-                f"{path}: a record after row {next_row} is larger than the {block_bytes >> 20} MiB "
-                "the reader parses at a time (a field of several MB, or an unterminated quote)"
-            ) from None
-        raise SourceError(f"{path}: cannot parse as CSV after row {next_row} ({reason})") from None
+        if "straddling" not in reason:
+            raise SourceError(f"{path}: cannot parse as CSV after row {next_row} ({reason})") from None
+        straddled = True
+    else:
+        straddled = False
+    if straddled:
+        # A record larger than a block (a field of several MB): from here on, read record
+        # by record, so that record reaches the size checks (text_safety) as a row.
+        for frame in _read_records(path, header, wanted, next_row, chunk_rows):
+            next_row += len(frame)
+            yield frame
     if next_row == 2:
         yield pd.DataFrame(
             {c: pd.Series([], dtype="string") for c in wanted} | {ROW_NUMBER: pd.Series([], dtype="int64")}
         )
+
+
+def _read_records(
+    path: Path, header: list[str], wanted: list[str], first_row: int, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Records from ``first_row`` on, with Python's csv module (slow, but any record size).
+
+    Rows before ``first_row`` were read by pyarrow already and are skipped;
+    records are counted as pyarrow counts them (blank lines are not records).
+    Invalid UTF-8 becomes U+FFFD, as in ``_frame``; a record over
+    ``MAX_RECORD_BYTES`` is refused in one line.
+    """
+    positions = [header.index(c) for c in wanted]
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_RECORD_BYTES)
+    row = 1
+    columns: list[list] = [[] for _ in wanted]
+    start = first_row
+    try:
+        opener = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with io.TextIOWrapper(opener, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            records = csv.reader(fh)
+            next(records, None)  # the header
+            for record in records:
+                if not record:
+                    continue
+                row += 1
+                if row < first_row:
+                    continue
+                if len(record) != len(header):
+                    raise SourceError(
+                        f"{path}: row {row} has {len(record)} fields, the header {len(header)} "
+                        "(an unterminated quote or a wrong delimiter?)"
+                    )
+                for values, at in zip(columns, positions, strict=True):
+                    values.append(record[at] or None)
+                if len(columns[0]) >= chunk_rows:
+                    yield _records_frame(wanted, columns, start)
+                    start += len(columns[0])
+                    columns = [[] for _ in wanted]
+    except csv.Error as exc:
+        raise SourceError(
+            f"{path}: a field after row {row} is larger than {MAX_RECORD_BYTES >> 20} MiB or not CSV "
+            f"({exc}); it cannot be loaded: shorten or split it"
+        ) from None
+    except (EOFError, OSError, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the file after row {row} ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
+    if columns[0]:
+        yield _records_frame(wanted, columns, start)
+
+
+def _records_frame(wanted: list[str], columns: list[list], first_row: int) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            name: pd.array(values, dtype=pd.StringDtype("pyarrow"))
+            for name, values in zip(wanted, columns, strict=True)
+        }
+    )
+    frame[ROW_NUMBER] = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame

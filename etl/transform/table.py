@@ -31,6 +31,7 @@ from etl import lookups as lk
 from etl.ingest import ROW_NUMBER
 from etl.olist import Column, ForeignKey, TableSpec
 from etl.transform import checks as ck
+from etl.transform import text_safety
 from etl.transform.columns import (
     KeySet,
     _np_bool,
@@ -243,6 +244,21 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
                 ck.quoted(f"{col.source} = '", text, "' is not a real date and time"),
             )
         )
+        first, last = ck.plausible_range(batch.config)
+        valid = present & ~bad_format & ~bad_value
+        implausible = valid & ((value < first) | (value >= last)).fillna(False).to_numpy(dtype=bool)
+        emits.append(
+            (
+                ck.plausible_check(col.target),
+                implausible,
+                valid,
+                ck.quoted(
+                    f"{col.source} = '",
+                    text,
+                    f"' is outside {first:%Y-%m-%d} .. {last:%Y-%m-%d}: not a plausible date for an order",
+                ),
+            )
+        )
     elif col.kind == "zip":
         ok = matches(text, r"^\d{1,5}$")
         bad_format = present & ~ok
@@ -424,7 +440,10 @@ def transform_table(
     config = config or ck.RuleConfig(lookups=lk.load_lookups(), interval_end=pd.Timestamp.now(tz="UTC"))
     state = state or TableState()
     references = reference_keys or {}
+    raw, hostile = text_safety.sanitize(spec, raw, config.max_field_chars)
     batch = _Batch(spec, raw, config, timezone)
+    for found in hostile:  # first: a NUL or a 10 MB field must not reach any other check
+        batch.emit(*found)
 
     for col in spec.columns:
         if col.kind in ("text", "category"):
