@@ -17,7 +17,6 @@ dropped, so its watermark does not move, and the other sources still load.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import shutil

@@ -73,6 +73,25 @@ def close_table(
     )
 
 
+def fail_table(
+    cur: psycopg2.extensions.cursor,
+    run_id: str,
+    table: str,
+    *,
+    rows_read: int,
+    rows_quarantined: int,
+    error: str,
+) -> None:
+    """A table of a run that loaded nothing (the quality gate stopped it): what was read and rejected."""
+    cur.execute(
+        """UPDATE ingest_audit
+              SET rows_read = %s, rows_loaded = 0, rows_quarantined = %s, status = 'failed', error = %s,
+                  finished_at = clock_timestamp()
+            WHERE run_id = %s AND table_name = %s""",
+        (rows_read, rows_quarantined, error[:2000], run_id, table),
+    )
+
+
 def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from etl.errors import EtlError
-from etl.run.pipeline import run_pipeline
+from etl.run.stages import run_pipeline
 from tests.conftest import query
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
