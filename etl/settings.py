@@ -146,6 +146,8 @@ class Settings:
     #: default seed 001's -- overall score >= 80, nulls <= 20 %, duplicates <= 5 % for the run
     #: as a whole. Below that, good rows load and bad rows are quarantined.
     dq_gate: frozenset[str] = DEFAULT_GATE
+    #: A run that finds another one running on the warehouse waits for it (else exits, code 4).
+    run_lock_wait: bool = True
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
@@ -183,6 +185,7 @@ class Settings:
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             dq_gate=_gate(env.get("ETL_DQ_GATE")),
+            run_lock_wait=env.get("ETL_RUN_LOCK_WAIT", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
         )
 

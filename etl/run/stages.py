@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from etl import staging
 from etl.errors import SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
-from etl.run import notify, pipeline, setup, validate
+from etl.run import lock, notify, pipeline, setup, validate
 from etl.run.plan import PLAN, PLAN_BY_NAME, Run, StagePlan
 from etl.settings import Settings
 from etl.warehouse import connection
@@ -116,8 +117,9 @@ def run_task(name: str, run: Run, item: dict | None = None) -> dict | list[dict]
     as a task of its own it fails, so Airflow retries and alerts for that source.
     """
     stage = STAGES_BY_NAME[name]
-    if not stage.plan.fans_out:
-        return stage.run(run)
+    if not stage.plan.fans_out:  # sources ingest in parallel; what touches the warehouse, one run at a time
+        with lock.run_lock(run.settings, run.run_id, wait=run.settings.run_lock_wait):
+            return stage.run(run)
     result = stage.each(run, item)
     if result.get("status") == "failed":
         raise SourceError(f"source {result.get('source')} failed: {result.get('error')}")
@@ -136,7 +138,9 @@ def run_pipeline(
     if data_dir is not None:
         settings = settings.with_overrides(data_dir=Path(data_dir))
     run = Run(settings, run_id or pipeline.new_run_id(), resources, send, lambda: time.monotonic() - started)
-    results = {stage.name: run_stage(stage, run) for stage in STAGES}
+    staging.check_run_id(run.run_id)
+    with lock.run_lock(settings, run.run_id, wait=settings.run_lock_wait):  # one run per warehouse
+        results = {stage.name: run_stage(stage, run) for stage in STAGES}
     manifest = pipeline.read_manifest(settings, run.run_id)
     return pipeline.RunSummary(
         run.run_id,
