@@ -242,6 +242,7 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     metadata = _metadata(settings, run_id)
     conn = _connect(settings)
     try:
+        audit.fail_abandoned(conn, run_id)  # under the run lock: any other open run is a dead one
         audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"]) for t in metadata["tables"]])
         try:
             summaries = _load_tables(conn, run_id, out, metadata["tables"], settings)
