@@ -247,19 +247,39 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
         try:
             summaries = _load_tables(conn, run_id, out, metadata["tables"], settings)
         except (psycopg2.Error, DatabaseError) as exc:
-            conn.rollback()
-            audit.fail_run(conn, run_id, str(exc).strip())
-            raise DatabaseError(
-                f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}"
-            ) from exc
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) or conn.closed:
+                reason = f"the connection to the warehouse was lost ({reason}); rerun once the server answers"
+            _record_failure(conn, settings, run_id, reason)
+            raise DatabaseError(f"load failed and was rolled back: {reason}") from exc
         except BaseException as exc:
-            conn.rollback()
-            audit.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+            _record_failure(conn, settings, run_id, f"{type(exc).__name__}: {exc}")
             raise
         ingest.commit_state(conn, settings, run_id)  # watermarks move only after the data committed
         return summaries
     finally:
         conn.close()
+
+
+def _record_failure(conn, settings: Settings, run_id: str, error: str) -> None:
+    """Roll back and mark the run's audit rows failed -- on a new connection if the old one died.
+
+    The server may be gone altogether (restarting): then the rows stay
+    'running' and the next load, holding the run lock, marks them unfinished.
+    """
+    try:
+        conn.rollback()
+        audit.fail_run(conn, run_id, error)
+        return
+    except psycopg2.Error:
+        pass
+    try:
+        audit.fail_run(db.connect(settings.database_url, settings.connect_timeout), run_id, error)
+    except (psycopg2.Error, DatabaseError) as exc:
+        # One line per failure: the error says what happened; this is for -v (the next load tidies up).
+        log.info(
+            "run %s: could not record its failure in ingest_audit (%s)", run_id, " ".join(str(exc).split())
+        )
 
 
 #: Quarantined rows sent per COPY: they carry their raw records as JSON, and whole
