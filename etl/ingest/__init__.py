@@ -9,6 +9,6 @@ Sources only — no run assembly here (that is ``etl.run``):
 * ``runner.replay_inputs(settings, source, day, ...)``  a source's archived day, rebuilt without the source
 """
 
-from etl.ingest.olist_files import ROW_NUMBER, SourceFile, check_header, file_sha256, locate, locate_all, read
+from etl.ingest.olist_files import check_header, locate, locate_all, read
 
-__all__ = ["ROW_NUMBER", "SourceFile", "check_header", "file_sha256", "locate", "locate_all", "read"]
+__all__ = ["check_header", "locate", "locate_all", "read"]

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from etl import staging
 from etl.errors import SourceError
-from etl.ingest.olist_files import file_sha256
 from etl.ingest.records import TABLE_COLUMNS
 from etl.olist import ALL_TABLES, TableSpec
 from etl.settings import Settings
@@ -68,7 +67,7 @@ def write_manifest(
             path = Path(paths[0])
         else:
             path = _combine(spec, [Path(p) for p in paths], tables_dir)
-        entries.append({"table": spec.name, "path": str(path), "sha256": file_sha256(path)})
+        entries.append({"table": spec.name, "path": str(path), "sha256": staging.file_sha256(path)})
     failed = [{"source": s["source"], "error": s["error"]} for s in summaries if s["status"] == "failed"]
     for f in failed:
         # The one report of a failed source, for `etl run`, `etl ingest` and Airflow alike.

@@ -33,9 +33,10 @@ from etl.errors import ConfigError, EtlError, SourceError
 from etl.ingest import archive, config, databases, files, manifest, state
 from etl.ingest.connectors import CONNECTORS, Connector, fetch_pages
 from etl.ingest.http import HttpClient, HttpPolicy
-from etl.ingest.olist_files import SourceFile, file_sha256, locate_all
+from etl.ingest.olist_files import locate_all
 from etl.ingest.records import TableWriter
 from etl.ingest.resilience import Clock
+from etl.olist import ALL_TABLES, SourceFile
 from etl.settings import Settings
 from etl.warehouse import connection as db
 from etl.warehouse import schema
@@ -45,8 +46,11 @@ log = logging.getLogger(__name__)
 OLIST_SOURCE = "olist"
 API_KINDS = frozenset(CONNECTORS)
 SQL_KINDS = frozenset({"postgres", "sqlite", "mysql"})
-#: Dimension rows repeat across vendor records (a customer's many orders): write each key once.
-DIMENSION_KEYS = {"dim_customers": "customer_id", "dim_products": "product_id", "dim_sellers": "seller_id"}
+#: Dimension rows repeat across vendor records (a customer's many orders): write each key once
+#: (keys as the mapped records name them: source columns).
+DIMENSION_KEYS: dict[str, tuple[str, ...]] = {
+    spec.name: spec.source_key for spec in ALL_TABLES if spec.kind == "dimension" and spec.key
+}
 
 
 @dataclass
@@ -113,7 +117,7 @@ class _Sink:
     def __init__(self, directory: Path) -> None:
         self.writer = TableWriter(directory)
         self.seen_records: set[str] = set()
-        self.seen_dims: dict[str, set[str]] = {t: set() for t in DIMENSION_KEYS}
+        self.seen_dims: dict[str, set[tuple]] = {t: set() for t in DIMENSION_KEYS}
         self.records_new = 0
         self.duplicates = 0
 
@@ -128,8 +132,9 @@ class _Sink:
             if key:
                 unique = []
                 for row in rows:
-                    if row[key] not in self.seen_dims[table]:
-                        self.seen_dims[table].add(row[key])
+                    value = tuple(row[c] for c in key)
+                    if value not in self.seen_dims[table]:
+                        self.seen_dims[table].add(value)
                         unique.append(row)
                 rows = unique
             self.writer.write(table, rows)
@@ -336,7 +341,7 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
     known = state.known_files(conn, source.name, arch.run_id)
     pending, skipped = [], 0
     for path in paths:
-        digest = file_sha256(path)
+        digest = staging.file_sha256(path)
         if (path.name, digest) in known:
             skipped += 1
             continue
@@ -402,7 +407,7 @@ def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
     tables: dict[str, dict] = {}
     new_files, skipped = [], []
     for source in located:
-        digest = file_sha256(source.path)
+        digest = staging.file_sha256(source.path)
         if (source.path.name, digest) in known:
             skipped.append(source.path.name)
             continue

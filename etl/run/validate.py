@@ -46,8 +46,8 @@ from psycopg2 import sql
 
 from etl import staging
 from etl.errors import EtlError
-from etl.load import merge as load
-from etl.olist import ALL_TABLES
+from etl.load import merge
+from etl.olist import ALL_TABLES, SPECS
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
@@ -57,7 +57,7 @@ RUN_WIDE = "_overall"
 REQUIRED_BY_TABLE = {spec.name: [c.target for c in spec.columns if c.required] for spec in ALL_TABLES}
 #: Tables whose clean file aggregates the source rows (geolocation: many points per zip
 #: prefix), so "loaded" counts source rows, not rows of the clean file.
-AGGREGATED = {spec.name for spec in ALL_TABLES if not spec.key}
+AGGREGATED = {spec.name for spec in ALL_TABLES if spec.aggregated}
 
 
 class ValidationError(EtlError):
@@ -165,7 +165,7 @@ def _check_table_files(report: ValidationReport, out: Path, entry: dict) -> int 
         return None
     columns = pq.read_schema(clean_path).names
     required = [c for c in REQUIRED_BY_TABLE.get(table, columns) if c in columns]
-    key = [c for c in load.CONFLICT_KEYS.get(table, ()) if c in columns]
+    key = [c for c in (SPECS[table].merge_key if table in SPECS else ()) if c in columns]
     clean = pd.read_parquet(clean_path, columns=sorted(set(required) | set(key)) or None)
     rows = len(clean)
     if int(entry.get("rows_read", rows)) == 0:
@@ -236,7 +236,7 @@ def _keys_in_warehouse(cur, table: str, keys: pd.DataFrame) -> int:
             sql.Identifier(probe), cols, sql.Identifier(table)
         )
     )
-    load.copy_into(cur, probe, keys)
+    merge.copy_into(cur, probe, keys)
     match = sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys.columns)
     cur.execute(
         sql.SQL("SELECT count(*) FROM {probe} k WHERE EXISTS (SELECT 1 FROM {table} t WHERE {match})").format(
@@ -272,7 +272,7 @@ def _check_reconcile(
             problems.append(f"audit loaded {loaded:,} != clean file {clean_rows[table]:,}")
         if quarantined.get(table, 0) != q_rows:
             problems.append(f"quarantine holds {quarantined.get(table, 0):,} != audit {q_rows:,}")
-        key = list(load.CONFLICT_KEYS.get(table, ()))
+        key = list(SPECS[table].merge_key if table in SPECS else ())
         if not problems and key and clean_rows.get(table):
             keys = pd.read_parquet(out / f"{table}.parquet", columns=key)
             present = _keys_in_warehouse(cur, table, keys)

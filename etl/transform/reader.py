@@ -21,8 +21,7 @@ import pyarrow.csv as pacsv
 
 from etl.csv_header import check_columns, read_header
 from etl.errors import SourceError
-from etl.ingest import ROW_NUMBER
-from etl.olist import TableSpec
+from etl.olist import ROW_NUMBER, TableSpec
 from etl.transform import text_safety
 
 #: pyarrow parses blocks of this size and reads several ahead: its memory is
