@@ -137,15 +137,16 @@ def plausible_check(column: str) -> Check:
     return Check(f"plausible:{column}", "validity", RULE, True)
 
 
-#: No e-commerce order predates this; nothing is promised more than this many years ahead.
+#: The calendar a row's timestamps must fall in: no e-commerce order predates 1995, and
+#: 1900 or 2100 would fill dim_dates with decades. Nearer futures (an order "in 2047")
+#: are timeliness findings (``purchase_in_window``), not impossible dates.
 EARLIEST_PLAUSIBLE = pd.Timestamp("1995-01-01", tz="UTC")
-PLAUSIBLE_YEARS_AHEAD = 10
+LATEST_PLAUSIBLE = pd.Timestamp("2100-01-01", tz="UTC")
 
 
 def plausible_range(config: RuleConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[first, last) of the timestamps a row may hold (1900 or 2100 would fill dim_dates with decades)."""
-    end = config.interval_end if config.interval_end is not None else pd.Timestamp.now(tz="UTC")
-    return EARLIEST_PLAUSIBLE, end + pd.DateOffset(years=PLAUSIBLE_YEARS_AHEAD)
+    """[first, last) of the timestamps a row may hold."""
+    return EARLIEST_PLAUSIBLE, LATEST_PLAUSIBLE
 
 
 def unique_check(key: tuple[str, ...]) -> Check:

@@ -29,8 +29,9 @@ from etl.transform import text_safety
 BLOCK_BYTES = 4 << 20
 
 
-#: A record above this size is refused whole (one line), not read into memory.
-MAX_RECORD_BYTES = 64 << 20
+#: A line or field above this size is refused (one error line) before it is read whole: the
+#: csv module keeps 4 bytes per character of a field, so 16 MiB costs ~100 MB at most.
+MAX_RECORD_BYTES = 16 << 20
 
 
 def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> pd.DataFrame:
@@ -142,7 +143,7 @@ def _read_records(
     try:
         opener = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
         with io.TextIOWrapper(opener, encoding="utf-8-sig", errors="replace", newline="") as fh:
-            records = csv.reader(fh)
+            records = csv.reader(_bounded_lines(fh))
             next(records, None)  # the header
             for record in records:
                 if not record:
@@ -161,6 +162,11 @@ def _read_records(
                     yield _records_frame(wanted, columns, start)
                     start += len(columns[0])
                     columns = [[] for _ in wanted]
+    except _LineTooLong:
+        raise SourceError(
+            f"{path}: the line after row {row} is longer than {MAX_RECORD_BYTES >> 20} MiB; "
+            "it cannot be loaded: shorten or split the record"
+        ) from None
     except csv.Error as exc:
         raise SourceError(
             f"{path}: a field after row {row} is larger than {MAX_RECORD_BYTES >> 20} MiB or not CSV "
@@ -172,6 +178,18 @@ def _read_records(
         csv.field_size_limit(limit)
     if columns[0]:
         yield _records_frame(wanted, columns, start)
+
+
+def _bounded_lines(fh: io.TextIOBase) -> Iterator[str]:
+    """The file's lines, none longer than ``MAX_RECORD_BYTES`` (csv.reader would read any line whole)."""
+    while line := fh.readline(MAX_RECORD_BYTES + 1):
+        if len(line) > MAX_RECORD_BYTES and not line.endswith("\n"):
+            raise _LineTooLong
+        yield line
+
+
+class _LineTooLong(Exception):
+    """A line past ``MAX_RECORD_BYTES``; ``_read_records`` says which row it follows."""
 
 
 def _records_frame(wanted: list[str], columns: list[list], first_row: int) -> pd.DataFrame:

@@ -78,7 +78,7 @@ CASES: dict[str, Loaded | Rejected] = {
     "order_items__huge_numbers.csv": Loaded(ITEMS, 3, 1, {(FORMAT, "format:price_cents"): 2}),
     "order_reviews__10mb_field.csv.gz": Loaded(REVIEWS, 3, 2, {(QUALITY, "field_too_large"): 1}),
     "orders__duplicate_header.csv": Rejected("column(s) order_status appear more than once in the header"),
-    "orders__duplicate_rows.csv": Loaded(ORDERS, 5, 3, {(DUP, "unique:order_id"): 2}),
+    "orders__duplicate_rows.csv": Loaded(ORDERS, 42, 40, {(DUP, "unique:order_id"): 2}),
     "order_items__orphan_keys.csv": Loaded(ITEMS, 2, 1, {(FK, "fk:order_id->fact_orders"): 1}),
     "orders__orphan_customer.csv": Loaded(ORDERS, 2, 1, {(FK, "fk:customer_id->dim_customers"): 1}),
     "order_reviews__nul_bytes.csv": Loaded(

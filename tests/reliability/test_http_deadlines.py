@@ -103,11 +103,11 @@ def _sources(path, url: str, http: dict) -> None:
     )
 
 
-def test_a_drip_feeding_source_fails_that_source_within_its_deadline(fresh_db, tmp_path):
+def test_a_drip_feeding_source_fails_that_source_within_its_deadline(ready_db, tmp_path):
     http = {"read_timeout": 30, "request_deadline": 2.5, "source_deadline": 4, "backoff_base": 0.05}
     with DripServer(interval=2.0, headers_first=True) as server:
         _sources(tmp_path / "sources.yml", server.url, http)
-        settings = fresh_db.with_overrides(sources_file=tmp_path / "sources.yml")
+        settings = ready_db.with_overrides(sources_file=tmp_path / "sources.yml")
         summary = runner.ingest_source(settings, "run-drip", "shop")
     assert summary["status"] == "failed"
     assert summary["seconds"] < 4 + SLACK
