@@ -151,6 +151,15 @@ class Settings:
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
+    # --- logins `etl db init` creates (etl/warehouse/access.py, docs/warehouse.md "Roles") ---
+    #: (login, password) per part; no password = that login is not created or changed.
+    #: Never a default password: they come from the environment (.env, render.yaml).
+    pipeline_login: str = "etl_pipeline"
+    pipeline_password: str | None = field(default=None, repr=False)
+    dashboard_login: str = "etl_dashboard"
+    dashboard_password: str | None = field(default=None, repr=False)
+    bi_login: str = "etl_bi"
+    bi_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +196,12 @@ class Settings:
             dq_gate=_gate(env.get("ETL_DQ_GATE")),
             run_lock_wait=env.get("ETL_RUN_LOCK_WAIT", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
+            pipeline_login=env.get("ETL_PIPELINE_USER") or "etl_pipeline",
+            pipeline_password=env.get("ETL_PIPELINE_PASSWORD") or None,
+            dashboard_login=env.get("ETL_DASHBOARD_USER") or "etl_dashboard",
+            dashboard_password=env.get("ETL_DASHBOARD_PASSWORD") or None,
+            bi_login=env.get("ETL_BI_USER") or "etl_bi",
+            bi_password=env.get("ETL_BI_PASSWORD") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -250,16 +250,17 @@ def test_bi_reader_reads_aggregates_and_nothing_it_should_not(fresh_db, sample_d
                 finally:
                     conn.rollback()
 
-        assert as_reader("SELECT sum(orders) FROM daily_customer_metrics")[0][0] == 2000
-        assert as_reader("SELECT count(*) FROM hourly_sales")[0][0] > 0
-        assert as_reader("SELECT count(*) FROM fact_orders")[0][0] == 2000
+        # BI reads schema bi only (sql/roles.sql; tests/analytics/test_roles.py has the rest)
+        assert as_reader("SELECT sum(orders) FROM bi.daily_customer_metrics")[0][0] == 2000
+        assert as_reader("SELECT count(*) FROM bi.hourly_sales")[0][0] > 0
         for forbidden in [
-            "SELECT raw_record FROM quarantine",
-            "SELECT * FROM ingest_audit",
-            "INSERT INTO dim_dates SELECT * FROM dim_dates LIMIT 0",
-            "DELETE FROM fact_orders",
-            "UPDATE hourly_sales SET orders = 0",
-            "CREATE TABLE bi_scratch (x int)",
+            "SELECT raw_record FROM public.quarantine",
+            "SELECT * FROM public.ingest_audit",
+            "SELECT count(*) FROM public.fact_orders",
+            "INSERT INTO public.dim_dates SELECT * FROM public.dim_dates LIMIT 0",
+            "DELETE FROM public.fact_orders",
+            "UPDATE public.hourly_sales SET orders = 0",
+            "CREATE TABLE bi.bi_scratch (x int)",
         ]:
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 as_reader(forbidden)

@@ -64,8 +64,8 @@ PATHS = [
 
 
 @pytest.fixture(scope="module")
-def client(warehouse):
-    app = create_app(DashboardConfig(settings=warehouse, cache_seconds=0))
+def client(dashboard_settings):
+    app = create_app(DashboardConfig(settings=dashboard_settings, cache_seconds=0))
     yield app.test_client()
     app.extensions["warehouse"].close()
 
@@ -145,8 +145,9 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("url", MALFORMED)
-def test_a_malformed_database_url_is_503_and_never_shows_its_password(warehouse, url, caplog):
-    app = create_app(DashboardConfig(settings=warehouse.with_overrides(database_url=url), cache_seconds=0))
+def test_a_malformed_database_url_is_503_and_never_shows_its_password(dashboard_settings, url, caplog):
+    settings = dashboard_settings.with_overrides(database_url=url)
+    app = create_app(DashboardConfig(settings=settings, cache_seconds=0))
     client = app.test_client()
     with caplog.at_level(logging.DEBUG):
         health = client.get("/healthz")
