@@ -36,13 +36,11 @@ import pyarrow.compute as pc
 from etl.olist import TableSpec
 from etl.spreadsheet import FORMULA_START, PLAIN_NUMBER
 from etl.transform import checks as ck
-from etl.transform.columns import _np_bool, to_arrow
+from etl.transform.columns import _np_bool, string_parts, to_arrow
 
 REPLACEMENT = "\ufffd"
 #: Removed from text: C0 controls but tab/LF/CR, DEL, and the bidi embedding/override/isolate controls.
 _REMOVED = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\u202a-\u202e\u2066-\u2069]"
-#: Anything worth a closer look: removed characters or a replacement character.
-_SUSPECT = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\u202a-\u202e\u2066-\u2069\ufffd]"
 #: How much of an over-size field the quarantine keeps.
 KEPT_CHARS = 200
 
@@ -50,18 +48,29 @@ KEPT_CHARS = 200
 Emit = tuple[ck.Check, np.ndarray, np.ndarray, str]
 
 
+#: Bytes that need no closer look: all but C0 controls (tab, LF, CR excepted), DEL and the lead
+#: bytes of the bidi controls (E2 80 AA..E2 81 A9) and of U+FFFD (EF BF BD).
+_PLAIN_BYTES = bytes(
+    b for b in range(256) if not (b < 0x20 and b not in (9, 10, 13)) and b not in (0x7F, 0xE2, 0xEF)
+)
+_FORMULA_BYTES = np.frombuffer(b"=+-@\t\r", dtype=np.uint8)
+
+
 def sanitize(spec: TableSpec, raw: pd.DataFrame, max_field_chars: int) -> tuple[pd.DataFrame, list[Emit]]:
-    """``raw`` with hostile text made safe, and the findings to emit for its rows."""
+    """``raw`` with hostile text made safe, and the findings to emit for its rows.
+
+    Clean columns cost a few byte scans of their data buffer (no per-value work):
+    only a column holding a suspect byte, a value longer than the limit or a
+    formula-like first character is looked at value by value.
+    """
     emits: list[Emit] = []
     changed: dict[str, pd.Series] = {}
     free_text = {c.source for c in spec.columns if c.kind == "text"}
     for col in spec.columns:
-        values = raw[col.source]
-        arr = to_arrow(values)
+        arr = to_arrow(raw[col.source])
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) == 0:
             continue
-        present = _np_bool(pc.is_valid(arr))
-        new, found = _column(col.source, arr, present, max_field_chars, col.source in free_text)
+        new, found = _column(col.source, arr, max_field_chars, col.source in free_text)
         emits += found
         if new is not None:
             changed[col.source] = pd.Series(pd.arrays.ArrowStringArray(new), index=raw.index)
@@ -70,12 +79,17 @@ def sanitize(spec: TableSpec, raw: pd.DataFrame, max_field_chars: int) -> tuple[
     return raw, emits
 
 
-def _column(
-    name: str, arr: pa.Array, present: np.ndarray, limit: int, free_text: bool
-) -> tuple[pa.Array | None, list[Emit]]:
+def _column(name: str, arr: pa.Array, limit: int, free_text: bool) -> tuple[pa.Array | None, list[Emit]]:
     emits: list[Emit] = []
     new = None
-    if pc.any(pc.match_substring_regex(arr, _SUSPECT)).as_py():
+    offsets, data = string_parts(arr)
+    present = None
+
+    def valid() -> np.ndarray:
+        return _np_bool(pc.is_valid(arr))
+
+    if data.tobytes().translate(None, _PLAIN_BYTES):  # some byte worth a closer look
+        present = valid()
         invalid = _np_bool(pc.match_substring(arr, REPLACEMENT))
         if invalid.any():
             emits.append(
@@ -98,39 +112,43 @@ def _column(
                     f"{name} held control characters (NUL, escape, bidi overrides...) that were removed",
                 )
             )
-    lengths = pc.utf8_length(new if new is not None else arr)
-    longest = pc.max(lengths).as_py() or 0
-    if longest > limit:
-        over = _np_bool(pc.greater(lengths, limit))
-        sizes = np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False))
-        source = (new if new is not None else arr).to_pylist()
-        kept = [
-            f"{v[:KEPT_CHARS]}… [{n:,} characters; the first {KEPT_CHARS} kept]" if big else v
-            for v, n, big in zip(source, sizes, over, strict=True)
-        ]
-        new = pa.array(kept, type=pa.large_string())
-        emits.append(
-            (
-                ck.FIELD_TOO_LARGE,
-                over,
-                present,
-                f"{name} is longer than {limit:,} characters (ETL_MAX_FIELD_CHARS)",
-            )
-        )
-    if free_text:
+    if len(offsets) > 1 and int(np.diff(offsets).max()) > limit:  # bytes >= characters: else none is too long
         current = new if new is not None else arr
-        formula = _np_bool(pc.match_substring_regex(current, FORMULA_START)) & ~_np_bool(
-            pc.match_substring_regex(current, PLAIN_NUMBER)
-        )
-        if formula.any():
+        lengths = pc.utf8_length(current)
+        over = _np_bool(pc.greater(lengths, limit))
+        if over.any():
+            present = valid() if present is None else present
+            sizes = np.asarray(pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False))
+            kept = [
+                f"{v[:KEPT_CHARS]}… [{n:,} characters; the first {KEPT_CHARS} kept]" if big else v
+                for v, n, big in zip(current.to_pylist(), sizes, over, strict=True)
+            ]
+            new = pa.array(kept, type=pa.large_string())
             emits.append(
                 (
-                    ck.FORMULA_LIKE,
-                    formula,
+                    ck.FIELD_TOO_LARGE,
+                    over,
                     present,
-                    f"{name} starts like a spreadsheet formula; CSV exports prefix it with an apostrophe",
+                    f"{name} is longer than {limit:,} characters (ETL_MAX_FIELD_CHARS)",
                 )
             )
+    if free_text and len(data):
+        starts = offsets[:-1][np.diff(offsets) > 0]
+        if np.isin(data[starts], _FORMULA_BYTES).any():
+            current = new if new is not None else arr
+            formula = _np_bool(pc.match_substring_regex(current, FORMULA_START)) & ~_np_bool(
+                pc.match_substring_regex(current, PLAIN_NUMBER)
+            )
+            if formula.any():
+                present = valid() if present is None else present
+                emits.append(
+                    (
+                        ck.FORMULA_LIKE,
+                        formula,
+                        present,
+                        f"{name} starts like a spreadsheet formula; CSV exports prefix it with an apostrophe",
+                    )
+                )
     if new is not None and not pa.types.is_large_string(new.type):
         new = new.cast(pa.large_string())
     return new, emits
