@@ -88,7 +88,10 @@ def _column(name: str, arr: pa.Array, limit: int, free_text: bool) -> tuple[pa.A
     def valid() -> np.ndarray:
         return _np_bool(pc.is_valid(arr))
 
-    if data.tobytes().translate(None, _PLAIN_BYTES):  # some byte worth a closer look
+    printable_ascii = len(data) == 0 or (
+        int(data.min()) >= 0x20 and int(data.max()) < 0x7F
+    )  # ids, numbers, dates
+    if not printable_ascii and data.tobytes().translate(None, _PLAIN_BYTES):  # a byte worth a closer look
         present = valid()
         invalid = _np_bool(pc.match_substring(arr, REPLACEMENT))
         if invalid.any():
