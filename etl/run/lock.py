@@ -13,8 +13,9 @@ named after the run (``application_name``), so
 * a run that dies -- even by SIGKILL -- releases it: the server ends the
   session when the connection drops.
 
-``etl run``, ``etl stage`` (each Airflow task) and the Render cron's
-``etl run`` all take it.
+``etl run`` (and so the Render cron), every Airflow task but the per-source
+ingest ones (``run_task``), and the transform and load of ``etl ingest`` and
+``etl replay`` take it.
 """
 
 from __future__ import annotations
