@@ -119,6 +119,12 @@ class Settings:
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
     notify_emails: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
+    #: Tries after the first and the wait between them, for every task of the DAG.
+    #: Tests and operators lower them (retries really wait: 2 x 5 min per failing task).
+    airflow_retries: int = 2
+    airflow_retry_delay_seconds: float = 300.0
+    #: A run still unfinished this long after it was queued emails the alert list.
+    airflow_deadline_seconds: float = 7200.0
     # --- transform and quality (etl.transform, etl.quality; docs/data_quality.md) ---
     #: Canonical lists (categories, states, statuses, payment types) people edit.
     lookup_dir: Path = PROJECT_ROOT / "data" / "lookups"
@@ -181,6 +187,9 @@ class Settings:
             ),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
+            airflow_retries=int(env.get("ETL_AIRFLOW_RETRIES", "2")),
+            airflow_retry_delay_seconds=float(env.get("ETL_AIRFLOW_RETRY_DELAY_SECONDS", "300")),
+            airflow_deadline_seconds=float(env.get("ETL_AIRFLOW_DEADLINE_SECONDS", "7200")),
             lookup_dir=Path(env.get("ETL_LOOKUP_DIR", PROJECT_ROOT / "data" / "lookups")),
             quality_targets=_quality_targets(env),
             dq_hard_rules=_csv_set(env.get("ETL_DQ_HARD_RULES")),

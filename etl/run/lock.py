@@ -1,106 +1,134 @@
-"""One run at a time per warehouse: a PostgreSQL advisory lock held for the whole run.
+"""One writer at a time in the warehouse: a PostgreSQL advisory lock with a name on it.
 
-Two runs at once would both read and transform everything, the second would
-then wait silently on a table lock, and the history would show two loads of
-the same rows. So a run first takes a session-level advisory lock in the
-warehouse database (advisory locks are per database: two warehouses on one
-server do not block each other). The lock lives on a connection of its own,
-named after the run (``application_name``), so
+Runs merge into the same tables, queue the same aggregate days and read the
+same "files loaded before" state, so two of them writing at once can quarantine
+each other's rows as orphans or interleave their merges. Airflow's
+``max_active_runs=1`` does not cover everything that writes: a backfill has its
+own ``max_active_runs`` (default 10), a manual ``etl run`` knows nothing of Airflow.
+So the pipeline takes this lock itself:
 
-* a second run can say whose run it waits for (``pg_locks`` joined to
-  ``pg_stat_activity``), then wait (``--wait``, the default) or stop at once
-  with a one-line error (``--no-wait``, exit 4);
-* a run that dies -- even by SIGKILL -- releases it: the server ends the
-  session when the connection drops.
+* ``etl run`` (the CLI) holds it for the whole run;
+* each DAG task that writes the warehouse (transform, load, refresh_aggregates)
+  holds it for its duration, so two DAG runs never write at the same time.
 
-``etl run`` (and so the Render cron), every Airflow task but the per-source
-ingest ones (``run_task``), and the transform and load of ``etl ingest`` and
-``etl replay`` take it.
+API::
+
+    with warehouse_lock(settings, "daily-2018-08-01 load", wait=600):
+        ...  # nobody else holds it here
+
+``wait`` is how long to wait for another holder (None: as long as it takes,
+0: not at all); when it runs out, ``WarehouseBusy`` says who holds the lock
+(its label, PostgreSQL pid and since when), e.g.
+``the warehouse is busy: run daily-2018-08-01 load (pid 4242, since 08:31:02 UTC) holds the
+etl run lock; wait for it to finish, or stop it``.
+
+It is a *session* lock on its own connection: it is released when the block
+ends, and also by PostgreSQL when the holder's process dies, so a killed task
+never leaves the warehouse locked. The holder's label rides in the lock
+connection's ``application_name`` (``etl lock: <label>``), visible in
+``pg_stat_activity`` to anyone asking who holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
-import psycopg2
+import psycopg2.extensions
 
-from etl.errors import DatabaseError, EtlError
+from etl.errors import EtlError
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
 log = logging.getLogger(__name__)
 
-#: The lock's key: (class, object) in pg_locks; "ETL" and 1 (the run lock).
-LOCK_CLASS, LOCK_OBJECT = 0x45544C, 1
+#: The advisory lock's key: "etl-run\0" as a big-endian bigint (any fixed number would do).
+LOCK_KEY = int.from_bytes(b"etl-run\0", "big")
+APPLICATION_PREFIX = "etl lock: "
 
 
-class RunLocked(EtlError):
-    """Another run holds the warehouse's run lock and this one was told not to wait."""
+class WarehouseBusy(EtlError):
+    """Another run holds the warehouse lock and ``wait`` ran out."""
 
     exit_code = 4
 
 
-def holder(conn) -> str | None:
-    """Who holds the run lock: the holding session's name, pid, host and start, or None."""
+@dataclass(frozen=True)
+class Holder:
+    label: str
+    pid: int
+    since: datetime | None
+
+    def describe(self) -> str:
+        since = f", since {self.since:%Y-%m-%d %H:%M:%S %Z}" if self.since else ""
+        return f"{self.label} (pid {self.pid}{since})"
+
+
+def holder(conn: psycopg2.extensions.connection) -> Holder | None:
+    """Who holds the lock now, or None (as seen from ``conn``'s database)."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT a.application_name, a.pid, coalesce(host(a.client_addr), 'local'),
-                      to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+            """SELECT a.pid, a.application_name, a.backend_start
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s
-                  AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database
-                                                        WHERE datname = current_database())""",
-            (LOCK_CLASS, LOCK_OBJECT),
+                WHERE l.locktype = 'advisory' AND l.granted
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND l.classid = %s AND l.objid = %s AND l.objsubid = 1""",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
         )
         row = cur.fetchone()
     if row is None:
         return None
-    name, pid, host, started = row
-    return f"{name or 'an unnamed session'} (server pid {pid}, from {host}, connected {started} UTC)"
-
-
-def _name(run_id: str) -> str:
-    return f"etl run {run_id} pid {os.getpid()}@{socket.gethostname()}"[:63]
+    pid, application, since = row
+    label = (
+        application[len(APPLICATION_PREFIX) :] if application.startswith(APPLICATION_PREFIX) else application
+    )
+    return Holder(label or "an unnamed session", pid, since)
 
 
 @contextlib.contextmanager
-def run_lock(settings: Settings, run_id: str, *, wait: bool = True) -> Iterator[None]:
-    """Hold the warehouse's run lock for the block (waiting for it, or RunLocked)."""
+def warehouse_lock(
+    settings: Settings, label: str, wait: float | None = None, poll: float = 1.0
+) -> Iterator[None]:
+    """Hold the warehouse lock while the block runs (see the module doc)."""
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    conn.autocommit = True  # no transaction stays open while the lock is held
     try:
-        conn = db.connect(settings.database_url, settings.connect_timeout)
-    except DatabaseError as exc:
-        if "does not exist" not in str(exc):
-            raise
-        db.ensure_database(settings.database_url, settings.connect_timeout)  # a first run: setup follows
-        conn = db.connect(settings.database_url, settings.connect_timeout)
-    try:
-        _take(conn, settings, run_id, wait)
-        yield
-    finally:
-        conn.close()  # ends the session, and with it the lock
-
-
-def _take(conn, settings: Settings, run_id: str, wait: bool) -> None:
-    try:
-        conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SET application_name = %s", (_name(run_id),))
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJECT))
+            cur.execute("SET application_name = %s", (f"{APPLICATION_PREFIX}{label}"[:63],))
+        _acquire(conn, label, wait, poll)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    finally:
+        conn.close()
+
+
+def _acquire(conn: psycopg2.extensions.connection, label: str, wait: float | None, poll: float) -> None:
+    started = time.monotonic()
+    announced = None
+    while True:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
             if cur.fetchone()[0]:
+                if announced:
+                    log.info("%s: got the warehouse lock after %.0f s", label, time.monotonic() - started)
                 return
-            other = holder(conn) or "another run (it is finishing)"
-            where = db.describe_url(settings.database_url)
-            if not wait:
-                raise RunLocked(
-                    f"run {run_id} not started: {other} is running on the warehouse {where}; "
-                    "one run at a time -- wait for it, or rerun with --wait"
-                )
-            log.warning("run %s waits for %s to finish on the warehouse %s", run_id, other, where)
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, LOCK_OBJECT))
-            log.warning("run %s has the warehouse to itself now; starting", run_id)
-    except psycopg2.Error as exc:
-        raise DatabaseError(f"cannot take the warehouse's run lock: {' '.join(str(exc).split())}") from None
+        other = holder(conn)
+        waited = time.monotonic() - started
+        if wait is not None and waited >= wait:
+            who = other.describe() if other else "another session"
+            raise WarehouseBusy(
+                f"the warehouse is busy: {who} holds the etl run lock"
+                + (f" (waited {waited:.0f} s)" if wait else "")
+                + "; wait for it to finish, or stop it"
+            )
+        if other and other != announced:  # a warning: `etl run` shows it by default
+            log.warning("%s: waiting for the warehouse lock held by %s", label, other.describe())
+            announced = other
+        time.sleep(poll)

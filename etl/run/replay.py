@@ -32,7 +32,7 @@ def replay(
     manifest = ingest_manifest.write_manifest(
         settings, run_id, f"archive:{source_name}/{day}", ALL_TABLES, inputs, [], []
     )
-    with lock.run_lock(settings, run_id, wait=settings.run_lock_wait):  # one run per warehouse
+    with lock.warehouse_lock(settings, f"etl replay {run_id}", wait=None if settings.run_lock_wait else 0):
         pipeline.transform_stage(settings, run_id)
         tables = pipeline.load_stage(settings, run_id)
     return {
@@ -62,7 +62,9 @@ def ingest_and_load(
     ingest_manifest.write_manifest(settings, run_id, "sources.yml", ALL_TABLES, inputs, summaries, [])
     tables = []
     if load:
-        with lock.run_lock(settings, run_id, wait=settings.run_lock_wait):  # one run per warehouse
+        with lock.warehouse_lock(
+            settings, f"etl ingest {run_id}", wait=None if settings.run_lock_wait else 0
+        ):
             pipeline.transform_stage(settings, run_id)
             tables = [t.to_dict() for t in pipeline.load_stage(settings, run_id)]
     return {"run_id": run_id, "sources": summaries, "tables": tables}

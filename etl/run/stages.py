@@ -9,9 +9,11 @@ one entry in the plan and one here.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from etl import staging
@@ -101,6 +103,8 @@ if set(_WORK) != set(PLAN_BY_NAME):  # a planned stage without work, or work wit
     raise RuntimeError(f"etl.run.plan and etl.run.stages disagree: {sorted(set(_WORK) ^ set(PLAN_BY_NAME))}")
 STAGES: tuple[Stage, ...] = tuple(Stage(plan, **_WORK[plan.name]) for plan in PLAN)
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+if STAGES[0].name != "setup":  # run_pipeline runs it before taking the lock (it may create the database)
+    raise RuntimeError("the first planned stage must be setup")
 
 
 def run_stage(stage: Stage, run: Run) -> dict | list[dict]:
@@ -110,6 +114,11 @@ def run_stage(stage: Stage, run: Run) -> dict | list[dict]:
     return stage.run(run)
 
 
+#: How long a writing task waits for another run's task to leave the warehouse before it
+#: fails naming the holder (its retries wait again); well inside every stage's timeout.
+TASK_LOCK_WAIT = timedelta(minutes=15)
+
+
 def run_task(name: str, run: Run, item: dict | None = None) -> dict | list[dict]:
     """One stage as an Airflow task runs it: a fan-out stage for one item, failing when it failed.
 
@@ -117,8 +126,13 @@ def run_task(name: str, run: Run, item: dict | None = None) -> dict | list[dict]
     as a task of its own it fails, so Airflow retries and alerts for that source.
     """
     stage = STAGES_BY_NAME[name]
-    if not stage.plan.fans_out:  # sources ingest in parallel; what touches the warehouse, one run at a time
-        with lock.run_lock(run.settings, run.run_id, wait=run.settings.run_lock_wait):
+    if not stage.plan.fans_out:
+        if not stage.plan.exclusive:
+            return stage.run(run)
+        # Two DAG runs never write at once (a backfill ignores the DAG's max_active_runs).
+        with lock.warehouse_lock(
+            run.settings, f"run {run.run_id} {name}", wait=TASK_LOCK_WAIT.total_seconds()
+        ):
             return stage.run(run)
     result = stage.each(run, item)
     if result.get("status") == "failed":
@@ -138,9 +152,16 @@ def run_pipeline(
     if data_dir is not None:
         settings = settings.with_overrides(data_dir=Path(data_dir))
     run = Run(settings, run_id or pipeline.new_run_id(), resources, send, lambda: time.monotonic() - started)
-    staging.check_run_id(run.run_id)
-    with lock.run_lock(settings, run.run_id, wait=settings.run_lock_wait):  # one run per warehouse
-        results = {stage.name: run_stage(stage, run) for stage in STAGES}
+    staging.check_run_id(run.run_id)  # before anything is written anywhere
+    results = {STAGES[0].name: run_stage(STAGES[0], run)}  # setup: it may create the lock's database
+    # One run at a time per warehouse: a second `etl run` waits, saying for whom (or, with
+    # --no-wait, stops at once naming it).
+    with lock.warehouse_lock(
+        settings,
+        f"etl run {run.run_id} on {socket.gethostname()}",
+        wait=None if settings.run_lock_wait else 0,
+    ):
+        results |= {stage.name: run_stage(stage, run) for stage in STAGES[1:]}
     manifest = pipeline.read_manifest(settings, run.run_id)
     return pipeline.RunSummary(
         run.run_id,

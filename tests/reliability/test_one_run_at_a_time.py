@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
-from etl.run import lock
+import psycopg2
+
+from etl.run import lock, setup
 from tests.conftest import query, scalar
 from tests.test_cli import assert_one_line_error
 
@@ -38,13 +40,12 @@ def _etl(settings, *args: str) -> subprocess.Popen:
 
 
 def _lock_holder(settings) -> str | None:
-    rows = query(
-        settings,
-        """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s""",
-        (lock.LOCK_CLASS, lock.LOCK_OBJECT),
-    )
-    return rows[0][0] if rows else None
+    conn = psycopg2.connect(settings.database_url)
+    try:
+        found = lock.holder(conn)
+    finally:
+        conn.close()
+    return found.label if found else None
 
 
 def _wait_for_holder(settings, proc: subprocess.Popen, timeout: float = 120) -> str:
@@ -64,14 +65,15 @@ def _wait_for_holder(settings, proc: subprocess.Popen, timeout: float = 120) -> 
 def test_two_concurrent_runs_load_once_and_the_second_says_whose_run_it_waits_for(fresh_db, sample_dir):
     first = _etl(fresh_db, "run", "--run-id", "first", "--data-dir", str(sample_dir))
     holder = _wait_for_holder(fresh_db, first)
-    assert holder.startswith("etl run first pid ")
+    assert holder.startswith("etl run first on ")
     second = _etl(fresh_db, "run", "--run-id", "second", "--data-dir", str(sample_dir))
     out1, err1 = first.communicate(timeout=300)
     out2, err2 = second.communicate(timeout=300)
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
-    waits = [line for line in err2.splitlines() if "waits for" in line]
-    assert len(waits) == 1 and "run second waits for etl run first pid" in waits[0], err2
+    waits = [line for line in err2.splitlines() if "waiting for the warehouse lock" in line]
+    assert len(waits) == 1, err2
+    assert "etl run second on" in waits[0] and "held by etl run first on" in waits[0], waits[0]
     assert "nothing new" in out2  # the second run read the files the first had loaded
     counts = {t: scalar(fresh_db, f"SELECT count(*) FROM {t}") for t in TABLES}  # noqa: S608
     assert counts["fact_orders"] == 2000 and counts["fact_order_items"] == 2259
@@ -82,16 +84,19 @@ def test_two_concurrent_runs_load_once_and_the_second_says_whose_run_it_waits_fo
 
 
 def test_no_wait_exits_at_once_naming_the_run_that_holds_the_warehouse(fresh_db, sample_dir):
-    with lock.run_lock(fresh_db, "holder-run"):
+    setup.init_schema(fresh_db)  # the lock lives in the warehouse database
+    with lock.warehouse_lock(fresh_db, "etl run holder-run on a laptop"):
         started = time.monotonic()
         proc = _etl(fresh_db, "run", "--no-wait", "--run-id", "late", "--data-dir", str(sample_dir))
         _, err = proc.communicate(timeout=120)
         seconds = time.monotonic() - started
     proc.stderr = err
     assert proc.returncode == 4
-    assert_one_line_error(proc, "run late not started: etl run holder-run pid", "one run at a time")
+    assert_one_line_error(
+        proc, "the warehouse is busy: etl run holder-run on a laptop (pid ", "holds the etl run lock"
+    )
     assert seconds < 60
-    assert scalar(fresh_db, "SELECT to_regclass('public.fact_orders') IS NULL")  # it did nothing at all
+    assert scalar(fresh_db, "SELECT count(*) FROM ingest_audit") == 0  # it loaded nothing, opened nothing
 
 
 def test_a_killed_run_releases_the_lock(fresh_db, sample_dir):
@@ -103,5 +108,5 @@ def test_a_killed_run_releases_the_lock(fresh_db, sample_dir):
     while _lock_holder(fresh_db) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _lock_holder(fresh_db) is None  # the server ended the dead run's session, and its lock
-    with lock.run_lock(fresh_db, "next", wait=False):
+    with lock.warehouse_lock(fresh_db, "next", wait=0):
         pass
