@@ -19,6 +19,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from etl.errors import SourceError
+from etl.ingest import manifest
+from etl.olist import CUSTOMERS
 from tests.conftest import scalar
 from tests.test_cli import assert_one_line_error
 
@@ -155,3 +158,19 @@ def test_a_400_mb_field_is_one_line_and_never_whole_in_memory(fresh_db, tmp_path
     print(f"peak RSS of the run: {peak:.0f} MB")
     assert peak < 350, f"peak RSS {peak:.0f} MB"
     _nothing_loaded(fresh_db)
+
+
+def test_combining_a_tables_inputs_takes_big_fields_and_refuses_a_damaged_file_in_one_line(tmp_path):
+    """When the Olist folder and a source both feed a table, their files are combined first."""
+    header = "customer_id,customer_unique_id,customer_zip_code_prefix,customer_city,customer_state\n"
+    big = tmp_path / "big.csv"
+    big.write_text(header + f"{'a' * 32},{'b' * 32},01001,{'x' * 300_000},SP\n")
+    small = tmp_path / "small.csv"
+    small.write_text(header + f"{'c' * 32},{'d' * 32},01002,sao paulo,SP\n")
+    combined = manifest._combine(CUSTOMERS, [big, small], tmp_path / "out")
+    with gzip.open(combined, "rt") as fh:
+        assert len(fh.read().splitlines()) == 3
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(small.read_bytes())[:-12])
+    with pytest.raises(SourceError, match="broken.csv.gz: cannot be combined"):
+        manifest._combine(CUSTOMERS, [small, broken], tmp_path / "out2")
