@@ -1,40 +1,22 @@
-"""The analytics layer: which views exist and how the materialized ones refresh.
+"""The analytics layer: which relations the dashboards and BI read, and ``etl db refresh``.
 
-The views are defined in ``sql/views/*.sql`` (applied by ``etl db init``).
-Materialized views hold the aggregates the dashboards read, so they go stale
-after every load: ``refresh_views`` brings them up to date. The pipeline calls
-it after its load commits (``run_pipeline``); the Airflow DAG's
-``refresh_aggregates`` task calls it too.
+Every figure comes from the time-bucketed aggregates (``etl.publish.aggregates``,
+``sql/aggregates/``) and the tables derived from them (``etl.publish.derived``,
+``sql/analytics/``), kept for the days each load touched by the pipeline's
+``refresh_aggregates`` stage; the plain views of ``sql/views/`` read them.
+``refresh`` here is the full rebuild (``etl db refresh``): all of time is
+queued and drained like a load's days.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-
 import psycopg2.extensions
-from psycopg2 import sql
 
+from etl.publish import aggregates, derived
 from etl.settings import Settings
 from etl.warehouse import connection
 
-log = logging.getLogger(__name__)
-
-#: Materialized views in dependency order (a later one may read an earlier one).
-MATERIALIZED_VIEWS: tuple[str, ...] = (
-    "sales_daily_state",
-    "sales_monthly_state",
-    "sales_monthly_category",
-    "top_products",
-    "region_wise_performance",
-    "category_discount_map",
-    "anomaly_records",
-    "customer_lifetime_value",
-    "clv_segments",
-)
-
-#: What ``etl export`` writes and BI tools read: the analytical views by name.
-#: Views of other capabilities are exported too when they exist.
+#: What ``etl export`` writes and BI tools read: the analytical relations by name.
 EXPORT_VIEWS: tuple[str, ...] = (
     "monthly_sales_summary",
     "top_products",
@@ -44,6 +26,7 @@ EXPORT_VIEWS: tuple[str, ...] = (
     "customer_lifetime_value",
     "clv_segments",
     "sales_daily_state",
+    "sales_monthly_state",
     "sales_monthly_category",
     # Operational views (sql/views/50_dashboard_operations.sql): the dashboard's fallback reads them.
     "quality_overall",
@@ -51,6 +34,8 @@ EXPORT_VIEWS: tuple[str, ...] = (
     "pipeline_runs",
 )
 OPTIONAL_EXPORT_VIEWS: tuple[str, ...] = ("hourly_sales", "daily_customer_metrics")
+#: Every relation a refresh writes (aggregates first, then derived tables in order).
+REFRESHED: tuple[str, ...] = aggregates.NAMES + derived.TABLES
 
 
 def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, ...]) -> list[str]:
@@ -65,45 +50,18 @@ def existing_relations(conn: psycopg2.extensions.connection, names: tuple[str, .
     return [name for name in names if name in found]
 
 
-def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = None) -> dict[str, float]:
-    """Refresh every materialized view of the analytics layer; seconds per view.
+def refresh(settings: Settings, full: bool = True) -> dict[str, float]:
+    """Recompute the analytics (``etl db refresh``); seconds per relation refreshed.
 
-    Uses ``REFRESH ... CONCURRENTLY`` when a view already has rows, so the
-    dashboards keep reading the previous contents while it runs; an empty view
-    (a new warehouse) is refreshed plainly, which skips the concurrent mode's
-    diff against nothing. ``work_mem`` (e.g. ``'256MB'``) is set for this
-    transaction only: the refresh queries sort and hash every customer and
-    order, and the server default (4 MB) sends them to disk. Runs in the
-    caller's transaction (the caller commits).
+    ``full`` queues all of time first (a rebuild); without it only what loads
+    queued is drained (what the pipeline's refresh stage does).
     """
-    timings: dict[str, float] = {}
-    with conn.cursor() as cur:
-        connection.set_local_work_mem(cur, work_mem)
-        cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
-        populated = dict(cur.fetchall())
-        for name in MATERIALIZED_VIEWS:
-            if name not in populated:
-                log.warning("materialized view %s is missing; run `etl db init`", name)
-                continue
-            started = time.monotonic()
-            statement = (
-                "REFRESH MATERIALIZED VIEW CONCURRENTLY {}"
-                if populated[name] and _has_rows(cur, name)
-                else "REFRESH MATERIALIZED VIEW {}"
-            )
-            cur.execute(sql.SQL(statement).format(sql.Identifier(name)))
-            timings[name] = time.monotonic() - started
-            log.info("refreshed %s in %.2f s", name, timings[name])
-    return timings
-
-
-def _has_rows(cur: psycopg2.extensions.cursor, name: str) -> bool:
-    cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(name)))
-    return cur.fetchone()[0]
-
-
-def refresh(settings: Settings) -> dict[str, float]:
-    """Open the warehouse, refresh the views, commit (``etl db refresh``, the pipeline, the DAG)."""
-
-    with connection.transaction(settings.database_url, settings.connect_timeout) as conn:
-        return refresh_views(conn, work_mem=settings.refresh_work_mem)
+    conn = connection.connect(settings.database_url, settings.connect_timeout)
+    try:
+        if full:
+            with conn, conn.cursor() as cur:
+                aggregates.queue_everything(cur, "etl-db-refresh")
+        result = aggregates.refresh_pending(conn, settings.source_timezone, settings.refresh_work_mem)
+    finally:
+        conn.close()
+    return {name: seconds for name, seconds in result.seconds.items() if name in REFRESHED}

@@ -25,7 +25,7 @@ from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
 from etl.load import audit, merge
 from etl.olist import ALL_TABLES, SourceFile
-from etl.publish import aggregates, analytics
+from etl.publish import aggregates
 from etl.settings import Settings
 from etl.transform.stage import run_stage
 from etl.warehouse import connection as db
@@ -338,39 +338,36 @@ def _load_tables(
 
 
 def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
-    """Recompute hourly_sales / daily_customer_metrics for the days loads changed.
+    """Recompute the aggregates and the analytics tables for the days loads changed.
 
     The load stage queues the local days it changed (in its own transaction);
-    this consumes the whole queue, so a refresh that failed earlier is caught up
-    by the next one. The dashboards' materialized views (``etl.publish.analytics``) are
-    refreshed after them. The Airflow DAG's ``refresh_aggregates`` task calls this.
+    this consumes the whole queue (etl.publish.aggregates.refresh_pending), so a
+    refresh that failed earlier is caught up by the next one. The Airflow DAG's
+    ``refresh_aggregates`` task calls this.
     """
     conn = _connect(settings)
     try:
-        result = aggregates.refresh_pending(conn, settings.source_timezone)
+        result = aggregates.refresh_pending(conn, settings.source_timezone, settings.refresh_work_mem)
     except psycopg2.Error as exc:
+        # The load has committed; say so, so nobody reloads to fix an aggregate.
         raise DatabaseError(
-            f"run {run_id} loaded, but refreshing hourly_sales/daily_customer_metrics "
+            f"run {run_id} loaded, but refreshing the aggregates and analytics tables "
             f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
-            "and the next run catches up"
+            "and the next run (or `etl db refresh`) catches up"
         ) from exc
     finally:
         conn.close()
-    try:
-        views = analytics.refresh(settings)
-    except psycopg2.Error as exc:
-        # The load has committed; say so, so nobody reloads to fix a view.
-        raise DatabaseError(
-            f"run {run_id} loaded, but refreshing the analytics views failed: "
-            f"{' '.join(str(exc).split())[:300]} (rerun `etl db refresh`)"
-        ) from exc
     log.info(
-        "run %s: aggregates refreshed over %d range(s), %d views", run_id, len(result.ranges), len(views)
+        "run %s: aggregates refreshed over %d range(s), %d analytics tables",
+        run_id,
+        len(result.ranges),
+        len(result.derived),
     )
     return {
         "run_id": run_id,
         "mode": result.mode,
         "ranges": len(result.ranges),
         "buckets": result.buckets,
-        "views_refreshed": len(views),
+        "views_refreshed": len(result.derived),
+        "seconds": {name: round(seconds, 3) for name, seconds in result.seconds.items()},
     }
