@@ -30,6 +30,7 @@ import pandas as pd
 
 from dashboard.params import Filters
 from dashboard.queries import _jsonable
+from etl import spreadsheet
 
 MANIFEST = "export.json"  # as written by etl.publish.export
 #: The exported views the answers below read (others in the folder are not loaded).
@@ -114,9 +115,13 @@ def _convert(kind: str, value: Any) -> Any:
     return str(value)
 
 
-def _read(path: Path, fmt: str, kinds: dict[str, str]) -> list[Row]:
+def _read(path: Path, fmt: str, kinds: dict[str, str], formula_prefix: str | None = None) -> list[Row]:
     if fmt == "csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if formula_prefix:  # `etl export` defused formula-like cells; restore the values
+            for column in frame.columns:
+                if kinds.get(column, "text") == "text":
+                    frame[column] = frame[column].map(spreadsheet.unescape)
     else:
         frame = pd.read_parquet(path)
     columns = list(frame.columns)
@@ -144,7 +149,12 @@ def load(directory: Path) -> Snapshot:
         if view not in VIEWS:
             continue
         try:
-            snapshot.views[view] = _read(directory / entry["file"], manifest["format"], entry["columns"])
+            snapshot.views[view] = _read(
+                directory / entry["file"],
+                manifest["format"],
+                entry["columns"],
+                manifest.get("formula_prefix"),
+            )
         except (OSError, ValueError) as exc:
             raise FallbackUnavailable(
                 f"the exported file {directory / entry['file']} cannot be read: "
