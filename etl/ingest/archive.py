@@ -2,7 +2,8 @@
 
 Layout (``etl.staging.raw_dir``)::
 
-    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.json.gz   API page or DB batch
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.json.gz   API page (or DB batch, before Arrow)
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.parquet   DB batch (zstd Parquet, as read)
     raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.csv.gz    copy of a CSV file (etc.)
     raw/{source}/{YYYY-MM-DD}/manifest.jsonl                     one line per payload
 
@@ -59,15 +60,23 @@ class Archive:
         status: int | None = None,
         kind: str = "page",
         extra: dict | None = None,
+        compress: bool = True,
     ) -> dict:
-        """Store one payload and append its manifest line (fsynced: the archive outlives a crash)."""
+        """Store one payload and append its manifest line (fsynced: the archive outlives a crash).
+
+        ``compress=False`` for payloads compressed by their own format (Parquet
+        batches of database sources): stored as they are, without ``.gz``.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         self.seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-        path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}.gz"
-        with gzip.open(path, "wb", compresslevel=5) as fh:
-            fh.write(payload)
+        path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}{'.gz' if compress else ''}"
+        if compress:
+            with gzip.open(path, "wb", compresslevel=5) as fh:
+                fh.write(payload)
+        else:
+            path.write_bytes(payload)
         line = {
             "source": self.source,
             "run_id": self.run_id,
@@ -108,8 +117,11 @@ def payloads(
     for line in read_manifest(settings, source, day, run_id):
         path = directory / line["file"]
         try:
-            with gzip.open(path, "rb") as fh:
-                payload = fh.read()
+            if path.suffix == ".gz":
+                with gzip.open(path, "rb") as fh:
+                    payload = fh.read()
+            else:
+                payload = path.read_bytes()
         except OSError as exc:
             raise SourceError(f"{path}: cannot read the archived payload ({exc})") from exc
         if hashlib.sha256(payload).hexdigest() != line["sha256"]:
