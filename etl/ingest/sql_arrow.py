@@ -41,7 +41,7 @@ from etl.ingest.state import Watermark
 #: Source kinds read by connectorx, and the URL scheme it wants for each.
 CONNECTORX_SCHEMES = {"postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite"}
 #: SQLAlchemy dialect names of each kind (for compiling the statement).
-DIALECTS = {"postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite", "mssql": "mssql"}
+DIALECTS = {"postgres": "postgresql", "mysql": "mysql", "sqlite": "sqlite", "mssql": "mssql.pymssql"}
 
 ArrowBatches = Iterator[pa.RecordBatch]
 
