@@ -137,10 +137,11 @@ def child_dlt(args) -> dict:
     import pyarrow.csv as pacsv
 
     def csv_batches(path: Path):
-        names = pacsv.open_csv(path).schema.names
+        names = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True)).schema.names
         yield from pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=32 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),  # review texts span lines
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
         )
 
@@ -193,9 +194,11 @@ def source_rows(data_dir: Path) -> int:
     for path in sorted(data_dir.glob("*.csv")):
         if path.name == "ground_truth.csv":
             continue
-        names = pacsv.open_csv(path).schema.names
+        names = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(newlines_in_values=True)).schema.names
         reader = pacsv.open_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names})
+            path,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}),
         )
         total += sum(batch.num_rows for batch in reader)
     return total
