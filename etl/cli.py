@@ -8,14 +8,18 @@ flags, and calls one function of the ``etl`` package. Errors meant for people
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
+from etl import generate, olist
 from etl.errors import EtlError
+from etl.publish import aggregates, analytics, export
+from etl.run import pipeline, quarantine, replay, setup, stages, validate
 from etl.settings import Settings
 from etl.warehouse import connection as db
-from etl.warehouse import local_cluster
+from etl.warehouse import local_cluster, schema
 
 
 def _resolve_database(settings: Settings) -> Settings:
@@ -24,48 +28,51 @@ def _resolve_database(settings: Settings) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.run.pipeline import run_pipeline
-
     if args.no_quality_gate or args.clean_csv:
         settings = settings.with_overrides(
             dq_enforce=settings.dq_enforce and not args.no_quality_gate,
             clean_csv=settings.clean_csv or args.clean_csv,
         )
-    summary = run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
+    summary = stages.run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
     print(summary.render())
     return 0
 
 
-def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.run.validate import Thresholds, ValidationError, validate_run
+def cmd_stage(args: argparse.Namespace, settings: Settings) -> int:
+    """One declared stage for one run, as a DAG task runs it (``etl stage load --run-id R``)."""
+    if args.data_dir is not None:
+        settings = settings.with_overrides(data_dir=args.data_dir)
+    result = stages.run_stage(stages.STAGES_BY_NAME[args.name], stages.Run(settings, args.run_id))
+    print(json.dumps(result, default=str))
+    return 0
 
-    thresholds = Thresholds.from_settings(settings)
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    thresholds = validate.Thresholds.from_settings(settings)
     if args.no_require_quality_scores:
-        thresholds = Thresholds(
+        thresholds = validate.Thresholds(
             thresholds.min_quality,
             thresholds.max_null_pct,
             thresholds.max_duplicate_pct,
             require_quality_scores=False,
         )
-    report = validate_run(settings, args.run_id, thresholds)
+    report = validate.validate_run(settings, args.run_id, thresholds)
     print(report.render())
     if not report.passed:
-        raise ValidationError(report)
+        raise validate.ValidationError(report)
     return 0
 
 
 def cmd_db_init(args: argparse.Namespace, settings: Settings) -> int:
-    mode = db.init_schema(settings, use_timescaledb=not args.no_timescaledb)
+    mode = setup.init_schema(settings, use_timescaledb=not args.no_timescaledb)
     print(f"warehouse {db.describe_url(settings.database_url)} ready ({mode.name})")
     return 0
 
 
 def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.olist import WAREHOUSE_TABLES
-
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
-        mode = db.timescale_mode(conn)
+        mode = schema.timescale_mode(conn)
         print(f"warehouse: {db.describe_url(settings.database_url)}")
         print(
             f"mode: {mode.name}"
@@ -77,11 +84,10 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
                 else ""
             )
         )
-        print(f"hypertables: {', '.join(db.hypertables(conn)) or 'none'}")
-        from etl.publish import aggregates
+        print(f"hypertables: {', '.join(schema.hypertables(conn)) or 'none'}")
 
         print(f"aggregates: {aggregates.describe(conn)}")
-        for table, count in db.table_counts(conn, WAREHOUSE_TABLES).items():
+        for table, count in schema.table_counts(conn, olist.WAREHOUSE_TABLES).items():
             print(f"  {table:<20} {count:>10,}")
     finally:
         conn.close()
@@ -89,17 +95,13 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_refresh(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.publish.analytics import refresh
-
-    timings = refresh(settings)
+    timings = analytics.refresh(settings)
     print(f"refreshed {len(timings)} analytics views in {sum(timings.values()):.1f} s")
     return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.publish.export import export_views
-
-    for item in export_views(settings, args.out, args.format):
+    for item in export.export_views(settings, args.out, args.format):
         print(f"{item.view:<28} {item.rows:>10,} rows -> {item.path}")
     return 0
 
@@ -110,12 +112,9 @@ def cmd_db_stop_local(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from etl import ingest
-    from etl.run.pipeline import new_run_id
-
     names = [args.source] if args.source else None
-    result = ingest.runner.ingest_and_load(
-        settings, args.run_id or new_run_id(), names, load=not args.no_load
+    result = replay.ingest_and_load(
+        settings, args.run_id or pipeline.new_run_id(), names, load=not args.no_load
     )
     for s in result["sources"]:
         print(
@@ -129,9 +128,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from etl import ingest
-
-    result = ingest.replay(settings, args.source, args.date, archived_run=args.archived_run)
+    result = replay.replay(settings, args.source, args.date, archived_run=args.archived_run)
     print(
         f"replayed {result['source']} {result['day']} as run {result['run_id']}: "
         f"{result['payloads']} payload(s)"
@@ -144,9 +141,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.generate import generate
-
-    summary = generate(args.orders, args.dirty_rate, args.seed, args.out)
+    summary = generate.generate(args.orders, args.dirty_rate, args.seed, args.out)
     print(
         f"wrote {sum(summary['rows'].values()):,} rows in 9 files to {args.out} "
         f"({summary['hard_rows']:,} rows must be quarantined; see ground_truth.csv)"
@@ -155,8 +150,6 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    from etl.run import quarantine
-
     if args.q_command == "retry":
         print(quarantine.retry(settings, args.run, args.table).render())
         return 0
@@ -196,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--clean-csv", action="store_true", help="also write the clean batches as CSV")
     run.set_defaults(func=cmd_run, needs_db=True)
+
+    stg = sub.add_parser("stage", help="run one declared stage of a run, as an Airflow task does")
+    stg.add_argument("name", choices=[stage.name for stage in stages.STAGES])
+    stg.add_argument("--run-id", required=True, help="the run the stage works for")
+    stg.add_argument("--data-dir", type=Path, default=None, help="the Olist folder (ingest stage)")
+    stg.set_defaults(func=cmd_stage, needs_db=True)
 
     ing = sub.add_parser("ingest", help="ingest the sources of sources.yml, then transform and load")
     ing.add_argument("--source", default=None, help="only this source (default: every enabled one)")

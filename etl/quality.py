@@ -3,7 +3,7 @@
 Each dimension's score is the share of checked units that pass:
 ``100 * (1 - failed / checked)``. Units are cells for completeness (required
 fields) and rows for the other seven; what each check counts is defined in
-docs/data_quality.md and counted by ``etl.transform`` (``Tally``). A table's
+docs/data_quality.md and counted by ``etl.transform`` into a ``Tally``. A table's
 ``overall`` is the mean of its dimensions that checked something; the run's
 scores (``table_name = '_overall'``) pool the counts of all tables.
 
@@ -25,8 +25,49 @@ import pyarrow.parquet as pq
 from psycopg2.extras import execute_values
 
 from etl.errors import EtlError
-from etl.transform.checks import DIMENSIONS
-from etl.transform.table import Tally
+
+#: The eight quality dimensions every check counts towards (docs/data_quality.md).
+DIMENSIONS = (
+    "completeness",
+    "validity",
+    "consistency",
+    "timeliness",
+    "uniqueness",
+    "accuracy",
+    "conformity",
+    "integrity",
+)
+
+
+@dataclass
+class Tally:
+    """Counts the scores are computed from: per dimension (checked, failed) units."""
+
+    checked: dict[str, int] = field(default_factory=lambda: {d: 0 for d in DIMENSIONS})
+    failed: dict[str, int] = field(default_factory=lambda: {d: 0 for d in DIMENSIONS})
+    cells: int = 0
+    null_cells: int = 0
+
+    def add(self, other: Tally) -> Tally:
+        for d in DIMENSIONS:
+            self.checked[d] += other.checked[d]
+            self.failed[d] += other.failed[d]
+        self.cells += other.cells
+        self.null_cells += other.null_cells
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            "checked": dict(self.checked),
+            "failed": dict(self.failed),
+            "cells": self.cells,
+            "null_cells": self.null_cells,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Tally:
+        return cls(dict(d["checked"]), dict(d["failed"]), d["cells"], d["null_cells"])
+
 
 OVERALL_TABLE = "_overall"
 OVERALL = "overall"

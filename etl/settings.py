@@ -92,11 +92,9 @@ class Settings:
     #: Create the timescaledb extension when the server has it (ETL_TIMESCALEDB=0: plain PostgreSQL).
     timescaledb: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
-    # --- validation gate and notifications (etl/validate.py, etl/notify.py, the DAG) ---
-    #: Spec defaults; Airflow Variables of the same name (etl_validate_*) override them in the DAG.
-    validate_min_quality: float = 80.0
-    validate_max_null_pct: float = 20.0
-    validate_max_duplicate_pct: float = 5.0
+    # --- validation and notifications (etl/run/validate.py, etl/run/notify.py, the DAG) ---
+    # Validation judges the run by the same ``quality_targets`` as the quality gate
+    # (overall, null_pct, duplicate_pct): one set of thresholds, ETL_DQ_TARGET_*.
     #: A run without quality_scores rows fails validation unless this is False.
     validate_require_quality_scores: bool = True
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
@@ -142,9 +140,6 @@ class Settings:
             sources_file=Path(env.get("ETL_SOURCES_FILE", PROJECT_ROOT / "config" / "sources.yml")),
             load_method=env.get("ETL_LOAD_METHOD", "auto"),
             timescaledb=env.get("ETL_TIMESCALEDB", "1") not in ("0", "false", "no"),
-            validate_min_quality=float(env.get("ETL_VALIDATE_MIN_QUALITY", "80")),
-            validate_max_null_pct=float(env.get("ETL_VALIDATE_MAX_NULL_PCT", "20")),
-            validate_max_duplicate_pct=float(env.get("ETL_VALIDATE_MAX_DUPLICATE_PCT", "5")),
             validate_require_quality_scores=parse_bool(
                 env.get("ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")
             ),

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from etl.load import deferred_indexes  # noqa: E402
 from etl.publish import analytics  # noqa: E402
+from etl.run import setup  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 from etl.warehouse import connection as db  # noqa: E402
 
@@ -267,7 +268,7 @@ def main() -> None:
         args.work_mem = settings.refresh_work_mem
     orders = args.items * 7 // 8
     try:
-        db.init_schema(settings)
+        setup.init_schema(settings)
         conn = db.connect(url)
         if reuse:
             measure(conn, url, args, refresh=args.refresh)

@@ -188,6 +188,7 @@ def main() -> None:
         print(json.dumps(child_etl(args) if args.child == "etl" else child_baseline(args)))
         return
 
+    from etl.run import setup
     from etl.settings import Settings
     from etl.warehouse import connection as db
 
@@ -205,7 +206,9 @@ def main() -> None:
             )
             print(f"{kind}: filled {args.rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             # The warehouse schema once, untimed: the children measure the read, not the migrations.
-            db.init_schema(Settings.from_env().with_overrides(database_url=warehouse, database_url_explicit=True))
+            setup.init_schema(
+                Settings.from_env().with_overrides(database_url=warehouse, database_url_explicit=True)
+            )
             with tempfile.TemporaryDirectory(prefix="etl-bench-") as staging:
                 common = [
                     "--server", kind, "--source-url", source_url, "--database", name,

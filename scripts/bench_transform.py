@@ -135,13 +135,13 @@ def measure(directory: Path, chunk_rows: int) -> dict:
 
     from etl.lookups import load_lookups
     from etl.olist import ORDER_ITEMS
-    from etl.quality import QualityReport
+    from etl.quality import QualityReport, Tally
     from etl.settings import DEFAULT_QUALITY_TARGETS, Settings
     from etl.transform import checks as ck
     from etl.transform.columns import KeySet, parse_hex_ids
     from etl.transform.reader import read_chunks
-    from etl.transform.stage import Sink
-    from etl.transform.table import TableState, Tally, transform_table
+    from etl.transform.sink import Sink
+    from etl.transform.table import TableState, transform_table
 
     path = directory / "olist_order_items_dataset.csv"
     settings = Settings.from_env()

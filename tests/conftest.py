@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from etl.run import setup
 from etl.settings import PROJECT_ROOT, SAMPLE_DATA_DIR, Settings
 from etl.warehouse import connection as db
 
@@ -73,6 +74,13 @@ def fresh_db(tmp_path):
     settings = make_settings(url, staging_dir=tmp_path / "staging")
     yield settings
     db.drop_database(url)
+
+
+@pytest.fixture
+def ready_db(fresh_db):
+    """A new database migrated by `etl db init` (stages check the schema version, they never migrate)."""
+    setup.init_schema(fresh_db)
+    return fresh_db
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,17 @@ _HOME = AIRFLOW_TEST_HOME  # set by tests/conftest.py before anything imported A
 os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
 
 NOWHERE = "postgresql://postgres@127.0.0.1:1/nowhere"
-TASK_ORDER = ["list_sources", "ingest", "transform", "load", "refresh_aggregates", "validate", "notify"]
+TASK_ORDER = [
+    "setup",
+    "list_sources",
+    "ingest",
+    "transform",
+    "quality_gate",
+    "load",
+    "refresh_aggregates",
+    "validate",
+    "notify",
+]
 WAREHOUSE_TABLES = [
     "category_translation",
     "dim_geolocation",
@@ -128,7 +138,7 @@ def test_dag_parses_with_schedule_retries_timeouts_and_order():
         callbacks = task.on_failure_callback
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         assert any(isinstance(c, SmtpNotifier) for c in callbacks), task.task_id
-    chain = [dag.get_task("list_sources")]
+    chain = [dag.get_task("setup")]
     while chain[-1].downstream_list:
         (nxt,) = chain[-1].downstream_list
         chain.append(nxt)
@@ -261,22 +271,23 @@ def smtp_inbox(monkeypatch):
     controller.stop()
 
 
-def test_failed_validation_fails_the_run_and_sends_one_email(airflow_db, dag_env, smtp_inbox, monkeypatch):
-    # A threshold no data can reach: scores are at most 100.
-    monkeypatch.setenv("AIRFLOW_VAR_ETL_VALIDATE_MIN_QUALITY", "100.01")
+def test_failed_quality_gate_fails_the_run_and_sends_one_email(airflow_db, dag_env, smtp_inbox, monkeypatch):
+    # A target no data can reach: scores are at most 100. The gate and validation
+    # share one set of thresholds, so the run stops at the gate, before loading.
+    monkeypatch.setenv("AIRFLOW_VAR_ETL_DQ_TARGET_OVERALL", "100.01")
     monkeypatch.setenv("AIRFLOW_VAR_ETL_VALIDATE_REQUIRE_QUALITY_SCORES", "true")
     monkeypatch.setenv("ETL_NOTIFY_EMAILS", "team@example.org")  # notify must not mail: it never runs
     dag_run = run_dag(load_dag(retries=0), "2018-08-02")
 
     assert dag_run.state == "failed"
     states = task_states(dag_run)
-    assert states["load"] == "success" and states["validate"] == "failed", states
-    assert states["notify"] == "upstream_failed", states
+    assert states["transform"] == "success" and states["quality_gate"] == "failed", states
+    assert states["load"] == "upstream_failed" and states["notify"] == "upstream_failed", states
     assert len(smtp_inbox.messages) == 1, [m["Subject"] for _, m in smtp_inbox.messages]
     recipients, message = smtp_inbox.messages[0]
     assert recipients == ["oncall@example.org"]
-    assert message["Subject"] == "[etl_pipeline] validate failed for 2018-08-02 (try 1)"
+    assert message["Subject"] == "[etl_pipeline] quality_gate failed for 2018-08-02 (try 1)"
     body = message.get_body(preferencelist=("html", "plain")).get_content()
-    assert "run daily-2018-08-02 failed validation" in body
-    assert "_overall quality_overall" in body and "(expected &gt;= 100.01)" in body
-    assert "/dags/etl_pipeline/runs/" in body and "/tasks/validate" in body  # the log URL
+    assert "run daily-2018-08-02 failed its data quality targets" in body
+    assert "overall" in body and "100.01" in body
+    assert "/dags/etl_pipeline/runs/" in body and "/tasks/quality_gate" in body  # the log URL

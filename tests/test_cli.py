@@ -7,7 +7,7 @@ import tempfile
 
 import pandas as pd
 
-from etl.warehouse import connection as db
+from etl.run import setup
 from tests.conftest import query, scalar
 
 ETL = [sys.executable, "-m", "etl.cli"]
@@ -52,7 +52,7 @@ def test_missing_data_directory_is_one_line(fresh_db, tmp_path):
 
 
 def test_missing_column_stops_before_anything_is_written(fresh_db, copy_of_sample):
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     items = copy_of_sample / "olist_order_items_dataset.csv"
     pd.read_csv(items, dtype=str).drop(columns=["freight_value"]).to_csv(items, index=False)
     proc = etl("run", "--data-dir", str(copy_of_sample), env={"DATABASE_URL": fresh_db.database_url})
@@ -88,7 +88,7 @@ def test_dirty_rows_are_quarantined_and_counts_reconcile(fresh_db, copy_of_sampl
 
 
 def test_db_status_names_the_mode(fresh_db):
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     proc = etl("db", "status", env={"DATABASE_URL": fresh_db.database_url})
     assert proc.returncode == 0, proc.stderr
     assert "mode: timescaledb-apache" in proc.stdout or "mode: postgresql" in proc.stdout

@@ -1,5 +1,6 @@
 """`etl db init` against the real server: idempotent, with and without TimescaleDB."""
 
+from etl.run import setup
 from etl.warehouse import connection as db
 from tests.conftest import scalar
 
@@ -28,14 +29,14 @@ def tables(settings) -> set[str]:
 
 
 def test_init_creates_the_database_and_is_idempotent(fresh_db):
-    first = db.init_schema(fresh_db)
-    second = db.init_schema(fresh_db)
+    first = setup.init_schema(fresh_db)
+    second = setup.init_schema(fresh_db)
     assert first == second
     assert SEED_TABLES <= tables(fresh_db)
 
 
 def test_plain_postgresql_without_the_extension(fresh_db):
-    mode = db.init_schema(fresh_db, use_timescaledb=False)
+    mode = setup.init_schema(fresh_db, use_timescaledb=False)
     assert mode.name == "postgresql" and not mode.installed
     assert SEED_TABLES <= tables(fresh_db)
     assert scalar(fresh_db, "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'") == 0
@@ -45,11 +46,9 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
     """A materialized view whose SQL changed is rebuilt by the next `etl db init`."""
     import shutil
 
-    from etl.warehouse import connection as db_module
-
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     sql_dir = tmp_path / "sql"
-    shutil.copytree(db_module.SQL_DIR, sql_dir)
+    shutil.copytree(setup.SQL_DIR, sql_dir)
     view_file = sql_dir / "views" / "30_products_regions.sql"
     view_file.write_text(
         view_file.read_text().replace(
@@ -57,8 +56,8 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
             "count(*)::bigint                           AS units,\n       42 AS upgraded_column,",
         )
     )
-    monkeypatch.setattr(db_module, "SQL_DIR", sql_dir)
-    db.init_schema(fresh_db)
+    monkeypatch.setattr(setup, "SQL_DIR", sql_dir)
+    setup.init_schema(fresh_db)
     assert (
         scalar(
             fresh_db,
@@ -69,5 +68,5 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
     )
     # and an unchanged init leaves the rebuilt view alone
     before = scalar(fresh_db, "SELECT 'top_products'::regclass::oid")
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     assert scalar(fresh_db, "SELECT 'top_products'::regclass::oid") == before

@@ -16,6 +16,7 @@ import yaml
 from etl.ingest import archive, runner
 from etl.ingest.records import vendor_id
 from etl.ingest.resilience import Clock
+from etl.run import replay
 from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings, query, scalar
 from tests.vendor_server import SHOPIFY_TOKEN, STRIPE_KEY, WOO_KEY, WOO_SECRET, VendorServer
@@ -116,7 +117,7 @@ def test_every_fault_still_loads_each_record_exactly_once(vendor, server, fresh_
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=[vendor])
     server.faults = list(EVERY_FAULT)
     clock = ScaledClock()
-    result = runner.ingest_and_load(settings, "run-faults", resources=runner.Resources(clock=clock))
+    result = replay.ingest_and_load(settings, "run-faults", resources=runner.Resources(clock=clock))
 
     (summary,) = result["sources"]
     assert summary["status"] == "succeeded", summary["error"]
@@ -154,7 +155,7 @@ def test_every_fault_still_loads_each_record_exactly_once(vendor, server, fresh_
 def test_vendor_money_and_lineage_mapping(server, fresh_db, tmp_path):
     """Amounts land in cents; Shopify's 3 order lines become 3 items of the shop's seller."""
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
-    runner.ingest_and_load(settings, "run-map", resources=runner.Resources(clock=ScaledClock()))
+    replay.ingest_and_load(settings, "run-map", resources=runner.Resources(clock=ScaledClock()))
     first = server.data["shopify"][0]
     oid = vendor_id("shopify", "order", first["id"])
     assert scalar(
@@ -181,7 +182,7 @@ def test_permanent_failure_opens_the_circuit_and_keeps_the_watermark(fresh_db, t
         urls = {"shopify": broken.url, "stripe": healthy.url, "woocommerce": healthy.url}
         settings = settings_for(fresh_db, tmp_path, urls, http={"circuit_failures": 3})
         resources = runner.Resources(clock=ScaledClock())
-        first = runner.ingest_and_load(settings, "run-ok", resources=resources)
+        first = replay.ingest_and_load(settings, "run-ok", resources=resources)
         assert all(s["status"] == "succeeded" for s in first["sources"])
         marks = dict(query(settings, "SELECT source, cursor_value FROM ingest_watermarks"))
         assert marks["shopify"] == "2024-03-01T18:00:00Z"
@@ -189,7 +190,7 @@ def test_permanent_failure_opens_the_circuit_and_keeps_the_watermark(fresh_db, t
         broken.permanent = "503"
         before = len(broken.log)
         started = time.monotonic()
-        second = runner.ingest_and_load(settings, "run-broken", resources=resources)
+        second = replay.ingest_and_load(settings, "run-broken", resources=resources)
         elapsed = time.monotonic() - started
         by_name = {s["source"]: s for s in second["sources"]}
         assert by_name["shopify"]["status"] == "failed"
@@ -207,8 +208,8 @@ def test_permanent_failure_opens_the_circuit_and_keeps_the_watermark(fresh_db, t
 def test_second_run_with_no_new_data_reads_and_loads_nothing(server, fresh_db, tmp_path):
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
     resources = runner.Resources(clock=ScaledClock())
-    runner.ingest_and_load(settings, "day-1", resources=resources)
-    second = runner.ingest_and_load(settings, "day-2", resources=resources)
+    replay.ingest_and_load(settings, "day-1", resources=resources)
+    second = replay.ingest_and_load(settings, "day-2", resources=resources)
     for summary in second["sources"]:
         assert summary["status"] == "succeeded"
         assert summary["records_new"] == 0, summary
@@ -219,7 +220,7 @@ def test_second_run_with_no_new_data_reads_and_loads_nothing(server, fresh_db, t
     changed = server.data["shopify"][2]
     changed["updated_at"] = "2024-03-02T09:00:00+00:00"
     changed["financial_status"] = "refunded"
-    third = runner.ingest_and_load(settings, "day-3", resources=resources)
+    third = replay.ingest_and_load(settings, "day-3", resources=resources)
     shop = next(s for s in third["sources"] if s["source"] == "shopify")
     assert shop["records_new"] == 1
     assert (
@@ -235,7 +236,7 @@ def test_second_run_with_no_new_data_reads_and_loads_nothing(server, fresh_db, t
 def test_replay_rebuilds_the_same_rows_from_the_archive_alone(server, fresh_db, tmp_path):
     settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS})
     server.faults = ["repeat", None, "repeat"]
-    runner.ingest_and_load(settings, "orig", resources=runner.Resources(clock=ScaledClock()))
+    replay.ingest_and_load(settings, "orig", resources=runner.Resources(clock=ScaledClock()))
     day = archive.today()
     other = make_settings(
         _new_database_url(), staging_dir=settings.staging_dir, sources_file=settings.sources_file
@@ -243,7 +244,7 @@ def test_replay_rebuilds_the_same_rows_from_the_archive_alone(server, fresh_db, 
     try:
         requests_before = len(server.log)
         for vendor in SYSTEM_IDS:
-            runner.replay(other, vendor, day)
+            replay.replay(other, vendor, day)
         assert len(server.log) == requests_before, "replay must not call the source"
         for table in (
             "fact_orders",
@@ -277,17 +278,17 @@ def test_replay_rebuilds_the_same_rows_from_the_archive_alone(server, fresh_db, 
         db.drop_database(other.database_url)
 
 
-def test_bad_credentials_fail_the_source_with_a_one_line_hint(server, fresh_db, tmp_path, monkeypatch):
+def test_bad_credentials_fail_the_source_with_a_one_line_hint(server, ready_db, tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_STRIPE_KEY", "sk_wrong")
-    settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=["stripe"])
+    settings = settings_for(ready_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=["stripe"])
     summary = runner.ingest_source(settings, "run-401", "stripe", runner.Resources(clock=ScaledClock()))
     assert summary["status"] == "failed"
     assert "HTTP 401" in summary["error"] and "credentials" in summary["error"]
     assert "\n" not in summary["error"]
 
 
-def test_missing_secret_names_the_environment_variable(server, fresh_db, tmp_path, monkeypatch):
+def test_missing_secret_names_the_environment_variable(server, ready_db, tmp_path, monkeypatch):
     monkeypatch.delenv("TEST_SHOPIFY_TOKEN")
-    settings = settings_for(fresh_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=["shopify"])
+    settings = settings_for(ready_db, tmp_path, {v: server.url for v in SYSTEM_IDS}, only=["shopify"])
     summary = runner.ingest_source(settings, "run-nosecret", "shopify")
     assert summary["status"] == "failed" and "TEST_SHOPIFY_TOKEN" in summary["error"]

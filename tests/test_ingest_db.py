@@ -15,6 +15,7 @@ import yaml
 
 from etl.ingest import archive, runner
 from etl.ingest.records import vendor_id
+from etl.run import replay
 from etl.warehouse import connection as db
 from tests.conftest import _server_url, query, scalar
 
@@ -161,7 +162,7 @@ def order_ids(settings, ids):
 
 
 def check_incremental(settings, resources, add_rows):
-    first = runner.ingest_and_load(settings, "db-1", resources=resources)
+    first = replay.ingest_and_load(settings, "db-1", resources=resources)
     by = {s["source"]: s for s in first["sources"]}
     assert by["shop-orders"]["status"] == "succeeded", by["shop-orders"]["error"]
     assert by["shop-orders"]["records_new"] == N
@@ -171,12 +172,12 @@ def check_incremental(settings, resources, add_rows):
     lines = archive.read_manifest(settings, "shop-orders", by["shop-orders"]["archive_day"])
     assert sum(line["records"] for line in lines) == N and len(lines) == by["shop-orders"]["batches"]
 
-    second = runner.ingest_and_load(settings, "db-2", resources=resources)
+    second = replay.ingest_and_load(settings, "db-2", resources=resources)
     orders_2 = next(s for s in second["sources"] if s["source"] == "shop-orders")
     assert orders_2["records_new"] == 0 and orders_2["tables"] == {}
 
     add_rows()
-    third = runner.ingest_and_load(settings, "db-3", resources=resources)
+    third = replay.ingest_and_load(settings, "db-3", resources=resources)
     orders_3 = next(s for s in third["sources"] if s["source"] == "shop-orders")
     assert orders_3["records_new"] == 3
     assert order_ids(settings, range(N + 3)) == N + 3
@@ -206,8 +207,8 @@ def test_mongodb_source_with_mongomock(fresh_db, tmp_path, monkeypatch):
     )
 
 
-def test_unreachable_database_fails_only_that_source(fresh_db, tmp_path, monkeypatch):
-    settings = configure(fresh_db, tmp_path, monkeypatch, "mysql", "mysql://root@127.0.0.1:1/nope")
+def test_unreachable_database_fails_only_that_source(ready_db, tmp_path, monkeypatch):
+    settings = configure(ready_db, tmp_path, monkeypatch, "mysql", "mysql://root@127.0.0.1:1/nope")
     summary = runner.ingest_source(settings, "db-down", "shop-orders")
     assert summary["status"] == "failed" and "127.0.0.1:1" in summary["error"]
     assert query(settings, "SELECT count(*) FROM ingest_watermarks") == [(0,)]

@@ -9,10 +9,13 @@ import pytest
 import yaml
 
 from etl.errors import ConfigError
-from etl.ingest import config, files, runner
+from etl.ingest import config, files
 from etl.ingest.http import parse_retry_after
 from etl.ingest.resilience import CircuitBreaker, CircuitOpenError, FakeClock, TokenBucket
 from etl.ingest.state import Watermark, advance
+from etl.run import replay
+from etl.run.pipeline import ingest_stage
+from etl.run.stages import run_pipeline
 from tests.conftest import query, scalar
 
 
@@ -178,24 +181,22 @@ def test_file_source_reads_only_new_files(fresh_db, tmp_path):
         )
     )
     settings = fresh_db.with_overrides(sources_file=path)
-    first = runner.ingest_and_load(settings, "f1")
+    first = replay.ingest_and_load(settings, "f1")
     assert first["sources"][0]["files_read"] == 1
     # Read as Latin-1 correctly; the transform then folds city names (docs/data_quality.md).
     assert scalar(settings, "SELECT city FROM dim_customers") == "sao paulo"
-    second = runner.ingest_and_load(settings, "f2")
+    second = replay.ingest_and_load(settings, "f2")
     assert second["sources"][0]["files_read"] == 0 and second["sources"][0]["files_already_loaded"] == 1
     (drop / "day2.csv").write_bytes((header + "c2;u2;1002;Rio;RJ\r\n").encode("latin-1"))
-    third = runner.ingest_and_load(settings, "f3")
+    third = replay.ingest_and_load(settings, "f3")
     assert third["sources"][0]["files_read"] == 1
     assert scalar(settings, "SELECT count(*) FROM dim_customers") == 2
     assert query(settings, "SELECT count(*) FROM ingest_files WHERE source = 'drops'") == [(2,)]
 
 
 def test_olist_folder_second_run_reads_no_file(fresh_db, sample_dir):
-    from etl.run.pipeline import run_pipeline
-
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="olist-1")
-    manifest = runner.prepare_run(fresh_db, "olist-2", sample_dir)
+    manifest = ingest_stage(fresh_db, "olist-2", sample_dir)
     assert len(manifest["files_already_loaded"]) == 9
     assert all(not paths for paths in manifest["inputs"].values())
     assert scalar(fresh_db, "SELECT count(*) FROM ingest_files WHERE source = 'olist'") == 9

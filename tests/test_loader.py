@@ -13,8 +13,10 @@ import pytest
 from etl.load import binary_copy, chunk_order, deferred_indexes
 from etl.load import merge as load
 from etl.publish import aggregates
-from etl.run.pipeline import run_pipeline
+from etl.run import setup
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
+from etl.warehouse import schema
 from tests.conftest import query, scalar
 
 UTC = UTC
@@ -227,8 +229,8 @@ def test_plain_postgresql_without_timescaledb(fresh_db, sample_dir):
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="plain")
     conn = db.connect(fresh_db.database_url)
     try:
-        assert db.timescale_mode(conn).name == "postgresql"
-        assert db.hypertables(conn) == []
+        assert schema.timescale_mode(conn).name == "postgresql"
+        assert schema.hypertables(conn) == []
     finally:
         conn.close()
     assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 2000
@@ -273,7 +275,7 @@ def test_bi_reader_reads_aggregates_and_nothing_it_should_not(fresh_db, sample_d
 def test_db_status_reports_the_mode(fresh_db, sample_dir, capsys, monkeypatch):
     from etl import cli
 
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     monkeypatch.setenv("DATABASE_URL", fresh_db.database_url)
     assert cli.main(["db", "status"]) == 0
     out = capsys.readouterr().out
@@ -438,7 +440,7 @@ def test_an_order_moved_in_time_by_the_source_replaces_its_row(fresh_db):
     """fact_orders is keyed (order_id, purchased_at) for the hypertable; a corrected time is no second order."""
     from datetime import date
 
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
 
     def orders(second_purchase: datetime) -> pa.Table:
         times = [datetime(2017, 3, 1, 15, tzinfo=UTC), second_purchase]
@@ -489,7 +491,7 @@ def test_first_load_of_linked_items_inserts_with_deferred_keys_and_resolves_vers
         "_create",
         lambda cur, table, index: (rebuilt.append((table, index.name)), create(cur, table, index)),
     )
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     order = lambda n: f"{n:032x}"  # noqa: E731
     n = 300
     orders = pa.table(

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from etl.olist import ALL_TABLES
-from etl.run.pipeline import run_pipeline
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
+from etl.warehouse import schema
 from tests.conftest import query, scalar
 
 MONEY = {"fact_order_items": ["price_cents", "freight_cents"], "fact_payments": ["payment_value_cents"]}
@@ -95,10 +96,10 @@ def test_timestamps_are_stored_in_utc(first_run, module_db):
 def test_fact_orders_is_a_hypertable_when_timescaledb_is_there(first_run, module_db):
     conn = db.connect(module_db.database_url)
     try:
-        mode = db.timescale_mode(conn)
+        mode = schema.timescale_mode(conn)
         if not mode.available:
             pytest.fail("TimescaleDB should be installed by scripts/bootstrap.sh on this machine")
-        assert db.hypertables(conn) == ["fact_orders"]
+        assert schema.hypertables(conn) == ["fact_orders"]
     finally:
         conn.close()
 

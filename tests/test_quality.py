@@ -4,8 +4,7 @@ import pandas as pd
 import pytest
 
 from etl import lookups, quality
-from etl.ingest import ROW_NUMBER
-from etl.olist import CUSTOMERS, ORDERS
+from etl.olist import CUSTOMERS, ORDERS, ROW_NUMBER
 from etl.settings import DEFAULT_QUALITY_TARGETS, Settings
 from etl.transform import checks as ck
 from etl.transform import transform_table
@@ -90,7 +89,7 @@ def test_a_duplicate_moves_uniqueness_only():
 
 def test_a_city_that_disagrees_with_its_zip_moves_accuracy_only():
     points = pd.DataFrame({"zip_code_prefix": ["01001"], "city": ["sao paulo"], "state": ["SP"]})
-    refs = {"dim_geolocation:places": geolocation_places(points)}
+    refs = {ck.PLACES: geolocation_places(points)}
     rows = [
         {
             "customer_id": f"{i:032x}",
@@ -149,9 +148,7 @@ def test_lookups_map_aliases_and_unknowns_to_the_bucket():
 def test_threshold_violations_name_table_dimension_score_and_target():
     report = quality.QualityReport.from_tallies("r1", {}, DEFAULT_QUALITY_TARGETS)
     assert quality.threshold_violations(report) == []
-    from etl.transform.table import Tally
-
-    tally = Tally()
+    tally = quality.Tally()
     tally.checked["integrity"], tally.failed["integrity"] = 200, 3
     tally.checked["uniqueness"], tally.failed["uniqueness"] = 200, 20
     tally.cells, tally.null_cells = 1000, 300

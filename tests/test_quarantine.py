@@ -8,7 +8,8 @@ import pytest
 
 from etl import quality
 from etl.generate import generate
-from etl.run.pipeline import run_pipeline
+from etl.run import setup
+from etl.run.stages import run_pipeline
 from etl.settings import PROJECT_ROOT
 from tests.conftest import query, scalar
 from tests.test_cli import assert_one_line_error, etl
@@ -128,7 +129,7 @@ def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backf
     from etl.load import merge as load
     from etl.warehouse import connection as db
 
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     rejected = pd.DataFrame(
         {
             "row_number": [2, 3, 4],
@@ -173,7 +174,7 @@ def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backf
             cur.execute("DROP FUNCTION quarantine_run_counts_apply() CASCADE")  # and its triggers
             cur.execute("DROP TABLE quarantine_run_counts CASCADE")
             load.insert_quarantine(cur, "r5", "items.csv", "fact_order_items", rejected.head(1))
-        db.init_schema(fresh_db)  # backfills once, then triggers
+        setup.init_schema(fresh_db)  # backfills once, then triggers
         assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
         assert len(_counted(fresh_db)) == 5
         with conn, conn.cursor() as cur:

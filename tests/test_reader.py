@@ -5,7 +5,7 @@ import gzip
 import pandas as pd
 
 from etl import ingest
-from etl.olist import REVIEWS
+from etl.olist import REVIEWS, ROW_NUMBER, SourceFile
 from etl.transform.reader import read_chunks
 
 HEADER = (
@@ -23,11 +23,11 @@ def test_chunks_match_ingest_read_with_bom_quoted_newlines_and_gzip(tmp_path):
     path = tmp_path / "olist_order_reviews_dataset.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
         fh.write(text)
-    expected = ingest.read(ingest.SourceFile(REVIEWS, path))
+    expected = ingest.read(SourceFile(REVIEWS, path))
     chunks = list(read_chunks(path, REVIEWS, chunk_rows=300, block_bytes=16 << 10))
     assert len(chunks) > 1
     got = pd.concat(chunks, ignore_index=True)
-    assert list(got[ingest.ROW_NUMBER]) == list(expected[ingest.ROW_NUMBER]) == list(range(2, 2002))
+    assert list(got[ROW_NUMBER]) == list(expected[ROW_NUMBER]) == list(range(2, 2002))
     for column in REVIEWS.source_columns:
         assert got[column].fillna("<NA>").tolist() == expected[column].fillna("<NA>").tolist(), column
     assert got.loc[0, "review_comment_message"] == 'line one\r\nline "two"'

@@ -5,8 +5,7 @@ import json
 import pandas as pd
 
 from etl import transform
-from etl.ingest import ROW_NUMBER
-from etl.olist import CUSTOMERS, ORDER_ITEMS, ORDERS, PAYMENTS, REVIEWS
+from etl.olist import CUSTOMERS, ORDER_ITEMS, ORDERS, PAYMENTS, REVIEWS, ROW_NUMBER
 
 
 def raw(rows: list[dict]) -> pd.DataFrame:

@@ -9,7 +9,8 @@ import pytest
 
 from etl import staging
 from etl.run.notify import notify_stage
-from etl.run.pipeline import refresh_aggregates_stage, run_pipeline
+from etl.run.pipeline import refresh_aggregates_stage
+from etl.run.stages import run_pipeline
 from etl.run.validate import Thresholds, ValidationError, validate_run, validate_stage
 from tests.conftest import query, scalar
 

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from etl.run.pipeline import ingest_stage, load_stage, refresh_aggregates_stage, run_pipeline, transform_stage
+from etl.run.pipeline import ingest_stage, load_stage, refresh_aggregates_stage, transform_stage
+from etl.run.stages import run_pipeline
 from etl.settings import PROJECT_ROOT
 from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings, query, scalar

@@ -1,43 +1,14 @@
 """Ingest: files, REST APIs and databases into the run's staging area (docs/sources.md).
 
-The foundation's Olist-file API stays here (``read``, ``locate_all``,
-``SourceFile``, ``ROW_NUMBER``, ``file_sha256``). For the DAG and the CLI:
+Sources only — no run assembly here (that is ``etl.run``):
 
-* ``list_sources(settings) -> [name]``            enabled sources in sources.yml
-* ``ingest_source(settings, run_id, name) -> dict`` one source for one run (small summary)
-* ``prepare_run(settings, run_id, data_dir)``     Olist files + sources -> ingest.json
-* ``commit_state(conn, settings, run_id)``        advance watermarks after the load committed
-* ``replay(settings, source, day)``               rebuild a run from the raw archive alone
+* ``runner.sources_for_run(settings) -> [dict]``        the Olist folder + enabled sources of sources.yml
+* ``runner.ingest_one(settings, run_id, source) -> dict`` one source for one run (small summary)
+* ``manifest.assemble(settings, run_id, sources)``      the run's ingest.json for the transform stage
+* ``runner.commit_state(conn, settings, run_id)``       advance watermarks after the load committed
+* ``runner.replay_inputs(settings, source, day, ...)``  a source's archived day, rebuilt without the source
 """
 
-from etl.ingest.olist_files import ROW_NUMBER, SourceFile, check_header, file_sha256, locate, locate_all, read
-from etl.ingest.runner import (
-    Resources,
-    commit_state,
-    configured_sources,
-    ingest_source,
-    ingest_sources,
-    list_sources,
-    prepare_run,
-    replay,
-    source_summary,
-)
+from etl.ingest.olist_files import check_header, locate, locate_all, read
 
-__all__ = [
-    "ROW_NUMBER",
-    "Resources",
-    "SourceFile",
-    "check_header",
-    "commit_state",
-    "configured_sources",
-    "file_sha256",
-    "ingest_source",
-    "ingest_sources",
-    "list_sources",
-    "locate",
-    "locate_all",
-    "prepare_run",
-    "read",
-    "replay",
-    "source_summary",
-]
+__all__ = ["check_header", "locate", "locate_all", "read"]

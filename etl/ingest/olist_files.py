@@ -10,28 +10,13 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from etl.errors import SourceError
-from etl.olist import ALL_TABLES, TableSpec
-
-#: Added to every frame read: the row as a spreadsheet numbers it (header = 1).
-ROW_NUMBER = "_row_number"
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    spec: TableSpec
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return self.path.name
+from etl.olist import ALL_TABLES, ROW_NUMBER, SourceFile, TableSpec
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -93,11 +78,3 @@ def read(source: SourceFile) -> pd.DataFrame:
     frame.columns = [c.strip() for c in frame.columns]
     frame[ROW_NUMBER] = pd.RangeIndex(2, len(frame) + 2)
     return frame
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

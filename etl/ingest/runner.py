@@ -17,14 +17,11 @@ dropped, so its watermark does not move, and the other sources still load.
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 import logging
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,23 +33,27 @@ import requests
 
 from etl import staging
 from etl.errors import ConfigError, EtlError, SourceError
-from etl.ingest import archive, arrow_rows, config, databases, files, sql_arrow, state
+from etl.ingest import archive, arrow_rows, config, databases, files, manifest, sql_arrow, state
 from etl.ingest.connectors import CONNECTORS, Connector, fetch_pages
 from etl.ingest.http import HttpClient, HttpPolicy
-from etl.ingest.olist_files import SourceFile, file_sha256, locate_all
-from etl.ingest.records import TABLE_COLUMNS, TableWriter
+from etl.ingest.olist_files import locate_all
+from etl.ingest.records import TableWriter
 from etl.ingest.resilience import Clock
-from etl.olist import ALL_TABLES, TableSpec
+from etl.olist import ALL_TABLES, SourceFile
 from etl.settings import Settings
 from etl.warehouse import connection as db
+from etl.warehouse import schema
 
 log = logging.getLogger(__name__)
 
 OLIST_SOURCE = "olist"
 API_KINDS = frozenset(CONNECTORS)
 SQL_KINDS = frozenset({"postgres", "sqlite", "mysql", "mssql"})
-#: Dimension rows repeat across vendor records (a customer's many orders): write each key once.
-DIMENSION_KEYS = {"dim_customers": "customer_id", "dim_products": "product_id", "dim_sellers": "seller_id"}
+#: Dimension rows repeat across vendor records (a customer's many orders): write each key once
+#: (keys as the mapped records name them: source columns).
+DIMENSION_KEYS: dict[str, tuple[str, ...]] = {
+    spec.name: spec.source_key for spec in ALL_TABLES if spec.kind == "dimension" and spec.key
+}
 
 
 @dataclass
@@ -81,9 +82,33 @@ def _sources_dir(settings: Settings, run_id: str) -> Path:
     return staging.run_dir(settings, run_id) / "sources"
 
 
-def source_summary(settings: Settings, run_id: str, name: str) -> dict | None:
-    path = _sources_dir(settings, run_id) / f"{name}.json"
-    return staging.read_json(path) if path.exists() else None
+def sources_for_run(settings: Settings) -> list[dict]:
+    """What a run ingests, one small JSON-able dict each (the DAG maps a task over these).
+
+    The Olist files folder (``settings.data_dir``) first, then every enabled
+    source of the sources file; ``ingest_one`` dispatches on ``kind``.
+    """
+    return [{"name": OLIST_SOURCE, "kind": "olist_files", "data_dir": str(settings.data_dir)}] + [
+        {"name": name, "kind": "configured"} for name in list_sources(settings)
+    ]
+
+
+def ingest_one(
+    settings: Settings,
+    run_id: str,
+    source: dict,
+    resources: Resources | None = None,
+    *,
+    raise_on_failure: bool = False,
+) -> dict:
+    """Ingest one entry of ``sources_for_run`` for a run; its summary (a small dict)."""
+    if source.get("kind") == "olist_files":
+        return ingest_olist(settings, run_id, Path(source["data_dir"]))
+    if source.get("kind") != "configured":
+        raise ConfigError(
+            f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} (known: olist_files, configured)"
+        )
+    return ingest_source(settings, run_id, source["name"], resources, raise_on_failure=raise_on_failure)
 
 
 # --- one source ---------------------------------------------------------------------------
@@ -95,7 +120,7 @@ class _Sink:
     def __init__(self, directory: Path) -> None:
         self.writer = TableWriter(directory)
         self.seen_records: set[str] = set()
-        self.seen_dims: dict[str, set[str]] = {t: set() for t in DIMENSION_KEYS}
+        self.seen_dims: dict[str, set[tuple]] = {t: set() for t in DIMENSION_KEYS}
         self.records_new = 0
         self.duplicates = 0
 
@@ -110,8 +135,9 @@ class _Sink:
             if key:
                 unique = []
                 for row in rows:
-                    if row[key] not in self.seen_dims[table]:
-                        self.seen_dims[table].add(row[key])
+                    value = tuple(row[c] for c in key)
+                    if value not in self.seen_dims[table]:
+                        self.seen_dims[table].add(value)
                         unique.append(row)
                 rows = unique
             self.writer.write(table, rows)
@@ -144,8 +170,8 @@ def ingest_source(
     arch = archive.Archive(settings, name, run_id)
     summary: dict[str, Any] = {"source": name, "kind": source.kind, "run_id": run_id, "archive_day": arch.day}
     try:
-        db.init_schema(settings)
         conn = db.connect(settings.database_url, settings.connect_timeout)
+        schema.require_current(conn)
         try:
             if source.kind in API_KINDS:
                 marks, extra = _ingest_api(settings, source, conn, sink, arch, resources)
@@ -178,7 +204,7 @@ def ingest_source(
         )
         log.warning("source %s failed: %s", name, exc)
     summary["seconds"] = round(time.monotonic() - started, 3)
-    staging.write_json(_sources_dir(settings, run_id) / f"{name}.json", summary)
+    staging.write_json(manifest.summary_path(settings, run_id, name), summary)
     if raise_on_failure and summary["status"] == "failed":
         raise SourceError(summary["error"])
     return summary
@@ -375,7 +401,7 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
     pending, skipped = [], 0
     for path in paths:
         data = path.read_bytes()
-        digest = file_sha256(path)
+        digest = staging.file_sha256(path)
         if (path.name, digest) in known:
             skipped += 1
             continue
@@ -416,45 +442,56 @@ def ingest_sources(
     ]
 
 
-# --- the run's manifest for transform -------------------------------------------------------
+def commit_state(conn, settings: Settings, run_id: str) -> dict:
+    """After the run's load committed: advance watermarks and record loaded files."""
+    return state.commit(conn, settings, run_id)
 
 
-def prepare_run(
-    settings: Settings,
-    run_id: str,
-    data_dir: Path,
-    specs: tuple[TableSpec, ...] = ALL_TABLES,
-    resources: Resources | None = None,
-) -> dict:
-    """Olist files (new ones only) + every enabled source -> runs/{run_id}/ingest.json."""
-    located = locate_all(data_dir, specs)  # header checks before any write
-    db.init_schema(settings)
+# --- the Olist folder as a source ------------------------------------------------------------
+
+
+def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
+    """Check, archive and stage the Olist files not loaded before (by name and sha256).
+
+    Every file must be present with a complete header before anything is
+    written (a ``SourceError`` otherwise: a broken folder stops the run, it is
+    not a source to skip). Unchanged files already loaded are left out, so a
+    daily run over the same folder reads nothing twice.
+    """
+    located = locate_all(data_dir)  # header checks before any write
     conn = db.connect(settings.database_url, settings.connect_timeout)
     try:
+        schema.require_current(conn)
         known = state.known_files(conn, OLIST_SOURCE, run_id)
     finally:
         conn.close()
     arch = archive.Archive(settings, OLIST_SOURCE, run_id)
-    inputs: dict[str, list[str]] = {spec.name: [] for spec in specs}
+    tables: dict[str, dict] = {}
     new_files, skipped = [], []
     for source in located:
-        digest = file_sha256(source.path)
+        digest = staging.file_sha256(source.path)
         if (source.path.name, digest) in known:
             skipped.append(source.path.name)
             continue
         _archive_copy(arch, source, digest)
-        inputs[source.spec.name].append(str(source.path))
+        tables[source.spec.name] = {"path": str(source.path), "rows": None}
         new_files.append({"name": source.path.name, "sha256": digest, "bytes": source.path.stat().st_size})
     state.write_pending(settings, run_id, OLIST_SOURCE, [], new_files)
-
-    summaries = []
-    for name in list_sources(settings):
-        summary = source_summary(settings, run_id, name) or ingest_source(settings, run_id, name, resources)
-        summaries.append(summary)
-        for table, entry in summary.get("tables", {}).items():
-            if table in inputs:
-                inputs[table].append(entry["path"])
-    return write_manifest(settings, run_id, str(data_dir), specs, inputs, summaries, skipped)
+    summary = {
+        "source": OLIST_SOURCE,
+        "kind": "olist_files",
+        "run_id": run_id,
+        "status": "succeeded",
+        "error": None,
+        "records_new": len(new_files),
+        "data_dir": str(data_dir),
+        "tables": tables,
+        "files_already_loaded": len(skipped),
+        "files_already_loaded_names": skipped,
+        "payloads_archived": len(arch.written),
+    }
+    staging.write_json(manifest.summary_path(settings, run_id, OLIST_SOURCE), summary)
+    return summary
 
 
 def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> None:
@@ -471,65 +508,7 @@ def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> Non
     )
 
 
-def write_manifest(
-    settings: Settings,
-    run_id: str,
-    data_dir: str,
-    specs: tuple[TableSpec, ...],
-    inputs: dict[str, list[str]],
-    summaries: list[dict],
-    skipped: list[str],
-) -> dict:
-    """One input file per table (combined when several feed it, header-only when none)."""
-    tables_dir = staging.run_dir(settings, run_id) / "tables"
-    entries = []
-    for spec in specs:
-        paths = inputs.get(spec.name, [])
-        if len(paths) == 1:
-            path = Path(paths[0])
-        else:
-            path = _combine(spec, [Path(p) for p in paths], tables_dir)
-        entries.append({"table": spec.name, "path": str(path), "sha256": file_sha256(path)})
-    failed = [{"source": s["source"], "error": s["error"]} for s in summaries if s["status"] == "failed"]
-    for f in failed:
-        log.warning("source %s failed and was not loaded: %s", f["source"], f["error"])
-    manifest = {
-        "run_id": run_id,
-        "data_dir": data_dir,
-        "sources": entries,
-        "inputs": inputs,
-        "files_already_loaded": skipped,
-        "ingested": [
-            {k: s.get(k) for k in ("source", "kind", "status", "records_new", "error")} for s in summaries
-        ],
-        "failed_sources": failed,
-    }
-    staging.write_json(staging.run_dir(settings, run_id) / "ingest.json", manifest)
-    return manifest
-
-
-def _open_csv(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
-
-
-def _combine(spec: TableSpec, paths: list[Path], directory: Path) -> Path:
-    """Concatenate several inputs of a table into one CSV (their columns by name)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{spec.name}.csv.gz"
-    with io.TextIOWrapper(gzip.open(target, "wb", compresslevel=3), encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS[spec.name], extrasaction="ignore")
-        writer.writeheader()
-        for path in paths:
-            with _open_csv(path) as fh:
-                reader = csv.DictReader(fh)
-                reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
-                writer.writerows(reader)
-    return target
-
-
-# --- replay ---------------------------------------------------------------------------------
+# --- replay: a source's archived day rebuilt without the source ---------------------------------
 
 
 def replay_inputs(
@@ -573,55 +552,3 @@ def replay_inputs(
     for table, path in sink.writer.close().items():
         inputs.setdefault(table, []).append(path)
     return inputs, {"payloads": count, "records": sink.records_new}
-
-
-def replay(
-    settings: Settings, source_name: str, day: str, archived_run: str | None = None, run_id: str | None = None
-) -> dict:
-    """``etl replay``: transform and load one source's archived day, touching no source or state."""
-    from etl.run import pipeline
-
-    run_id = run_id or f"replay-{source_name}-{day}-{uuid.uuid4().hex[:8]}"
-    inputs, counts = replay_inputs(settings, source_name, day, run_id, archived_run)
-    if not inputs:
-        raise SourceError(f"the archive of {source_name} on {day} holds no records to replay")
-    manifest = write_manifest(settings, run_id, f"archive:{source_name}/{day}", ALL_TABLES, inputs, [], [])
-    pipeline.transform_stage(settings, run_id)
-    tables = pipeline.load_stage(settings, run_id)
-    return {
-        "run_id": run_id,
-        "source": source_name,
-        "day": day,
-        **counts,
-        "tables": [t.__dict__ for t in tables],
-        "manifest": manifest["sources"],
-    }
-
-
-def commit_state(conn, settings: Settings, run_id: str) -> dict:
-    """After the run's load committed: advance watermarks and record loaded files."""
-    return state.commit(conn, settings, run_id)
-
-
-def ingest_and_load(
-    settings: Settings,
-    run_id: str,
-    names: list[str] | None = None,
-    resources: Resources | None = None,
-    load: bool = True,
-) -> dict:
-    """``etl ingest``: the configured sources only (no Olist folder), then transform and load."""
-    from etl.run import pipeline
-
-    db.init_schema(settings)
-    summaries = ingest_sources(settings, run_id, names, resources)
-    inputs: dict[str, list[str]] = {}
-    for summary in summaries:
-        for table, entry in summary.get("tables", {}).items():
-            inputs.setdefault(table, []).append(entry["path"])
-    write_manifest(settings, run_id, "sources.yml", ALL_TABLES, inputs, summaries, [])
-    tables = []
-    if load:
-        pipeline.transform_stage(settings, run_id)
-        tables = [t.__dict__ for t in pipeline.load_stage(settings, run_id)]
-    return {"run_id": run_id, "sources": summaries, "tables": tables}

@@ -15,10 +15,10 @@ For every table a run loads (``load_table``):
      ``INSERT ... ON CONFLICT (natural key) DO UPDATE ... WHERE <something changed>``,
      so a rerun rewrites nothing and a late change (an order's status) is
      applied in place; ``xmax = 0`` in ``RETURNING`` tells inserts from updates;
-   * SCD type 2 dimensions (``SCD2``: products, sellers): a changed row closes
+   * SCD type 2 dimensions (``TableSpec.scd2``: products, sellers): a changed row closes
      the current version (``valid_to``, ``is_current``) and adds a new one with
      a new surrogate key;
-   * facts with ``LINKS`` get the surrogate key of the dimension version that
+   * facts with ``TableSpec.links`` get the surrogate key of the dimension version that
      was current at the fact's event time.
 
 The caller owns the transaction: everything one run writes commits together or
@@ -44,72 +44,16 @@ from psycopg2 import sql
 
 from etl.errors import DatabaseError
 from etl.load import binary_copy, chunk_order, deferred_indexes
+from etl.olist import SPECS, Scd2, TableSpec
 
 log = logging.getLogger(__name__)
 
-#: Conflict target per table: its natural key (facts include their time column).
-CONFLICT_KEYS: dict[str, tuple[str, ...]] = {
-    "category_translation": ("category_name",),
-    "dim_dates": ("date_key",),
-    "dim_geolocation": ("zip_code_prefix",),
-    "dim_customers": ("customer_id",),
-    "dim_products": ("product_id",),
-    "dim_sellers": ("seller_id",),
-    "fact_orders": ("order_id", "purchased_at"),
-    "fact_order_items": ("order_id", "order_item_id"),
-    "fact_payments": ("order_id", "payment_sequential"),
-    "fact_reviews": ("review_id", "order_id"),
-}
+#: A table without a spec (tests, benchmarks): merged on the key it is given, nothing else.
+_PLAIN = TableSpec(name="", file_stem="", columns=(), key=(), flagged=False)
 
 
-@dataclass(frozen=True)
-class Scd2:
-    """A dimension that keeps history: natural key -> versions with a surrogate key."""
-
-    natural_key: str
-    surrogate_key: str
-
-
-@dataclass(frozen=True)
-class Link:
-    """A fact column holding the surrogate key of the dimension version current at event time."""
-
-    column: str  # e.g. product_key in the fact
-    dimension: str  # e.g. dim_products
-    natural_key: str  # e.g. product_id, in both the fact and the dimension
-
-
-@dataclass(frozen=True)
-class EventTime:
-    """Where a fact's event time comes from: its own column, or another fact by a key."""
-
-    column: str  # e.g. purchased_at
-    table: str | None = None  # None: the fact's own column
-    join_column: str | None = None  # e.g. order_id (in both tables)
-
-
-SCD2: dict[str, Scd2] = {
-    "dim_products": Scd2("product_id", "product_key"),
-    "dim_sellers": Scd2("seller_id", "seller_key"),
-}
-LINKS: dict[str, tuple[Link, ...]] = {
-    "fact_order_items": (
-        Link("product_key", "dim_products", "product_id"),
-        Link("seller_key", "dim_sellers", "seller_id"),
-    ),
-}
-#: Facts whose conflict key is (natural id, time column) only because a hypertable's
-#: unique keys must contain its time column. When the source moves a row in time
-#: (an order's purchase timestamp corrected), the upsert would see a new key and
-#: keep both rows; the merge deletes the old one first: natural id -> time column.
-MOVABLE_IN_TIME: dict[str, tuple[str, str]] = {
-    "fact_orders": ("order_id", "purchased_at"),
-}
-#: Facts whose changes touch the time-bucketed aggregates, and their event time.
-EVENT_TIMES: dict[str, EventTime] = {
-    "fact_orders": EventTime("purchased_at"),
-    "fact_order_items": EventTime("purchased_at", "fact_orders", "order_id"),
-}
+def _spec(table: str) -> TableSpec:
+    return SPECS.get(table, _PLAIN)
 
 
 @dataclass
@@ -219,7 +163,10 @@ def load_table(
     """
     started = time.perf_counter()
     rows = Pieces.of(data)
-    key = key or CONFLICT_KEYS[table]
+    spec = _spec(table)
+    key = key or spec.merge_key
+    if not key:
+        raise DatabaseError(f"table {table} has no conflict key: name it (key=...) or give it a TableSpec")
     cur.execute(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(sql.Identifier(table)))
     types = binary_copy.column_types(cur, table)
     unknown = [c for c in rows.column_names if c not in types]
@@ -237,7 +184,7 @@ def load_table(
     partitioning = chunk_order.time_partitioning(cur, table)
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
-    if empty and table not in LINKS and not binary_copy.unsupported_columns(types, rows.column_names):
+    if empty and not spec.links and not binary_copy.unsupported_columns(types, rows.column_names):
         # Keys and indexes are built once after a large initial load, not row by row (etl/deferred_indexes.py).
         with deferred_indexes.deferred(cur, table, rows.num_rows) as deferred:
             copied = _copy_pieces(cur, table, rows, types, None if deferred else partitioning, method)
@@ -246,9 +193,9 @@ def load_table(
     else:
         stage = f"etl_stage_{table}"
         copied = _stage(cur, stage, table, rows, types, partitioning, method)
-        if table in SCD2:
+        if spec.scd2 is not None:
             result.rows_inserted, result.rows_updated = _merge_scd2(
-                cur, table, stage, rows.column_names, SCD2[table], types
+                cur, table, stage, rows.column_names, spec.scd2, types
             )
             result.path = "scd2"
         else:
@@ -319,7 +266,7 @@ def _source_expr(column: str, types) -> sql.Composable:
 
 def _event_time_sql(table: str) -> sql.Composable | None:
     """Expression over the merged row ``t`` that gives its event time, for RETURNING."""
-    event = EVENT_TIMES.get(table)
+    event = _spec(table).event_time
     if event is None:
         return None
     if event.table is None:
@@ -340,7 +287,7 @@ def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
     is searched in every chunk's index, which made a first load of 962,538 items
     take 89 s (docs/performance.md). The latest time wins if an order has several.
     """
-    event = EVENT_TIMES.get(table)
+    event = _spec(table).event_time
     if event is None or event.table is None:
         return None
     times = sql.Identifier(f"etl_event_times_{table}")
@@ -365,11 +312,12 @@ def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
 def _link_sql(
     table: str, times: sql.Identifier | None
 ) -> tuple[list[str], list[sql.Composable], sql.Composable]:
-    """Extra columns, their expressions and joins that resolve ``LINKS`` at event time."""
-    links = LINKS.get(table, ())
+    """Extra columns, their expressions and joins that resolve the spec's ``links`` at event time."""
+    spec = _spec(table)
+    links = spec.links
     if not links:
         return [], [], sql.SQL("")
-    event = EVENT_TIMES[table]
+    event = spec.event_time
     if times is not None:
         joins = [
             sql.SQL("LEFT JOIN {times} ev ON ev.{j} = s.{j}").format(
@@ -399,7 +347,7 @@ def _returned_event_time(
     table: str, times: sql.Identifier | None
 ) -> tuple[sql.Composable, sql.Composable, sql.Composable | None]:
     """What the upsert RETURNs about event time, how the outer query joins it, and the time expression."""
-    event = EVENT_TIMES.get(table)
+    event = _spec(table).event_time
     if event is None:
         return sql.SQL("NULL::timestamptz AS event_time"), sql.SQL("m"), None
     if times is None:
@@ -417,10 +365,12 @@ def _returned_event_time(
 
 
 def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list[date]]:
-    """Delete the rows the staged ones move to another time (``MOVABLE_IN_TIME``); their old local days."""
-    if table not in MOVABLE_IN_TIME:
+    """Delete the rows the staged ones move to another time (``TableSpec.movable_in_time``:
+    the conflict key is (natural id, time column)); their old local days."""
+    spec = _spec(table)
+    if not spec.movable_in_time:
         return 0, []
-    natural_id, time_column = (sql.Identifier(c) for c in MOVABLE_IN_TIME[table])
+    natural_id, time_column = (sql.Identifier(c) for c in spec.merge_key)
     cur.execute(
         sql.SQL(
             "WITH moved AS (DELETE FROM {table} t USING {stage} s "

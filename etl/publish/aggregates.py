@@ -30,7 +30,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from etl.settings import SQL_DIR
-from etl.warehouse import connection as db
+from etl.warehouse import schema
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,11 @@ class RefreshResult:
     buckets: dict[str, int] = field(default_factory=dict)
 
 
-def is_continuous(mode: db.TimescaleMode) -> bool:
+def is_continuous(mode: schema.TimescaleMode) -> bool:
     return mode.installed and mode.license == "timescale"
 
 
-def bucket_sql(agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> sql.Composable:
+def bucket_sql(agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> sql.Composable:
     """The bucket of ``o.purchased_at``: time_bucket with TimescaleDB, date_trunc without."""
     zone = sql.Literal(timezone if agg.local_days else "UTC")
     width = sql.Literal(f"1 {agg.width}")
@@ -81,7 +81,7 @@ _NO_FILTER = sql.SQL("")
 
 
 def select_sql(
-    agg: Aggregate, mode: db.TimescaleMode, timezone: str, where: sql.Composable = _NO_FILTER
+    agg: Aggregate, mode: schema.TimescaleMode, timezone: str, where: sql.Composable = _NO_FILTER
 ) -> sql.Composable:
     return sql.SQL(agg.select_text()).format(bucket=bucket_sql(agg, mode, timezone), where=where)
 
@@ -98,7 +98,7 @@ def _relkind(cur, name: str) -> str | None:
     return row[0] if row else None
 
 
-def ensure(cur: psycopg2.extensions.cursor, mode: db.TimescaleMode, timezone: str) -> None:
+def ensure(cur: psycopg2.extensions.cursor, mode: schema.TimescaleMode, timezone: str) -> None:
     """Create the aggregates for this mode (idempotent; run by ``etl db init``)."""
     for agg in AGGREGATES:
         if is_continuous(mode):
@@ -107,7 +107,7 @@ def ensure(cur: psycopg2.extensions.cursor, mode: db.TimescaleMode, timezone: st
             _ensure_table(cur, agg, mode, timezone)
 
 
-def _ensure_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> None:
+def _ensure_table(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> None:
     name = sql.Identifier(agg.name)
     kind = _relkind(cur, agg.name)
     if kind not in (None, "r"):
@@ -133,7 +133,7 @@ def _ensure_table(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) ->
     )
 
 
-def _ensure_continuous(cur, agg: Aggregate, mode: db.TimescaleMode, timezone: str) -> None:
+def _ensure_continuous(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str) -> None:
     """Full license only; not executable on the Apache build these machines have."""
     name = sql.Identifier(agg.name)
     if _relkind(cur, agg.name) == "r":  # a fallback table from an earlier mode
@@ -193,7 +193,7 @@ def refresh(
     Continuous mode: needs ``conn.autocommit = True`` (TimescaleDB refuses to
     refresh inside a transaction block).
     """
-    mode = db.timescale_mode(conn)
+    mode = schema.timescale_mode(conn)
     result = RefreshResult(mode.name, merge_ranges(ranges))
     with conn.cursor() as cur:
         for agg in AGGREGATES:
@@ -232,7 +232,7 @@ def _finite(value: datetime) -> datetime | None:
 
 def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> RefreshResult:
     """Recompute every queued day (from any run) and dequeue it; commits."""
-    mode = db.timescale_mode(conn)
+    mode = schema.timescale_mode(conn)
     if is_continuous(mode):
         conn.autocommit = True
     with conn.cursor() as cur:
@@ -254,7 +254,7 @@ def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> Refr
 
 def describe(conn: psycopg2.extensions.connection) -> str:
     """One line for ``etl db status``: how the aggregates are kept and what is pending."""
-    mode = db.timescale_mode(conn)
+    mode = schema.timescale_mode(conn)
     with conn.cursor() as cur:
         kinds = {agg.name: _relkind(cur, agg.name) for agg in AGGREGATES}
         cur.execute("SELECT to_regclass('aggregate_refresh_queue') IS NOT NULL")

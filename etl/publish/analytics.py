@@ -15,6 +15,9 @@ import time
 import psycopg2.extensions
 from psycopg2 import sql
 
+from etl.settings import Settings
+from etl.warehouse import connection
+
 log = logging.getLogger(__name__)
 
 #: Materialized views in dependency order (a later one may read an earlier one).
@@ -75,7 +78,7 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
     """
     timings: dict[str, float] = {}
     with conn.cursor() as cur:
-        set_local_work_mem(cur, work_mem)
+        connection.set_local_work_mem(cur, work_mem)
         cur.execute("SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = current_schema()")
         populated = dict(cur.fetchall())
         for name in MATERIALIZED_VIEWS:
@@ -94,20 +97,13 @@ def refresh_views(conn: psycopg2.extensions.connection, work_mem: str | None = N
     return timings
 
 
-def set_local_work_mem(cur: psycopg2.extensions.cursor, work_mem: str | None) -> None:
-    """``work_mem`` for the current transaction only (None or '': leave the server's)."""
-    if work_mem:
-        cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))
-
-
 def _has_rows(cur: psycopg2.extensions.cursor, name: str) -> bool:
     cur.execute(sql.SQL("SELECT EXISTS (SELECT FROM {})").format(sql.Identifier(name)))
     return cur.fetchone()[0]
 
 
-def refresh(settings) -> dict[str, float]:
+def refresh(settings: Settings) -> dict[str, float]:
     """Open the warehouse, refresh the views, commit (``etl db refresh``, the pipeline, the DAG)."""
-    from etl.warehouse import connection as db
 
-    with db.transaction(settings.database_url, settings.connect_timeout) as conn:
+    with connection.transaction(settings.database_url, settings.connect_timeout) as conn:
         return refresh_views(conn, work_mem=settings.refresh_work_mem)

@@ -6,8 +6,9 @@
 * ``task_settings``: ``Settings`` inside a task. The warehouse is the Airflow
   Connection ``warehouse`` (from the metadata DB, a secrets backend or
   ``AIRFLOW_CONN_WAREHOUSE``); without it, ``DATABASE_URL`` as everywhere else.
-  Validation thresholds and the notify list can be overridden by Airflow
-  Variables ``etl_validate_*`` / ``etl_notify_emails``.
+  Quality targets (the gate's and validation's thresholds) and the notify
+  list can be overridden by Airflow Variables ``etl_dq_target_*`` /
+  ``etl_notify_emails``.
 * ``failure_notifier`` / ``deadline_alert``: email through the SMTP provider's
   ``SmtpNotifier`` on the ``smtp_default`` connection.
 
@@ -18,7 +19,7 @@ work without it, and parsing the DAG file does no database or network work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 import psycopg2.extensions
 
 from etl.errors import ConfigError
-from etl.settings import Settings, parse_bool, parse_list
+from etl.run.plan import Run
+from etl.settings import DEFAULT_QUALITY_TARGETS, Settings, parse_bool, parse_list
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +52,13 @@ LIBPQ_EXTRAS = (
 
 #: Airflow Variable -> (Settings field, parser). Unset variables keep the Settings value.
 VARIABLES = {
-    "etl_validate_min_quality": ("validate_min_quality", float),
-    "etl_validate_max_null_pct": ("validate_max_null_pct", float),
-    "etl_validate_max_duplicate_pct": ("validate_max_duplicate_pct", float),
     "etl_validate_require_quality_scores": ("validate_require_quality_scores", parse_bool),
     "etl_notify_emails": ("notify_emails", parse_list),
     "etl_data_dir": ("data_dir", None),
 }
+#: Airflow Variable -> quality target (the gate's and validation's one set of thresholds).
+TARGET_VARIABLES = {f"etl_dq_target_{name}": name for name in DEFAULT_QUALITY_TARGETS}
+
 
 FAILURE_SUBJECT = (
     "[etl_pipeline] {{ ti.task_id }}{% if ti.map_index is not none and ti.map_index >= 0 %}"
@@ -142,6 +144,17 @@ def apply_variables(settings: Settings, variables: Mapping[str, str | None]) -> 
             changes[field_name] = parse(raw) if parse else type(getattr(settings, field_name))(raw)
         except (ValueError, ConfigError) as exc:
             raise ConfigError(f"Airflow Variable {name}={raw!r} is not valid: {exc}") from exc
+    targets = dict(settings.quality_targets)
+    for name, target in TARGET_VARIABLES.items():
+        raw = variables.get(name)
+        if raw is None or str(raw).strip() == "":
+            continue
+        try:
+            targets[target] = float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"Airflow Variable {name}={raw!r} is not a number") from exc
+    if targets != dict(settings.quality_targets):
+        changes["quality_targets"] = targets
     return settings.with_overrides(**changes) if changes else settings
 
 
@@ -155,7 +168,8 @@ def task_settings(env: Mapping[str, str] | None = None) -> Settings:
         settings = settings.with_overrides(database_url=url, database_url_explicit=True)
     else:
         log.info("no Airflow connection %r; using DATABASE_URL", WAREHOUSE_CONN_ID)
-    return apply_variables(settings, {name: Variable.get(name, default=None) for name in VARIABLES})
+    names = [*VARIABLES, *TARGET_VARIABLES]
+    return apply_variables(settings, {name: Variable.get(name, default=None) for name in names})
 
 
 def current() -> tuple[Settings, str, tuple[str, str]]:
@@ -164,6 +178,27 @@ def current() -> tuple[Settings, str, tuple[str, str]]:
 
     run_id, interval = context_run(get_current_context())
     return task_settings(), run_id, interval
+
+
+def elapsed_since_start(dag_run: Any) -> Callable[[], float | None]:
+    """Seconds since the DAG run started (None under ``dags test``, which dates it at the logical date)."""
+
+    def elapsed() -> float | None:
+        started, asked = getattr(dag_run, "start_date", None), getattr(dag_run, "run_after", None)
+        if not started or not asked or started < asked:
+            return None
+        return (datetime.now(UTC) - started).total_seconds()
+
+    return elapsed
+
+
+def current_run() -> Run:
+    """The ``Run`` a stage is handed inside the task that is running now."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    run_id, _ = context_run(context)
+    return Run(task_settings(), run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
 
 
 # --- mail -----------------------------------------------------------------------------

@@ -1,33 +1,36 @@
-"""The run: ingest -> transform -> load, with the audit trail around it.
+"""The stage functions of a run: ingest -> transform -> quality gate -> load -> publish.
 
-Each stage is a function of (settings, run_id) that reads what the previous
-stage left in the staging area (``etl.staging``) and returns a small summary,
-so the Airflow DAG can run them as separate tasks and the CLI can run them in
-one go (``run_pipeline``). Nothing is written to the warehouse before every
-input has been checked, and everything one run loads commits in one transaction.
+Each is a function of (settings, run_id) that reads what the previous stage
+left in the staging area (``etl.staging``) and returns a small summary, so the
+Airflow DAG runs them as separate tasks and the CLI in one process — both in
+the order ``etl.run.stages.STAGES`` declares. Nothing is written to the
+warehouse before every input has been checked, and everything one run loads
+commits in one transaction. No stage migrates the schema: each checks its
+version (``etl.warehouse.schema.require_current``) and stops when it is behind.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import psycopg2
-from psycopg2 import sql
 
-from etl import ingest, staging
-from etl.errors import ConfigError, DatabaseError, SourceError
+from etl import quality, staging
+from etl.errors import DatabaseError, SourceError
+from etl.ingest import manifest as ingest_manifest
+from etl.ingest import runner as ingest
 from etl.load import audit
 from etl.load import merge as load
-from etl.olist import ALL_TABLES, ForeignKey, TableSpec
+from etl.olist import ALL_TABLES, SourceFile
 from etl.publish import aggregates, analytics
 from etl.settings import Settings
+from etl.transform.stage import run_stage
 from etl.warehouse import connection as db
+from etl.warehouse import keys, schema
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,9 @@ class TableSummary:
     rows_loaded: int
     rows_quarantined: int
     rows_written: int = 0  # inserted or changed in the warehouse by this run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
@@ -86,51 +92,49 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8]
 
 
+def _connect(settings: Settings) -> psycopg2.extensions.connection:
+    """The warehouse, checked to be at this code's schema version."""
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    try:
+        schema.require_current(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 # --- ingest ---------------------------------------------------------------------------
 
 
 def ingest_stage(
-    settings: Settings, run_id: str, data_dir: Path | None = None, specs: tuple[TableSpec, ...] = ALL_TABLES
+    settings: Settings, run_id: str, data_dir: Path | None = None, resources: ingest.Resources | None = None
 ) -> dict:
-    """Find and check every input; record what was found for the next stages.
+    """Every source of the run, one after another (the DAG maps one task per source), then the manifest.
 
-    Olist files not loaded before (by name and sha256) plus every enabled source
-    of sources.yml, one file per table in ``sources`` (etl.ingest.prepare_run).
+    ``data_dir`` overrides ``settings.data_dir`` for the Olist folder.
     """
-    data_dir = Path(data_dir or settings.data_dir)
-    return ingest.prepare_run(settings, run_id, data_dir, specs)  # header checks before any write
+    if data_dir is not None:
+        settings = settings.with_overrides(data_dir=Path(data_dir))
+    sources = ingest.sources_for_run(settings)
+    for source in sources:
+        ingest.ingest_one(settings, run_id, source, resources)
+    return ingest_manifest.assemble(settings, run_id, sources)
 
 
-def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[ingest.SourceFile]]:
+def read_manifest(settings: Settings, run_id: str) -> dict:
+    """The run's ``ingest.json`` (``etl.ingest.manifest``), or a one-line error."""
     path = staging.run_dir(settings, run_id) / "ingest.json"
     if not path.exists():
         raise SourceError(f"run {run_id} has no ingest manifest at {path}; run the ingest stage first")
-    manifest = staging.read_json(path)
-    return manifest, [
-        ingest.SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"])) for s in manifest["sources"]
-    ]
+    return staging.read_json(path)
+
+
+def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[SourceFile]]:
+    manifest = read_manifest(settings, run_id)
+    return manifest, [SourceFile(SPECS_BY_NAME[s["table"]], Path(s["path"])) for s in manifest["sources"]]
 
 
 # --- transform ------------------------------------------------------------------------
-
-
-def _warehouse_key_lookup(conn: psycopg2.extensions.connection):
-    """Which of some foreign-key values already exist in the warehouse (earlier runs)."""
-
-    def lookup(fk: ForeignKey, values: pd.Series) -> set[str]:
-        if values.empty:
-            return set()
-        (ref_column,) = fk.ref_columns
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("SELECT DISTINCT {col} FROM {table} WHERE {col} = ANY(%s)").format(
-                    col=sql.Identifier(ref_column), table=sql.Identifier(fk.table)
-                ),
-                (list(values.astype(str)),),
-            )
-            return {r[0] for r in cur.fetchall()}
-
-    return lookup
 
 
 def transform_stage(settings: Settings, run_id: str) -> dict:
@@ -140,18 +144,43 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
     quality_issues right away (etl.transform.stage.run_stage), so the validate
     step can judge the run before anything is loaded.
     """
-    from etl.transform.stage import run_stage
-
     manifest, sources = _ingested_sources(settings, run_id)
     out = staging.clean_dir(settings, run_id)
-    db.init_schema(settings)
-    conn = db.connect(settings.database_url, settings.connect_timeout)
+    conn = _connect(settings)
     try:
-        metadata = run_stage(settings, run_id, manifest, sources, out, conn, _warehouse_key_lookup(conn))
+        metadata = run_stage(settings, run_id, manifest, sources, out, conn, keys.foreign_key_lookup(conn))
     finally:
         conn.close()
     staging.write_json(out / "_metadata.json", metadata)
     return metadata
+
+
+def _metadata(settings: Settings, run_id: str) -> dict:
+    out = staging.clean_dir(settings, run_id)
+    meta_path = out / "_metadata.json"
+    if not meta_path.exists():
+        raise SourceError(f"run {run_id} has no clean data at {out}; run the transform stage first")
+    return staging.read_json(meta_path)
+
+
+def score_text(settings: Settings, run_id: str) -> str:
+    """The run's score grid as the transform rendered it (for the run summary)."""
+    return _metadata(settings, run_id).get("score_text", "")
+
+
+def quality_gate_stage(settings: Settings, run_id: str) -> dict:
+    """Stop the run before loading when a quality score misses its target (``ETL_DQ_TARGET_*``).
+
+    The scores are already stored (the transform wrote them), so a stopped run
+    still shows why. ``dq_enforce`` off (``etl run --no-quality-gate``) reports and passes.
+    """
+    report = quality.QualityReport.from_dict(_metadata(settings, run_id)["score"])
+    violations = quality.threshold_violations(report, settings.quality_targets)
+    if settings.dq_enforce:
+        quality.gate(report, settings.quality_targets)
+    elif violations:
+        log.warning("run %s misses quality targets, loading anyway: %s", run_id, "; ".join(violations))
+    return {"run_id": run_id, "enforced": settings.dq_enforce, "violations": violations}
 
 
 # --- load -----------------------------------------------------------------------------
@@ -160,12 +189,8 @@ def transform_stage(settings: Settings, run_id: str) -> dict:
 def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     """Load the run's clean tables and quarantine in one transaction, audited."""
     out = staging.clean_dir(settings, run_id)
-    meta_path = out / "_metadata.json"
-    if not meta_path.exists():
-        raise SourceError(f"run {run_id} has no clean data at {out}; run the transform stage first")
-    metadata = staging.read_json(meta_path)
-    db.init_schema(settings)
-    conn = db.connect(settings.database_url, settings.connect_timeout)
+    metadata = _metadata(settings, run_id)
+    conn = _connect(settings)
     try:
         audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"]) for t in metadata["tables"]])
         try:
@@ -251,7 +276,7 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
     by the next one. The dashboards' materialized views (``etl.publish.analytics``) are
     refreshed after them. The Airflow DAG's ``refresh_aggregates`` task calls this.
     """
-    conn = db.connect(settings.database_url, settings.connect_timeout)
+    conn = _connect(settings)
     try:
         result = aggregates.refresh_pending(conn, settings.source_timezone)
     except psycopg2.Error as exc:
@@ -279,77 +304,4 @@ def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> d
         "ranges": len(result.ranges),
         "buckets": result.buckets,
         "views_refreshed": len(views),
-    }
-
-
-# --- all stages -----------------------------------------------------------------------
-
-
-def run_pipeline(
-    settings: Settings,
-    data_dir: Path | None = None,
-    run_id: str | None = None,
-    specs: tuple[TableSpec, ...] = ALL_TABLES,
-) -> RunSummary:
-    started = time.monotonic()
-    run_id = run_id or new_run_id()
-    manifest = ingest_stage(settings, run_id, data_dir, specs)
-    metadata = transform_stage(settings, run_id)
-    if settings.dq_enforce:
-        from etl import quality
-
-        quality.gate(quality.QualityReport.from_dict(metadata["score"]), settings.quality_targets)
-    tables = load_stage(settings, run_id)
-    refresh_aggregates_stage(settings, run_id)
-    return RunSummary(
-        run_id,
-        manifest["data_dir"],
-        db.describe_url(settings.database_url),
-        time.monotonic() - started,
-        tables,
-        quality=metadata.get("score_text", ""),
-    )
-
-
-# --- orchestration helpers (the Airflow DAG fans out over sources, then refreshes) ---------
-
-
-def list_sources(settings: Settings) -> list[dict]:
-    """The sources a run reads, one small JSON-able dict each (the DAG maps ingest over them).
-
-    The Olist files folder, then every enabled source of the sources file
-    (``etl.ingest.list_sources``). ``ingest_source`` dispatches on ``kind``.
-    """
-    return [{"name": "olist", "kind": "olist_files", "data_dir": str(settings.data_dir)}] + [
-        {"name": name, "kind": "configured"} for name in ingest.list_sources(settings)
-    ]
-
-
-def ingest_source(
-    settings: Settings, run_id: str, source: dict, interval: tuple[str, str] | None = None
-) -> dict:
-    """Ingest one source for a run; returns a small summary (an XCom).
-
-    A configured API/database/file source is read, archived and staged now
-    (a failure fails this source's task only). The Olist folder is only checked
-    here (every file present, every header complete); its new files are picked
-    up, archived and combined with the staged sources by ``ingest_stage``, which
-    the DAG runs at the start of its transform task. ``interval`` is the run's
-    data interval: incremental sources read from their watermark, which the
-    load moves only after it commits, so a rerun of a day re-reads rather than skips.
-    """
-    if source.get("kind") == "olist_files":
-        located = ingest.locate_all(Path(source["data_dir"]))
-        return {"source": source["name"], "run_id": run_id, "files": len(located)}
-    if source.get("kind") != "configured":
-        raise ConfigError(
-            f"source {source.get('name')!r}: unknown kind {source.get('kind')!r} "
-            "(known: olist_files, configured)"
-        )
-    summary = ingest.ingest_source(settings, run_id, source["name"], raise_on_failure=True)
-    return {
-        "source": source["name"],
-        "run_id": run_id,
-        "status": summary.get("status"),
-        "records_new": summary.get("records_new", 0),
     }

@@ -30,30 +30,26 @@ from psycopg2.extras import execute_values
 
 from etl import lookups as lk
 from etl.errors import ConfigError, SourceError
-from etl.ingest import ROW_NUMBER
 from etl.load import audit
 from etl.load import merge as load
-from etl.olist import ALL_TABLES
+from etl.olist import ALL_TABLES, CATEGORY_TRANSLATION, REFERENCED, ROW_NUMBER
 from etl.settings import Settings
 from etl.transform import checks as ck
 from etl.transform.columns import KeySet, parse_hex_ids
-from etl.transform.shape import add_purchase_date_key
+from etl.transform.roles import prepare_clean
 from etl.transform.table import TableState, transform_table
 from etl.warehouse import connection as db
+from etl.warehouse import keys, schema
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
-_NOT_RETRIED = {"dim_geolocation"}
-_REFERENCED = {
-    "dim_customers": "customer_id",
-    "dim_products": "product_id",
-    "dim_sellers": "seller_id",
-    "fact_orders": "order_id",
-}
+#: Aggregated tables hold one row per group, not the source rows: nothing to retry into.
+_NOT_RETRIED = {spec.name for spec in ALL_TABLES if spec.aggregated}
 
 
 def _connect(settings: Settings):
-    db.init_schema(settings)
-    return db.connect(settings.database_url, settings.connect_timeout)
+    conn = db.connect(settings.database_url, settings.connect_timeout)
+    schema.require_current(conn)
+    return conn
 
 
 def _where(run_id: str, table: str | None, open_only: bool = False) -> tuple[sql.Composable, list]:
@@ -151,37 +147,6 @@ class RetryResult:
         return "\n".join(lines)
 
 
-def _existing_keys(cur, table: str, key: tuple[str, ...], frame: pd.DataFrame) -> np.ndarray:
-    """Which rows of ``frame`` have a natural key already in the warehouse."""
-    if frame.empty or not key:
-        return np.zeros(len(frame), dtype=bool)
-    arrays = [frame[c].astype(str).tolist() for c in key]
-    cols = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in key)
-    unnest = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in key)
-    cur.execute(
-        sql.SQL("SELECT {cols} FROM {table} WHERE ({cols}) IN (SELECT * FROM unnest({unnest}))").format(
-            cols=cols, table=sql.Identifier(table), unnest=unnest
-        ),
-        arrays,
-    )
-    found = {tuple(r) for r in cur.fetchall()}
-    return np.array([tuple(v) in found for v in zip(*arrays)], dtype=bool)
-
-
-def _warehouse_lookup(cur):
-    def lookup(fk, values: pd.Series) -> set[str]:
-        (ref_column,) = fk.ref_columns
-        cur.execute(
-            sql.SQL("SELECT DISTINCT {c}::text FROM {t} WHERE {c} = ANY(%s)").format(
-                c=sql.Identifier(ref_column), t=sql.Identifier(fk.table)
-            ),
-            (list(values.astype(str)),),
-        )
-        return {r[0] for r in cur.fetchall()}
-
-    return lookup
-
-
 def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryResult:
     """Re-run the open quarantined rows of ``run_id`` and load those that pass now."""
     if table and table not in SPECS:
@@ -211,8 +176,8 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
             references: dict = {}
             translation = _translation(cur)
             if translation is not None:
-                references["category_translation"] = translation
-                references["category_translation:names"] = pd.Index(translation["category_name"])
+                references[ck.TRANSLATION] = translation
+                references[ck.TRANSLATED_NAMES] = pd.Index(translation["category_name"])
             for name in tables:
                 counts = _retry_table(
                     cur,
@@ -232,9 +197,15 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
 
 
 def _translation(cur) -> pd.DataFrame | None:
-    cur.execute("SELECT category_name, category_name_english FROM category_translation")
+    """The stored category translation (products are checked and translated against it)."""
+    columns = list(CATEGORY_TRANSLATION.reference_columns)
+    cur.execute(
+        sql.SQL("SELECT {} FROM {}").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(CATEGORY_TRANSLATION.name)
+        )
+    )
     rows_ = cur.fetchall()
-    return pd.DataFrame(rows_, columns=["category_name", "category_name_english"]) if rows_ else None
+    return pd.DataFrame(rows_, columns=columns) if rows_ else None
 
 
 def _retry_table(
@@ -253,18 +224,24 @@ def _retry_table(
     )
     raw[ROW_NUMBER] = pending["row_number"].to_numpy(dtype=np.int64)
     res = transform_table(
-        spec, raw, settings.source_timezone, references, _warehouse_lookup(cur), config, TableState()
+        spec,
+        raw,
+        settings.source_timezone,
+        references,
+        keys.foreign_key_lookup(cur.connection),
+        config,
+        TableState(),
     )
     clean = res.clean
-    already = _existing_keys(cur, spec.name, spec.key, clean)
-    if spec.name == "fact_orders" and len(clean):
-        add_purchase_date_key(clean, settings.source_timezone)
+    already = keys.existing_keys(cur, spec.name, spec.key, clean)
+    if len(clean):
+        prepare_clean(spec, clean, settings.source_timezone)
     loadable = clean.loc[~already].reset_index(drop=True)
     if len(loadable):
         load.merge(cur, spec.name, loadable)
-    if spec.name in _REFERENCED:
-        keys = references.setdefault(spec.name, KeySet())
-        keys.add(parse_hex_ids(loadable[_REFERENCED[spec.name]]).hashes)
+    if spec.name in REFERENCED:
+        known = references.setdefault(spec.name, KeySet())
+        known.add(parse_hex_ids(loadable[REFERENCED[spec.name]]).hashes)
     loaded_rows = set(res.row_numbers[~already].tolist())
     again = res.quarantined
     if already.any():

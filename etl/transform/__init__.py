@@ -13,7 +13,6 @@ from etl.transform.table import (
     KeyLookup,
     TableResult,
     TableState,
-    Tally,
     transform_table,
 )
 
@@ -21,7 +20,6 @@ __all__ = [
     "transform_table",
     "TableResult",
     "TableState",
-    "Tally",
     "KeyLookup",
     "QUARANTINE_COLUMNS",
     "FINDING_COLUMNS",

@@ -27,17 +27,7 @@ import numpy as np
 import pandas as pd
 
 from etl.lookups import Lookups
-
-DIMENSIONS = (
-    "completeness",
-    "validity",
-    "consistency",
-    "timeliness",
-    "uniqueness",
-    "accuracy",
-    "conformity",
-    "integrity",
-)
+from etl.olist import TableSpec
 
 MISSING = "MISSING_REQUIRED_FIELD"
 RULE = "BUSINESS_RULE_VIOLATION"
@@ -50,7 +40,7 @@ DUPLICATE = "DUPLICATE"
 @dataclass(frozen=True)
 class Check:
     name: str  # stable rule name, e.g. "price_positive", "format:order_id"
-    dimension: str  # one of DIMENSIONS
+    dimension: str  # one of etl.quality.DIMENSIONS
     category: str  # quarantine category when hard
     hard: bool  # default; Settings may override
 
@@ -181,6 +171,11 @@ def catalogue() -> list[Check]:
 # --- table-specific rules -----------------------------------------------------------------
 
 Emit = Callable[[Check, np.ndarray, np.ndarray, "pd.Series | str"], None]
+#: Reference data a run hands its later tables (keys of ``references``), named by the
+#: role of the table that provides it (``TableSpec.role``), never by the table's name.
+TRANSLATION = "translation"  # the category translation frame
+TRANSLATED_NAMES = "translation:names"  # its category names (an Index)
+PLACES = "places"  # etl.transform.shape.geolocation_places of the geolocation points
 
 
 def _present(s: pd.Series) -> np.ndarray:
@@ -221,109 +216,113 @@ def _range(check: Check, values: pd.Series, bad: pd.Series, sentence: str, emit:
     emit(check, applicable & bad.fillna(False).to_numpy(dtype=bool), applicable, sentence)
 
 
-def table_rules(
-    table: str, t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit
+def _order_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit) -> None:
+    status = t["order_status"]
+    unknown = status.eq(config.lookups.order_statuses.unknown)
+    emit(
+        ORDER_STATUS_KNOWN,
+        unknown.fillna(False).to_numpy(dtype=bool),
+        _present(status),
+        quoted(
+            "order_status = '",
+            text["order_status"],
+            "' is not one of " + ", ".join(sorted(config.lookups.order_statuses.canonical)),
+        ),
+    )
+    app, bad = _lt(t["approved_at"], t["purchased_at"])
+    emit(APPROVED_AFTER_PURCHASE, bad, app, "order_approved_at is before order_purchase_timestamp")
+    app, bad = _lt(t["delivered_customer_at"], t["delivered_carrier_at"])
+    emit(
+        DELIVERED_AFTER_PICKUP,
+        bad,
+        app,
+        "order_delivered_customer_date is before order_delivered_carrier_date",
+    )
+    app, bad = _window(config, t["purchased_at"])
+    emit(PURCHASE_TIMELY, bad, app, _window_sentence("order_purchase_timestamp", config))
+
+
+def _order_item_rules(
+    t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit
 ) -> None:
-    """Validity, consistency, timeliness and accuracy checks of one table."""
-    if table == "fact_orders":
-        status = t["order_status"]
-        unknown = status.eq(config.lookups.order_statuses.unknown)
-        emit(
-            ORDER_STATUS_KNOWN,
-            unknown.fillna(False).to_numpy(dtype=bool),
-            _present(status),
-            quoted(
-                "order_status = '",
-                text["order_status"],
-                "' is not one of " + ", ".join(sorted(config.lookups.order_statuses.canonical)),
-            ),
-        )
-        app, bad = _lt(t["approved_at"], t["purchased_at"])
-        emit(APPROVED_AFTER_PURCHASE, bad, app, "order_approved_at is before order_purchase_timestamp")
-        app, bad = _lt(t["delivered_customer_at"], t["delivered_carrier_at"])
-        emit(
-            DELIVERED_AFTER_PICKUP,
-            bad,
-            app,
-            "order_delivered_customer_date is before order_delivered_carrier_date",
-        )
-        app, bad = _window(config, t["purchased_at"])
-        emit(PURCHASE_TIMELY, bad, app, _window_sentence("order_purchase_timestamp", config))
-    elif table == "fact_order_items":
-        _range(PRICE_POSITIVE, t["price_cents"], t["price_cents"] <= 0, "price must be greater than 0", emit)
-        _range(
-            FREIGHT_NOT_NEGATIVE,
-            t["freight_cents"],
-            t["freight_cents"] < 0,
-            "freight_value must not be negative",
-            emit,
-        )
-        _range(
-            ITEM_NUMBER_POSITIVE,
-            t["order_item_id"],
-            t["order_item_id"] < 1,
-            "order_item_id must be 1 or more",
-            emit,
-        )
-    elif table == "fact_payments":
-        _range(
-            PAYMENT_NOT_NEGATIVE,
-            t["payment_value_cents"],
-            t["payment_value_cents"] < 0,
-            "payment_value must not be negative",
-            emit,
-        )
-        ptype = t["payment_type"]
-        emit(
-            PAYMENT_TYPE_KNOWN,
-            ptype.eq(config.lookups.payment_types.unknown).fillna(False).to_numpy(dtype=bool),
-            _present(ptype),
-            quoted(
-                "payment_type = '",
-                text["payment_type"],
-                "' is not one of " + ", ".join(sorted(config.lookups.payment_types.canonical)),
-            ),
-        )
-        _range(
-            INSTALLMENTS_NOT_NEGATIVE,
-            t["payment_installments"],
-            t["payment_installments"] < 0,
-            "payment_installments must not be negative",
-            emit,
-        )
-        _range(
-            SEQUENTIAL_POSITIVE,
-            t["payment_sequential"],
-            t["payment_sequential"] < 1,
-            "payment_sequential must be 1 or more",
-            emit,
-        )
-    elif table == "fact_reviews":
-        score = t["review_score"]
-        _range(REVIEW_SCORE_RANGE, score, ~score.between(1, 5), "review_score must be between 1 and 5", emit)
-        app, bad = _lt(t["answered_at"], t["created_at"])
-        emit(ANSWERED_AFTER_CREATED, bad, app, "review_answer_timestamp is before review_creation_date")
-        app, bad = _window(config, t["created_at"])
-        emit(REVIEW_TIMELY, bad, app, _window_sentence("review_creation_date", config))
-    elif table == "dim_geolocation":
-        _range(
-            LATITUDE_RANGE,
-            t["latitude"],
-            ~t["latitude"].between(-90, 90),
-            "latitude must be between -90 and 90",
-            emit,
-        )
-        _range(
-            LONGITUDE_RANGE,
-            t["longitude"],
-            ~t["longitude"].between(-180, 180),
-            "longitude must be between -180 and 180",
-            emit,
-        )
-    elif table == "dim_products":
-        _category_rules(t, text, config, refs, emit)
-    if table in ("dim_customers", "dim_sellers"):
-        _location_rules(t, refs, emit)
+    _range(PRICE_POSITIVE, t["price_cents"], t["price_cents"] <= 0, "price must be greater than 0", emit)
+    _range(
+        FREIGHT_NOT_NEGATIVE,
+        t["freight_cents"],
+        t["freight_cents"] < 0,
+        "freight_value must not be negative",
+        emit,
+    )
+    _range(
+        ITEM_NUMBER_POSITIVE,
+        t["order_item_id"],
+        t["order_item_id"] < 1,
+        "order_item_id must be 1 or more",
+        emit,
+    )
+
+
+def _payment_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit) -> None:
+    _range(
+        PAYMENT_NOT_NEGATIVE,
+        t["payment_value_cents"],
+        t["payment_value_cents"] < 0,
+        "payment_value must not be negative",
+        emit,
+    )
+    ptype = t["payment_type"]
+    emit(
+        PAYMENT_TYPE_KNOWN,
+        ptype.eq(config.lookups.payment_types.unknown).fillna(False).to_numpy(dtype=bool),
+        _present(ptype),
+        quoted(
+            "payment_type = '",
+            text["payment_type"],
+            "' is not one of " + ", ".join(sorted(config.lookups.payment_types.canonical)),
+        ),
+    )
+    _range(
+        INSTALLMENTS_NOT_NEGATIVE,
+        t["payment_installments"],
+        t["payment_installments"] < 0,
+        "payment_installments must not be negative",
+        emit,
+    )
+    _range(
+        SEQUENTIAL_POSITIVE,
+        t["payment_sequential"],
+        t["payment_sequential"] < 1,
+        "payment_sequential must be 1 or more",
+        emit,
+    )
+
+
+def _review_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit) -> None:
+    score = t["review_score"]
+    _range(REVIEW_SCORE_RANGE, score, ~score.between(1, 5), "review_score must be between 1 and 5", emit)
+    app, bad = _lt(t["answered_at"], t["created_at"])
+    emit(ANSWERED_AFTER_CREATED, bad, app, "review_answer_timestamp is before review_creation_date")
+    app, bad = _window(config, t["created_at"])
+    emit(REVIEW_TIMELY, bad, app, _window_sentence("review_creation_date", config))
+
+
+def _coordinate_rules(
+    t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit
+) -> None:
+    _range(
+        LATITUDE_RANGE,
+        t["latitude"],
+        ~t["latitude"].between(-90, 90),
+        "latitude must be between -90 and 90",
+        emit,
+    )
+    _range(
+        LONGITUDE_RANGE,
+        t["longitude"],
+        ~t["longitude"].between(-180, 180),
+        "longitude must be between -180 and 180",
+        emit,
+    )
 
 
 def _category_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit) -> None:
@@ -337,7 +336,7 @@ def _category_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, ref
         applicable,
         quoted("product_category_name = '", raw, "' is not in data/lookups/categories.json"),
     )
-    translated = refs.get("category_translation:names")
+    translated = refs.get(TRANSLATED_NAMES)
     if translated is not None:
         known = applicable & ~unknown
         missing = known & ~category.isin(translated).to_numpy(dtype=bool)
@@ -349,8 +348,8 @@ def _category_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, ref
         )
 
 
-def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
-    geo = refs.get("dim_geolocation:places")
+def _location_rules(t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit) -> None:
+    geo = refs.get(PLACES)
     if geo is None:
         return
     zip_known = t["zip_code_prefix"].isin(geo["zips"]).to_numpy(dtype=bool)
@@ -374,3 +373,24 @@ def _location_rules(t: pd.DataFrame, refs: dict, emit: Emit) -> None:
                 + " in the geolocation data"
             ).to_numpy(dtype=object),
         )
+
+
+RuleFn = Callable[[pd.DataFrame, pd.DataFrame, RuleConfig, dict, Emit], None]
+#: The table-specific rule sets a spec names in ``TableSpec.rules``.
+RULE_SETS: dict[str, RuleFn] = {
+    "order": _order_rules,
+    "order_item": _order_item_rules,
+    "payment": _payment_rules,
+    "review": _review_rules,
+    "coordinates": _coordinate_rules,
+    "category": _category_rules,
+    "location": _location_rules,
+}
+
+
+def table_rules(
+    spec: TableSpec, t: pd.DataFrame, text: pd.DataFrame, config: RuleConfig, refs: dict, emit: Emit
+) -> None:
+    """Validity, consistency, timeliness and accuracy checks of one table (its ``rules``)."""
+    for name in spec.rules:
+        RULE_SETS[name](t, text, config, refs, emit)

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from etl.errors import SourceError
-from etl.ingest import ROW_NUMBER
-from etl.olist import TableSpec
+from etl.olist import ROW_NUMBER, TableSpec
 
 #: pyarrow parses blocks of this size and reads several ahead: its memory is
 #: about 36 x this (measured), so blocks stay small and are gathered into chunks.

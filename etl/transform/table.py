@@ -28,9 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from etl import lookups as lk
-from etl.ingest import ROW_NUMBER
-from etl.olist import Column, ForeignKey, TableSpec
+from etl.olist import ROW_NUMBER, Column, ForeignKey, TableSpec
+from etl.quality import Tally
 from etl.transform import checks as ck
+from etl.transform import shape
 from etl.transform.columns import (
     KeySet,
     _np_bool,
@@ -48,51 +49,9 @@ from etl.transform.columns import (
 QUARANTINE_COLUMNS = ["row_number", "category", "rule", "detail", "raw_record"]
 FINDING_COLUMNS = ["row_number", "rule", "dimension", "category", "hard", "detail"]
 
-#: Tables whose warehouse rows carry ``dq_flags`` (sql/schema.d/33_transform_columns.sql).
-FLAGGED_TABLES = {
-    "dim_customers",
-    "dim_products",
-    "dim_sellers",
-    "fact_orders",
-    "fact_order_items",
-    "fact_payments",
-    "fact_reviews",
-}
-#: Free-text columns that are empty by nature; left out of the null share.
-FREE_TEXT = {"review_comment_title", "review_comment_message"}
 
 #: Looks up which of the given keys exist outside this batch (e.g. in the warehouse).
 KeyLookup = Callable[[ForeignKey, pd.Series], "set[str]"]
-
-
-@dataclass
-class Tally:
-    """Counts the scores are computed from: per dimension (checked, failed) units."""
-
-    checked: dict[str, int] = field(default_factory=lambda: {d: 0 for d in ck.DIMENSIONS})
-    failed: dict[str, int] = field(default_factory=lambda: {d: 0 for d in ck.DIMENSIONS})
-    cells: int = 0
-    null_cells: int = 0
-
-    def add(self, other: Tally) -> Tally:
-        for d in ck.DIMENSIONS:
-            self.checked[d] += other.checked[d]
-            self.failed[d] += other.failed[d]
-        self.cells += other.cells
-        self.null_cells += other.null_cells
-        return self
-
-    def to_dict(self) -> dict:
-        return {
-            "checked": dict(self.checked),
-            "failed": dict(self.failed),
-            "cells": self.cells,
-            "null_cells": self.null_cells,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Tally:
-        return cls(dict(d["checked"]), dict(d["failed"]), d["cells"], d["null_cells"])
 
 
 @dataclass
@@ -370,25 +329,39 @@ def _check_foreign_keys(batch: _Batch, references: dict, lookup_keys: KeyLookup 
 # --- imputation ---------------------------------------------------------------------------
 
 
+def _impute_category(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
+    """A product without a category gets the lookups' "unknown" one, flagged."""
+    t = batch.typed
+    missing = t["category_name"].isna().to_numpy(dtype=bool)
+    t["category_name"] = t["category_name"].fillna(batch.config.lookups.categories.unknown)
+    return {"category_imputed": missing}
+
+
+def _impute_location(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
+    """A missing city or state is the most frequent one of its zip prefix, flagged."""
+    t = batch.typed
+    geo = references.get(ck.PLACES)
+    imputed = np.zeros(len(t), dtype=bool)
+    if geo is not None:
+        for column in ("city", "state"):
+            missing = t[column].isna() & t["zip_code_prefix"].notna()
+            fill = t.loc[missing, "zip_code_prefix"].map(geo["mode_" + column])
+            t.loc[fill.dropna().index, column] = fill.dropna()
+            imputed |= t.index.isin(fill.dropna().index)
+    return {"location_imputed": imputed}
+
+
+#: The imputations a spec names in ``TableSpec.imputation``: each returns flag columns to add.
+IMPUTATIONS: dict[str, Callable[[_Batch, dict], dict[str, np.ndarray]]] = {
+    "category": _impute_category,
+    "location": _impute_location,
+}
+
+
 def _impute(batch: _Batch, references: dict) -> dict[str, np.ndarray]:
     """Documented imputations (docs/data_quality.md); returns flag columns to add."""
-    t, name = batch.typed, batch.spec.name
-    flags: dict[str, np.ndarray] = {}
-    if name == "dim_products":
-        missing = t["category_name"].isna().to_numpy(dtype=bool)
-        t["category_name"] = t["category_name"].fillna(batch.config.lookups.categories.unknown)
-        flags["category_imputed"] = missing
-    elif name in ("dim_customers", "dim_sellers"):
-        geo = references.get("dim_geolocation:places")
-        imputed = np.zeros(len(t), dtype=bool)
-        if geo is not None:
-            for column in ("city", "state"):
-                missing = t[column].isna() & t["zip_code_prefix"].notna()
-                fill = t.loc[missing, "zip_code_prefix"].map(geo["mode_" + column])
-                t.loc[fill.dropna().index, column] = fill.dropna()
-                imputed |= t.index.isin(fill.dropna().index)
-        flags["location_imputed"] = imputed
-    return flags
+    imputation = batch.spec.imputation
+    return {} if imputation is None else IMPUTATIONS[imputation](batch, references)
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -427,37 +400,48 @@ def transform_table(
             )
     _type_columns(batch)
     flags = _impute(batch, references)
-    ck.table_rules(spec.name, batch.typed, batch.text, config, references, batch.emit)
+    ck.table_rules(spec, batch.typed, batch.text, config, references, batch.emit)
     _check_unique(batch, state)
     _check_foreign_keys(batch, references, lookup_keys)
     result = _assemble(batch, raw, flags)
     if finish:
-        result.clean = _finish(spec, result.clean, references, config)
+        result.clean = finish_clean(spec, result.clean, references, config)
     return result
 
 
-def _finish(spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.RuleConfig) -> pd.DataFrame:
-    """Table-specific shaping after the checks (aggregation, translation)."""
-    if spec.name == "dim_geolocation":
-        from etl.transform.shape import aggregate_geolocation
+def _aggregate_points(clean: pd.DataFrame, references: dict, config: ck.RuleConfig) -> pd.DataFrame:
+    return shape.aggregate_geolocation(clean)
 
-        return aggregate_geolocation(clean)
-    if spec.name == "dim_products":
-        categories = config.lookups.categories
-        english = clean["category_name"].map(categories.canonical).astype("string")
-        translation = references.get("category_translation")
-        if isinstance(translation, pd.DataFrame) and "category_name_english" in translation:
-            from_file = clean["category_name"].map(
-                translation.drop_duplicates("category_name").set_index("category_name")[
-                    "category_name_english"
-                ]
-            )
-            # astype: a batch whose categories all miss the file maps to float NaN
-            english = from_file.astype("string").fillna(english)
-        english = english.where(clean["category_name"] != categories.unknown, categories.unknown)
-        position = clean.columns.get_loc("category_name") + 1
-        clean.insert(position, "category_name_english", english.astype("string"))
+
+def _translate_category(clean: pd.DataFrame, references: dict, config: ck.RuleConfig) -> pd.DataFrame:
+    """Add the English category name: the translation file's, else the lookups'."""
+    categories = config.lookups.categories
+    english = clean["category_name"].map(categories.canonical).astype("string")
+    translation = references.get(ck.TRANSLATION)
+    if isinstance(translation, pd.DataFrame) and "category_name_english" in translation:
+        from_file = clean["category_name"].map(
+            translation.drop_duplicates("category_name").set_index("category_name")["category_name_english"]
+        )
+        # astype: a batch whose categories all miss the file maps to float NaN
+        english = from_file.astype("string").fillna(english)
+    english = english.where(clean["category_name"] != categories.unknown, categories.unknown)
+    position = clean.columns.get_loc("category_name") + 1
+    clean.insert(position, "category_name_english", english.astype("string"))
     return clean
+
+
+#: The shaping a spec names in ``TableSpec.shaping``, applied after the checks.
+SHAPINGS: dict[str, Callable[[pd.DataFrame, dict, ck.RuleConfig], pd.DataFrame]] = {
+    "aggregate_points": _aggregate_points,
+    "translate_category": _translate_category,
+}
+
+
+def finish_clean(
+    spec: TableSpec, clean: pd.DataFrame, references: dict, config: ck.RuleConfig
+) -> pd.DataFrame:
+    """Table-specific shaping after the checks (``TableSpec.shaping``: aggregation, translation)."""
+    return clean if spec.shaping is None else SHAPINGS[spec.shaping](clean, references, config)
 
 
 def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) -> TableResult:
@@ -492,7 +476,7 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
     keep = ~hard
     masks = _row_masks(batch)
     clean = batch.typed.loc[keep].reset_index(drop=True)
-    if batch.spec.name in FLAGGED_TABLES:
+    if batch.spec.flagged:
         if soft:
             soft_flags = np.full(n, "", dtype=object)
             for o in soft:
@@ -622,7 +606,7 @@ def _tally(batch: _Batch, masks: dict[str, tuple[np.ndarray, np.ndarray]]) -> Ta
     for d, (app, fail) in masks.items():
         tally.checked[d] += int(np.count_nonzero(app))
         tally.failed[d] += int(np.count_nonzero(fail & app))
-    counted = [c.source for c in batch.spec.columns if c.source not in FREE_TEXT]
+    counted = [c.source for c in batch.spec.columns if not c.free_text]
     tally.cells = len(batch.rows) * len(counted)
     tally.null_cells = int(batch.text[counted].isna().to_numpy().sum())
     return tally

@@ -1,25 +1,21 @@
-"""Connections to the warehouse and its set-up (``etl db init`` / ``etl db status``).
+"""Connections to the warehouse: the one owner of psycopg2 connect and its errors.
 
-Everything here talks to PostgreSQL through psycopg2 and turns connection
-problems into one-line ``DatabaseError`` messages naming the server.
+Everything here turns connection problems into one-line ``DatabaseError``
+messages naming the server (never its password). The schema itself is
+``etl.warehouse.schema``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
 from etl.errors import ConfigError, DatabaseError
-from etl.settings import SQL_DIR, Settings
 
 log = logging.getLogger(__name__)
 
@@ -123,160 +119,7 @@ def drop_database(url: str, connect_timeout: int = 5) -> None:
         conn.close()
 
 
-@dataclass(frozen=True)
-class TimescaleMode:
-    """Which TimescaleDB, if any, the warehouse has."""
-
-    available: bool  # the extension can be created on this server
-    installed: bool  # it is created in the warehouse database
-    version: str | None
-    license: str | None  # 'apache' (hypertables only) or 'timescale' (full)
-
-    @property
-    def name(self) -> str:
-        if not self.installed:
-            return "postgresql"
-        return "timescaledb-full" if self.license == "timescale" else "timescaledb-apache"
-
-
-def timescale_mode(conn: psycopg2.extensions.connection) -> TimescaleMode:
-    with conn.cursor() as cur:
-        cur.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'")
-        available = cur.fetchone() is not None
-        cur.execute("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
-        row = cur.fetchone()
-        license_ = None
-        if row:
-            cur.execute("SELECT current_setting('timescaledb.license', true)")
-            license_ = cur.fetchone()[0]
-    return TimescaleMode(available, row is not None, row[0] if row else None, license_)
-
-
-def _try_create_timescaledb(conn: psycopg2.extensions.connection) -> bool:
-    """CREATE EXTENSION timescaledb if the server can load it; never fatal."""
-    with conn.cursor() as cur:
-        cur.execute("SAVEPOINT tsdb")
-        try:
-            cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        except psycopg2.Error as exc:
-            # Typically: the library is not in shared_preload_libraries.
-            cur.execute("ROLLBACK TO SAVEPOINT tsdb")
-            log.warning(
-                "TimescaleDB not enabled (%s); using plain PostgreSQL", str(exc).strip().splitlines()[0]
-            )
-            return False
-        cur.execute("RELEASE SAVEPOINT tsdb")
-    return True
-
-
-def init_schema(settings: Settings, use_timescaledb: bool = True) -> TimescaleMode:
-    """Create the database if missing, apply sql/schema.sql, add hypertables when possible."""
-    from etl.publish import aggregates, analytics
-
-    ensure_database(settings.database_url, settings.connect_timeout)
-    with transaction(settings.database_url, settings.connect_timeout) as conn:
-        with conn.cursor() as cur:
-            # Quiet the NOTICEs of IF NOT EXISTS on reruns; one init at a time (the
-            # DAG's mapped tasks may start together on a new warehouse).
-            cur.execute("SET LOCAL client_min_messages = warning")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_INIT_LOCK,))
-            if use_timescaledb and settings.timescaledb and timescale_mode(conn).available:
-                _try_create_timescaledb(conn)
-            files = schema_files(SQL_DIR, timescale_mode(conn).installed)
-            views = [p for p in files if p.parent.name == "views"]
-            for path in files:
-                if path not in views:
-                    cur.execute(path.read_text())
-            mode = timescale_mode(conn)
-            # The aggregates come after the facts and before the views that read them.
-            aggregates.ensure(cur, mode, settings.source_timezone)
-            # A view rebuild computes every materialized view, as a refresh does.
-            analytics.set_local_work_mem(cur, settings.refresh_work_mem)
-            _apply_views(cur, views)
-            _apply_roles(cur)
-    return mode
-
-
-_INIT_LOCK = 0x65746C31  # 'etl1': pg_advisory_xact_lock key of `etl db init`
-_VIEW_DEFINITION = re.compile(
-    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_][A-Za-z0-9_]*)",
-    re.IGNORECASE,
-)
-
-
-def _apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
-    """Apply sql/views/*.sql, rebuilding every view when any file changed since the last init.
-
-    ``CREATE MATERIALIZED VIEW IF NOT EXISTS`` never changes an existing view and
-    ``CREATE OR REPLACE VIEW`` cannot change its columns, so an upgraded
-    definition would silently not reach an existing warehouse. The files'
-    checksums are kept in ``etl_view_versions``; when they differ, the views the
-    files declare are dropped (with what depends on them) and created afresh.
-    """
-    cur.execute("""CREATE TABLE IF NOT EXISTS etl_view_versions (
-                       file_name TEXT PRIMARY KEY, sha256 TEXT NOT NULL,
-                       applied_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
-    current = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in views}
-    cur.execute("SELECT file_name, sha256 FROM etl_view_versions")
-    if dict(cur.fetchall()) != current:
-        names = [m.group(1) for p in views for m in _VIEW_DEFINITION.finditer(p.read_text())]
-        for name in reversed(names):
-            cur.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (name,))
-            row = cur.fetchone()
-            if row and row[0] in ("v", "m"):
-                kind = sql.SQL("MATERIALIZED VIEW" if row[0] == "m" else "VIEW")
-                cur.execute(sql.SQL("DROP {} IF EXISTS {} CASCADE").format(kind, sql.Identifier(name)))
-        cur.execute("DELETE FROM etl_view_versions")
-        cur.executemany(
-            "INSERT INTO etl_view_versions (file_name, sha256) VALUES (%s, %s)", sorted(current.items())
-        )
-    for path in views:
-        cur.execute(path.read_text())
-
-
-def _apply_roles(cur: psycopg2.extensions.cursor) -> None:
-    """sql/roles.sql (etl_writer, bi_reader); skipped with a warning without CREATEROLE."""
-    cur.execute("SAVEPOINT roles")
-    try:
-        cur.execute((SQL_DIR / "roles.sql").read_text())
-    except psycopg2.Error as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT roles")
-        log.warning(
-            "roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
-            str(exc).strip().splitlines()[0],
-        )
-        return
-    cur.execute("RELEASE SAVEPOINT roles")
-
-
-def schema_files(sql_dir: Path, timescaledb: bool) -> list[Path]:
-    """The SQL files ``etl db init`` applies, in order.
-
-    ``schema.sql`` holds the star schema; each capability adds its own tables in
-    ``schema.d/NN_name.sql`` (applied in name order), then hypertables when
-    TimescaleDB is there, then the views in ``views/*.sql`` that read them all.
-    Every file must be idempotent.
-    """
-    files = [sql_dir / "schema.sql", *sorted((sql_dir / "schema.d").glob("*.sql"))]
-    if timescaledb:
-        files.append(sql_dir / "timescaledb_setup.sql")
-    files.extend(sorted((sql_dir / "views").glob("*.sql")))
-    return files
-
-
-def hypertables(conn: psycopg2.extensions.connection) -> list[str]:
-    """Names of the warehouse's hypertables (empty without TimescaleDB)."""
-    if not timescale_mode(conn).installed:
-        return []
-    with conn.cursor() as cur:
-        cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1")
-        return [r[0] for r in cur.fetchall()]
-
-
-def table_counts(conn: psycopg2.extensions.connection, tables: list[str]) -> dict[str, int]:
-    counts = {}
-    with conn.cursor() as cur:
-        for table in tables:
-            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
-            counts[table] = cur.fetchone()[0]
-    return counts
+def set_local_work_mem(cur: psycopg2.extensions.cursor, work_mem: str | None) -> None:
+    """``work_mem`` for the current transaction only (None or '': leave the server's)."""
+    if work_mem:
+        cur.execute("SELECT set_config('work_mem', %s, true)", (work_mem,))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from etl.run.pipeline import run_pipeline
+from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
 from tests.conftest import _new_database_url, make_settings
 

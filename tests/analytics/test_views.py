@@ -9,6 +9,7 @@ import pytest
 
 from etl import cli
 from etl.publish import analytics
+from etl.run import setup
 from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
@@ -88,7 +89,7 @@ def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_me
             statements.append(query.as_string(self) if hasattr(query, "as_string") else query)
             return super().execute(query, vars)
 
-    db.init_schema(fresh_db)
+    setup.init_schema(fresh_db)
     conn = db.connect(fresh_db.database_url)
     conn.cursor_factory = Recording
     try:
@@ -160,7 +161,7 @@ def test_refresh_views_picks_up_new_facts(warehouse):
 
 
 def test_views_survive_a_second_db_init(warehouse):
-    db.init_schema(warehouse)
+    setup.init_schema(warehouse)
     assert scalar(warehouse, "SELECT count(*) FROM top_products") > 10_000
 
 
