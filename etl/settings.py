@@ -124,6 +124,8 @@ class Settings:
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
+    #: Connections refreshing the analytics views at once (etl.publish.analytics.refresh).
+    refresh_workers: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +159,7 @@ class Settings:
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
+            refresh_workers=int(env.get("ETL_REFRESH_WORKERS", "2")),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -24,9 +24,9 @@ def table_text(summary: dict, table: str) -> str:
     return Path(summary["tables"][table]["path"]).read_text(encoding="utf-8")
 
 
-def test_replay_maps_the_archived_parquet_batches_to_the_same_rows(fresh_db, tmp_path, monkeypatch):
+def test_replay_maps_the_archived_parquet_batches_to_the_same_rows(ready_db, tmp_path, monkeypatch):
     source = SqlDb("sqlite", tmp_path)
-    settings = configure(fresh_db, tmp_path, monkeypatch, "sqlite", source.url)
+    settings = configure(ready_db, tmp_path, monkeypatch, "sqlite", source.url)
     first = runner.ingest_source(settings, "db-1", "shop-orders")
     assert first["status"] == "succeeded", first["error"]
     lines = archive.read_manifest(settings, "shop-orders", first["archive_day"])
@@ -49,10 +49,10 @@ def test_batches_archived_as_json_before_arrow_still_replay(fresh_db, tmp_path, 
     assert ",delivered,2024-05-01 08:07:00," in text and ",shop-orders,7," in text
 
 
-def test_a_partitioned_read_gives_the_same_rows_in_the_same_batches(fresh_db, tmp_path, monkeypatch):
+def test_a_partitioned_read_gives_the_same_rows_in_the_same_batches(ready_db, tmp_path, monkeypatch):
     source = SqlDb("postgres", tmp_path)
     try:
-        plain = configure(fresh_db, tmp_path, monkeypatch, "postgres", source.url)
+        plain = configure(ready_db, tmp_path, monkeypatch, "postgres", source.url)
         whole = runner.ingest_source(plain, "db-whole", "shop-orders")
         entries = source_entries("postgres", "TEST_SHOP_DB_URL", {"partition_on": "id", "partitions": 3})
         path = tmp_path / "partitioned.yml"

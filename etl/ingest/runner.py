@@ -17,7 +17,6 @@ dropped, so its watermark does not move, and the other sources still load.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import shutil
@@ -495,16 +494,14 @@ def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
 
 
 def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> None:
-    data = source.path.read_bytes()
-    payload = gzip.decompress(data) if source.path.suffix == ".gz" else data
-    arch.put(
+    arch.put_file(
         source.path.name.removesuffix(".gz"),
-        payload,
+        source.path,
         suffix="csv",
         records=-1,
-        kind="file",
         request={"path": str(source.path)},
         extra={"table": source.spec.name, "file_sha256": digest},
+        digest=None if source.path.suffix == ".gz" else digest,
     )
 
 

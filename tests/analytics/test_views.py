@@ -196,3 +196,38 @@ def test_etl_db_refresh(warehouse, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
     assert cli.main(["db", "refresh"]) == 0
     assert f"refreshed {len(analytics.MATERIALIZED_VIEWS)} analytics views" in capsys.readouterr().out
+
+
+def test_refresh_chains_keep_each_view_after_the_views_it_reads(warehouse):
+    reads = query(
+        warehouse,
+        "SELECT DISTINCT v.relname, d.relname FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class "
+        "JOIN pg_depend dep ON dep.objid = r.oid JOIN pg_class d ON d.oid = dep.refobjid "
+        "WHERE v.relkind = 'm' AND d.relkind = 'm' AND v.oid <> d.oid",
+    )
+    assert reads, "some materialized view reads another (else the chains are trivial)"
+    chained = [name for chain in analytics.REFRESH_CHAINS for name in chain]
+    assert sorted(chained) == sorted(analytics.MATERIALIZED_VIEWS)
+    chain_of = {name: chain for chain in analytics.REFRESH_CHAINS for name in chain}
+    for view, read in reads:
+        assert read in chain_of[view] and chain_of[view].index(read) < chain_of[view].index(view), (
+            view,
+            read,
+        )
+
+
+def test_views_refreshed_on_two_connections_equal_one_transaction(warehouse):
+    def contents() -> dict:
+        return {
+            name: query(
+                warehouse,
+                f"SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM \"{name}\" t",
+            )
+            for name in analytics.MATERIALIZED_VIEWS
+        }
+
+    parallel = analytics.refresh(warehouse.with_overrides(refresh_workers=2))
+    after_parallel = contents()
+    serial = analytics.refresh(warehouse.with_overrides(refresh_workers=1))
+    assert list(parallel) == list(serial) == list(analytics.MATERIALIZED_VIEWS)
+    assert contents() == after_parallel
