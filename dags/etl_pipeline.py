@@ -28,15 +28,17 @@ from airflow.sdk import dag, get_current_context, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from etl.run import airflow as orch
+from etl.run import lineage
 from etl.run.plan import PLAN
 from etl.settings import Settings
 
-ALERTS = Settings.from_env().alert_emails  # environment only: no DB/network at parse time
+PARSE_SETTINGS = Settings.from_env()  # environment only: no DB/network at parse time
+ALERTS = PARSE_SETTINGS.alert_emails
 
 default_args = {
     "owner": "data-engineering",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=5),
+    "retries": PARSE_SETTINGS.airflow_retries,  # 2 unless ETL_AIRFLOW_RETRIES says otherwise
+    "retry_delay": timedelta(seconds=PARSE_SETTINGS.airflow_retry_delay_seconds),  # 5 min
     "retry_exponential_backoff": False,
     "execution_timeout": timedelta(minutes=30),
     "on_failure_callback": orch.failure_notifier(ALERTS),
@@ -47,7 +49,10 @@ def run_stage(name: str, item: dict | None = None):
     """Run one planned stage for the current DAG run (``etl.run.stages.run_task``)."""
     from etl.run import stages  # the stages' heavy modules load when a task runs, not at parse time
 
-    return stages.run_task(name, orch.current_run(), item)
+    run = orch.current_run()
+    result = stages.run_task(name, run, item)
+    lineage.report(name, run.settings, run.run_id)  # OpenLineage inputs/outputs; a no-op without it
+    return result
 
 
 def list_items(name: str) -> list[dict]:
@@ -65,7 +70,9 @@ def list_items(name: str) -> list[dict]:
     max_active_runs=1,  # runs merge into the same tables: one at a time
     default_args=default_args,
     # Left out only under `airflow dags test`, which crashes on deadlines (docs/airflow.md).
-    deadline=None if orch.under_dags_test(sys.argv) else orch.deadline_alert(ALERTS),
+    deadline=None
+    if orch.under_dags_test(sys.argv)
+    else orch.deadline_alert(ALERTS, timedelta(seconds=PARSE_SETTINGS.airflow_deadline_seconds)),
     tags=["etl", "warehouse"],
     doc_md=__doc__,
 )
@@ -85,8 +92,8 @@ def etl_pipeline():
 
             upstream = fan_out.expand(source=list_sources(upstream))
         else:
-
-            @task(task_id=plan.name, execution_timeout=plan.timeout)
+            # load's outlets: one Asset per warehouse table (etl.run.lineage), for other DAGs to schedule on.
+            @task(task_id=plan.name, execution_timeout=plan.timeout, outlets=lineage.outlets(plan.name))
             def stage(_previous=None, name: str = plan.name) -> dict:
                 return run_stage(name)
 

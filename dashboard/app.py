@@ -26,7 +26,7 @@ from flask import Flask, Response, abort, render_template, request, send_file
 from dashboard import fallback, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
-from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable
+from dashboard.warehouse import ReadOnlyWarehouse, SuperuserRefused, WarehouseUnavailable
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
@@ -135,7 +135,7 @@ class _Sources:
                 self._down = None
                 return result, None
             except WarehouseUnavailable as exc:
-                if self.exports is None:
+                if self.exports is None or isinstance(exc, SuperuserRefused):
                     raise
                 down = self._down = (time.monotonic() + self.retry_seconds, str(exc))
         snapshot = self.export_snapshot(down[1])
@@ -164,7 +164,14 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         pool_size=config.pool_size,
         connect_timeout=settings.connect_timeout,
         statement_timeout_ms=config.statement_timeout_ms,
+        allow_superuser=config.allow_superuser,
     )
+    try:  # refuse to start as a superuser; an unreachable warehouse is the fallback's business
+        warehouse.check_role()
+    except SuperuserRefused:
+        raise
+    except WarehouseUnavailable:
+        pass
     cache = _Cache(config.cache_seconds)
     exports = fallback.ExportedAggregates(config.fallback_dir) if config.fallback_dir else None
     sources = _Sources(warehouse, exports, config.fallback_retry_seconds)

@@ -10,6 +10,8 @@ Built when the app is created (never at import), from the environment:
     the warehouse is unreachable (docs/dashboards.md); unset = 503 instead.
 ``DASHBOARD_FALLBACK_RETRY_SECONDS`` (10) while on the fallback, how long to wait
     before trying the warehouse again (a dead host costs a connect timeout).
+``DASHBOARD_ALLOW_SUPERUSER`` (0)         1 lets the dashboards connect as a superuser;
+    otherwise they refuse to start (connect as the ``etl_dashboard`` login instead).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.settings import Settings
+from etl.settings import Settings, parse_bool
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class DashboardConfig:
     statement_timeout_ms: int = 5000
     fallback_dir: Path | None = None
     fallback_retry_seconds: float = 10.0
+    allow_superuser: bool = False
 
     @classmethod
     def from_env(
@@ -43,4 +46,5 @@ class DashboardConfig:
             statement_timeout_ms=int(env.get("DASHBOARD_STATEMENT_TIMEOUT_MS", "5000")),
             fallback_dir=Path(env["DASHBOARD_FALLBACK_DIR"]) if env.get("DASHBOARD_FALLBACK_DIR") else None,
             fallback_retry_seconds=float(env.get("DASHBOARD_FALLBACK_RETRY_SECONDS", "10")),
+            allow_superuser=parse_bool(env.get("DASHBOARD_ALLOW_SUPERUSER", "0")),
         )

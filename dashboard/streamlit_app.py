@@ -27,8 +27,10 @@ PAGE_SIZE = 50
 
 
 @st.cache_resource
-def _warehouse(url: str, connect_timeout: int) -> ReadOnlyWarehouse:
-    return ReadOnlyWarehouse(url, pool_size=2, connect_timeout=connect_timeout)
+def _warehouse(url: str, connect_timeout: int, allow_superuser: bool) -> ReadOnlyWarehouse:
+    return ReadOnlyWarehouse(
+        url, pool_size=2, connect_timeout=connect_timeout, allow_superuser=allow_superuser
+    )
 
 
 def _brl(cents: int | float | None) -> str:
@@ -46,8 +48,10 @@ def main() -> None:
     st.set_page_config(page_title="Olist warehouse", layout="wide")
     st.title("Olist warehouse")
     config = DashboardConfig.from_env()
-    warehouse = _warehouse(config.settings.database_url, config.settings.connect_timeout)
-    try:
+    warehouse = _warehouse(
+        config.settings.database_url, config.settings.connect_timeout, config.allow_superuser
+    )
+    try:  # (a superuser login is refused here, with its reason: SuperuserRefused)
         everything = _ask(warehouse, queries.kpis, Filters())
         categories = _ask(warehouse, lambda c: queries.categories(c))
     except WarehouseUnavailable as exc:

@@ -5,6 +5,11 @@ statement timeout, pooled per process, and thrown away after any connection
 error, so a restarted server is picked up again without restarting the app.
 A warehouse that cannot be reached, or has no analytics views yet, becomes a
 ``WarehouseUnavailable`` the app turns into a 503 page.
+
+Read-only sessions are a convenience, not a guard: any SQL can switch them off.
+The guard is the role: the dashboards connect as the ``dashboard_reader`` login
+(sql/roles.sql) and refuse a superuser (``SuperuserRefused``) unless
+``allow_superuser`` (``DASHBOARD_ALLOW_SUPERUSER=1``) says otherwise.
 """
 
 from __future__ import annotations
@@ -24,11 +29,22 @@ class WarehouseUnavailable(Exception):
     """The warehouse cannot answer; the message says why and what to do."""
 
 
+class SuperuserRefused(WarehouseUnavailable):
+    """The dashboard's login can do anything in the warehouse; it must not serve pages."""
+
+
 class ReadOnlyWarehouse:
     def __init__(
-        self, url: str, *, pool_size: int = 4, connect_timeout: int = 5, statement_timeout_ms: int = 5000
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        connect_timeout: int = 5,
+        statement_timeout_ms: int = 5000,
+        allow_superuser: bool = False,
     ) -> None:
         self.url = url
+        self.allow_superuser = allow_superuser
         self.where = describe_url(url)
         self._pool_size = pool_size
         self._kwargs = {
@@ -49,7 +65,25 @@ class ReadOnlyWarehouse:
             reason = " ".join(str(exc).split()).split(" failed: ", 1)[-1]
             raise WarehouseUnavailable(f"the warehouse at {self.where} is unreachable: {reason}") from exc
         conn.set_session(readonly=True, autocommit=True)
+        if not self.allow_superuser:
+            self._refuse_superuser(conn)
         return conn
+
+    def _refuse_superuser(self, conn: psycopg2.extensions.connection) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+            user, superuser = cur.fetchone()
+        if superuser:
+            conn.close()
+            raise SuperuserRefused(
+                f"refusing to serve dashboards as {user}, a superuser of {self.where}: connect as the "
+                f"dashboard login (ETL_DASHBOARD_USER, docs/dashboards.md) or set DASHBOARD_ALLOW_SUPERUSER=1"
+            )
+
+    def check_role(self) -> None:
+        """Connect once: SuperuserRefused if the login is a superuser, WarehouseUnavailable if down."""
+        with self.connection():
+            pass
 
     def _release(self, conn: psycopg2.extensions.connection, broken: bool) -> None:
         """Keep up to pool_size idle connections (psycopg2's own pool closes all above minconn)."""

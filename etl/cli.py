@@ -15,8 +15,9 @@ from pathlib import Path
 
 from etl import generate, olist
 from etl.errors import EtlError
-from etl.publish import aggregates, analytics, export
-from etl.run import pipeline, quarantine, replay, setup, stages, validate
+from etl.publish import aggregates, analytics, export, quarantine
+from etl.run import pipeline, replay, setup, stages, validate
+from etl.run import quarantine as quarantine_retry
 from etl.settings import Settings
 from etl.warehouse import connection as db
 from etl.warehouse import local_cluster, schema
@@ -151,7 +152,7 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     if args.q_command == "retry":
-        print(quarantine.retry(settings, args.run, args.table).render())
+        print(quarantine_retry.retry(settings, args.run, args.table).render())
         return 0
     quarantine.require_run(settings, args.run)
     if args.q_command == "list":

@@ -100,6 +100,12 @@ class Settings:
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
     notify_emails: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
+    #: Tries after the first and the wait between them, for every task of the DAG.
+    #: Tests and operators lower them (retries really wait: 2 x 5 min per failing task).
+    airflow_retries: int = 2
+    airflow_retry_delay_seconds: float = 300.0
+    #: A run still unfinished this long after it was queued emails the alert list.
+    airflow_deadline_seconds: float = 7200.0
     # --- transform and quality (etl.transform, etl.quality; docs/data_quality.md) ---
     #: Canonical lists (categories, states, statuses, payment types) people edit.
     lookup_dir: Path = PROJECT_ROOT / "data" / "lookups"
@@ -126,6 +132,15 @@ class Settings:
     refresh_work_mem: str = "256MB"
     #: Connections refreshing the analytics views at once (etl.publish.analytics.refresh).
     refresh_workers: int = 2
+    # --- logins `etl db init` creates (etl/warehouse/access.py, docs/warehouse.md "Roles") ---
+    #: (login, password) per part; no password = that login is not created or changed.
+    #: Never a default password: they come from the environment (.env, render.yaml).
+    pipeline_login: str = "etl_pipeline"
+    pipeline_password: str | None = field(default=None, repr=False)
+    dashboard_login: str = "etl_dashboard"
+    dashboard_password: str | None = field(default=None, repr=False)
+    bi_login: str = "etl_bi"
+    bi_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -147,6 +162,9 @@ class Settings:
             ),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
+            airflow_retries=int(env.get("ETL_AIRFLOW_RETRIES", "2")),
+            airflow_retry_delay_seconds=float(env.get("ETL_AIRFLOW_RETRY_DELAY_SECONDS", "300")),
+            airflow_deadline_seconds=float(env.get("ETL_AIRFLOW_DEADLINE_SECONDS", "7200")),
             lookup_dir=Path(env.get("ETL_LOOKUP_DIR", PROJECT_ROOT / "data" / "lookups")),
             quality_targets=_quality_targets(env),
             dq_hard_rules=_csv_set(env.get("ETL_DQ_HARD_RULES")),
@@ -160,6 +178,12 @@ class Settings:
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
             refresh_workers=int(env.get("ETL_REFRESH_WORKERS", "2")),
+            pipeline_login=env.get("ETL_PIPELINE_USER") or "etl_pipeline",
+            pipeline_password=env.get("ETL_PIPELINE_PASSWORD") or None,
+            dashboard_login=env.get("ETL_DASHBOARD_USER") or "etl_dashboard",
+            dashboard_password=env.get("ETL_DASHBOARD_PASSWORD") or None,
+            bi_login=env.get("ETL_BI_USER") or "etl_bi",
+            bi_password=env.get("ETL_BI_PASSWORD") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -37,7 +37,7 @@ import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from etl.load import merge as load
+from etl.load import merge
 from etl.settings import Settings  # noqa: E402
 from etl.warehouse import connection as db
 
@@ -117,7 +117,7 @@ def run_loader(url: str, table: str, rows: pa.Table) -> None:
     conn = db.connect(url)
     try:
         with conn, conn.cursor() as cur:
-            load.load_table(cur, table, rows, key=KEY)
+            merge.load_table(cur, table, rows, key=KEY)
     finally:
         conn.close()
 
@@ -127,7 +127,7 @@ def run_loader_indexes_kept(url: str, table: str, rows: pa.Table) -> None:
     switched off; rows ordered by chunk, as before that), to show what deferring them buys."""
     from unittest import mock
 
-    with mock.patch.object(load.deferred_indexes, "MIN_ROWS", sys.maxsize):
+    with mock.patch.object(merge.deferred_indexes, "MIN_ROWS", sys.maxsize):
         run_loader(url, table, rows)
 
 

@@ -40,3 +40,13 @@ if [[ "${ETL_SKIP_BROWSER:-0}" != "1" && ! -x /usr/bin/chromedriver && $(id -u) 
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
     || echo "[bootstrap] could not install chromium; the browser tests will be skipped"
 fi
+
+# The JDBC test (tests/test_jdbc_tls.py) runs a small Java program with Debian's
+# pgjdbc, as Tableau or DBeaver would connect (docs/jdbc_setup.md); Java 17 is on
+# the machines, the driver is installed here when missing and we may (root, apt).
+if [[ "${ETL_SKIP_JDBC:-0}" != "1" && ! -f /usr/share/java/postgresql.jar && $(id -u) == 0 ]] \
+   && command -v apt-get >/dev/null; then
+  echo "[bootstrap] installing libpostgresql-jdbc-java for the JDBC test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null) \
+    || echo "[bootstrap] could not install pgjdbc; the JDBC test will be skipped"
+fi

@@ -36,6 +36,11 @@ BEGIN
                     'timescaledb.compress_segmentby = ''order_status'', '
                     'timescaledb.compress_orderby = ''purchased_at DESC, order_id'')';
         END IF;
-        PERFORM add_compression_policy('fact_orders', INTERVAL '180 days', if_not_exists => TRUE);
+        -- Added once: adding (even if_not_exists) needs a hypertable owner with
+        -- LOGIN, and after init the owner is the NOLOGIN etl_writer (sql/roles.sql).
+        IF NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs
+                        WHERE proc_name = 'policy_compression' AND hypertable_name = 'fact_orders') THEN
+            PERFORM add_compression_policy('fact_orders', INTERVAL '180 days', if_not_exists => TRUE);
+        END IF;
     END IF;
 END $$;

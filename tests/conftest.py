@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extensions
 import pytest
 
 from etl.run import setup
@@ -65,6 +66,13 @@ def sample_dir() -> Path:
 def make_settings(url: str, **overrides) -> Settings:
     base = Settings.from_env()
     return base.with_overrides(database_url=url, database_url_explicit=True, **overrides)
+
+
+def as_login(settings: Settings, login: str, password: str) -> Settings:
+    """The same warehouse reached as another login (the roles of sql/roles.sql)."""
+    params = db.parse_url(settings.database_url)
+    params.update(user=login, password=password)
+    return settings.with_overrides(database_url=psycopg2.extensions.make_dsn(**params))
 
 
 @pytest.fixture

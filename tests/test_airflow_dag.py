@@ -150,8 +150,30 @@ def test_dag_parses_with_schedule_retries_timeouts_and_order():
     from airflow.dag_processing.dagbag import DagBag
 
     (alert,) = DagBag(dag_folder=str(DAGS / "etl_pipeline.py")).dags["etl_pipeline"].deadline
-    assert alert.interval == timedelta(hours=2)
+    # Seconds, not a timedelta: Airflow 3.3.2 cannot recalculate a stored timedelta (etl/run/deadline.py).
+    assert alert.interval == timedelta(hours=2).total_seconds()
+    assert alert.callback.path == "etl.run.deadline.deadline_missed"
     assert "DAGRUN_QUEUED_AT" in repr(alert.reference) or "QueuedAt" in type(alert.reference).__name__
+    # The load's outlets: one Asset per warehouse table, named after it (etl/run/lineage.py).
+    outlets = {a.name: a for a in dag.get_task("load").outlets}
+    assert {"fact_orders", "fact_order_items", "dim_customers", "dim_dates"} <= set(outlets)
+    assert outlets["fact_orders"].group == "warehouse"
+    assert all(not dag.get_task(t).outlets for t in ("transform", "validate", "notify"))
+
+
+def test_a_missing_data_dir_variable_is_named_in_one_line(sample_dir):
+    from etl.errors import ConfigError
+    from etl.run.airflow import apply_variables
+    from etl.settings import Settings
+
+    settings = Settings.from_env()
+    assert apply_variables(settings, {"etl_data_dir": str(sample_dir)}).data_dir == sample_dir
+    with pytest.raises(ConfigError) as err:
+        apply_variables(settings, {"etl_data_dir": "/nonexistent/olist"})
+    assert str(err.value) == (
+        "Airflow Variable etl_data_dir='/nonexistent/olist' is not valid: no such folder; set it to "
+        "the folder of the Olist CSV files, or delete the Variable to use ETL_DATA_DIR"
+    )
 
 
 def test_dag_file_does_no_database_or_network_work_at_import():

@@ -10,8 +10,7 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl.load import binary_copy, chunk_order, deferred_indexes
-from etl.load import merge as load
+from etl.load import binary_copy, chunk_order, deferred_indexes, merge
 from etl.publish import aggregates
 from etl.run import setup
 from etl.run.stages import run_pipeline
@@ -54,7 +53,7 @@ def _create_items(cur) -> None:
 def test_binary_copy_loads_types_then_merges_only_changes(conn):
     with conn, conn.cursor() as cur:
         _create_items(cur)
-        first = load.load_table(
+        first = merge.load_table(
             cur, "items", _items([100, 200, 300], ["a", None, "c"]), key=("order_id", "line")
         )
     assert (first.path, first.method, first.rows_inserted) == ("merge", "copy", 3)  # jsonb -> staged
@@ -66,10 +65,10 @@ def test_binary_copy_loads_types_then_merges_only_changes(conn):
         (3, datetime(2017, 3, 1, 12, 2, tzinfo=UTC), 300, "c", "2"),
     ]
     with conn, conn.cursor() as cur:
-        again = load.load_table(
+        again = merge.load_table(
             cur, "items", _items([100, 200, 300], ["a", None, "c"]), key=("order_id", "line")
         )
-        changed = load.load_table(
+        changed = merge.load_table(
             cur, "items", _items([100, 250, 300, 400], ["a", None, "c", "d"]), key=("order_id", "line")
         )
     assert (again.rows_inserted, again.rows_updated, again.rows_unchanged) == (0, 0, 3)
@@ -80,7 +79,7 @@ def test_binary_copy_loads_types_then_merges_only_changes(conn):
 def test_empty_table_gets_a_direct_copy(conn):
     with conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE plain (id BIGINT PRIMARY KEY, label CHAR(3), ok BOOLEAN)")
-        result = load.load_table(
+        result = merge.load_table(
             cur, "plain", pa.table({"id": [1, 2], "label": ["abc", "de"], "ok": [True, None]}), key=("id",)
         )
     assert (result.path, result.rows_inserted) == ("direct", 2)
@@ -126,7 +125,7 @@ def test_hypertable_load_is_ordered_by_chunk_and_loses_nothing(conn):
         )
         ids = list(range(300))
         at = [datetime(2017, 3, 1 + (i * 7) % 20, i % 24, tzinfo=UTC) for i in ids]  # 20 days, shuffled
-        result = load.load_table(
+        result = merge.load_table(
             cur,
             "hyper",
             pa.table({"id": ids, "at": pa.array(at, pa.timestamp("us", tz="UTC"))}),
@@ -144,7 +143,7 @@ def test_bad_data_fails_the_transaction_not_silently(conn):
             table = _items([1, 2], ["a", "b"]).set_column(
                 2, "at", pa.array([None, None], pa.timestamp("us", tz="UTC"))
             )
-            load.load_table(cur, "items", table, key=("order_id", "line"))
+            merge.load_table(cur, "items", table, key=("order_id", "line"))
     assert scalar_conn(conn, "SELECT to_regclass('items') IS NULL")  # the whole transaction rolled back
 
 
@@ -170,7 +169,7 @@ def test_copy_refused_falls_back_to_batched_insert_and_says_so(conn, caplog):
 def test_insert_method_setting_loads_the_same_rows(conn):
     with conn, conn.cursor() as cur:
         _create_items(cur)
-        result = load.load_table(
+        result = merge.load_table(
             cur, "items", _items([5, 6], ["a", "b"]), key=("order_id", "line"), method="insert"
         )
     assert result.method == "insert-fallback"
@@ -251,16 +250,17 @@ def test_bi_reader_reads_aggregates_and_nothing_it_should_not(fresh_db, sample_d
                 finally:
                     conn.rollback()
 
-        assert as_reader("SELECT sum(orders) FROM daily_customer_metrics")[0][0] == 2000
-        assert as_reader("SELECT count(*) FROM hourly_sales")[0][0] > 0
-        assert as_reader("SELECT count(*) FROM fact_orders")[0][0] == 2000
+        # BI reads schema bi only (sql/roles.sql; tests/analytics/test_roles.py has the rest)
+        assert as_reader("SELECT sum(orders) FROM bi.daily_customer_metrics")[0][0] == 2000
+        assert as_reader("SELECT count(*) FROM bi.hourly_sales")[0][0] > 0
         for forbidden in [
-            "SELECT raw_record FROM quarantine",
-            "SELECT * FROM ingest_audit",
-            "INSERT INTO dim_dates SELECT * FROM dim_dates LIMIT 0",
-            "DELETE FROM fact_orders",
-            "UPDATE hourly_sales SET orders = 0",
-            "CREATE TABLE bi_scratch (x int)",
+            "SELECT raw_record FROM public.quarantine",
+            "SELECT * FROM public.ingest_audit",
+            "SELECT count(*) FROM public.fact_orders",
+            "INSERT INTO public.dim_dates SELECT * FROM public.dim_dates LIMIT 0",
+            "DELETE FROM public.fact_orders",
+            "UPDATE public.hourly_sales SET orders = 0",
+            "CREATE TABLE bi.bi_scratch (x int)",
         ]:
             with pytest.raises(psycopg2.errors.InsufficientPrivilege):
                 as_reader(forbidden)
@@ -402,7 +402,7 @@ def test_initial_load_builds_keys_and_indexes_after_the_copy(conn, monkeypatch):
                 "note": [None if i % 3 else f"N{i}" for i in ids],
             }
         )
-        result = load.load_table(cur, "ev", data, key=("id", "at"))
+        result = merge.load_table(cur, "ev", data, key=("id", "at"))
         assert (result.path, result.rows_inserted) == ("direct", 500)
         assert _index_defs(cur, "ev") == before  # same names, same definitions
         cur.execute(
@@ -412,7 +412,7 @@ def test_initial_load_builds_keys_and_indexes_after_the_copy(conn, monkeypatch):
         if hyper:  # every chunk got its indexes back
             cur.execute("SELECT count(*) FROM show_chunks('ev') c JOIN pg_index i ON i.indrelid = c")
             assert cur.fetchone()[0] == 9 * len(before)
-        again = load.load_table(cur, "ev", data, key=("id", "at"))  # merges need the key: it is there
+        again = merge.load_table(cur, "ev", data, key=("id", "at"))  # merges need the key: it is there
     assert (again.path, again.rows_unchanged) == ("merge", 500)
     assert scalar_conn(conn, "SELECT count(*) FROM ev") == 500
 
@@ -422,7 +422,7 @@ def test_duplicate_keys_in_an_initial_load_still_fail_it(conn, monkeypatch):
     with pytest.raises(psycopg2.errors.UniqueViolation):
         with conn, conn.cursor() as cur:
             cur.execute("CREATE TABLE dup (id BIGINT PRIMARY KEY, v TEXT)")
-            load.load_table(
+            merge.load_table(
                 cur, "dup", pa.table({"id": list(range(200)) + [7], "v": ["x"] * 201}), key=("id",)
             )
     assert scalar_conn(conn, "SELECT to_regclass('dup') IS NULL")  # the whole transaction rolled back
@@ -457,13 +457,13 @@ def test_an_order_moved_in_time_by_the_source_replaces_its_row(fresh_db):
     conn = db.connect(fresh_db.database_url)
     try:
         with conn, conn.cursor() as cur:
-            load.load_table(
+            merge.load_table(
                 cur, "fact_orders", orders(datetime(2017, 3, 1, 16, tzinfo=UTC)), timezone="America/Sao_Paulo"
             )
-            moved = load.load_table(
+            moved = merge.load_table(
                 cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)), timezone="America/Sao_Paulo"
             )
-            again = load.load_table(
+            again = merge.load_table(
                 cur, "fact_orders", orders(datetime(2017, 4, 2, 16, tzinfo=UTC)), timezone="America/Sao_Paulo"
             )
     finally:
@@ -522,17 +522,17 @@ def test_first_load_of_linked_items_inserts_with_deferred_keys_and_resolves_vers
     conn = db.connect(fresh_db.database_url)
     try:
         with conn, conn.cursor() as cur:
-            load.load_table(
+            merge.load_table(
                 cur,
                 "dim_products",
                 pa.table({"product_id": [order(1000), order(1001)], "category_name": ["a", "b"]}),
             )
-            load.load_table(cur, "dim_sellers", pa.table({"seller_id": [order(2000)], "state": ["SP"]}))
-            load.load_table(cur, "fact_orders", orders, timezone="America/Sao_Paulo")
+            merge.load_table(cur, "dim_sellers", pa.table({"seller_id": [order(2000)], "state": ["SP"]}))
+            merge.load_table(cur, "fact_orders", orders, timezone="America/Sao_Paulo")
             before = _index_defs(cur, "fact_order_items")
-            first = load.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
+            first = merge.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
             assert _index_defs(cur, "fact_order_items") == before
-            again = load.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
+            again = merge.load_table(cur, "fact_order_items", items, timezone="America/Sao_Paulo")
     finally:
         conn.close()
     assert ("fact_order_items", "fact_order_items_pkey") in rebuilt  # built once, after the insert
@@ -548,7 +548,7 @@ def test_first_load_of_linked_items_inserts_with_deferred_keys_and_resolves_vers
 
 
 def test_a_parquet_file_loads_piece_by_piece_like_a_whole_table(conn, tmp_path):
-    """The pipeline streams clean files (load.Pieces): same rows, merges and counts as one table."""
+    """The pipeline streams clean files (merge.Pieces): same rows, merges and counts as one table."""
     import pyarrow.parquet as pq
 
     with conn, conn.cursor() as cur:
@@ -557,20 +557,20 @@ def test_a_parquet_file_loads_piece_by_piece_like_a_whole_table(conn, tmp_path):
     data = _items(list(range(100, 1100)), [None] * 1000).drop_columns(["payload"])
     path = tmp_path / "items.parquet"
     pq.write_table(data, path, row_group_size=64)
-    pieces = load.Pieces.parquet(path, rows_per_piece=150)
+    pieces = merge.Pieces.parquet(path, rows_per_piece=150)
     assert (pieces.num_rows, pieces.column_names) == (1000, data.column_names)
     assert [t.num_rows for t in pieces.read()] == [150] * 6 + [100]
     with conn, conn.cursor() as cur:
-        streamed = load.load_table(cur, "items", pieces, key=("order_id", "line"))
-        whole = load.load_table(cur, "whole", data, key=("order_id", "line"))
+        streamed = merge.load_table(cur, "items", pieces, key=("order_id", "line"))
+        whole = merge.load_table(cur, "whole", data, key=("order_id", "line"))
         changed = data.set_column(
             3,
             "price_cents",
             pa.array([p + (i % 10 == 0) for i, p in enumerate(range(100, 1100))], pa.int64()),
         )
         pq.write_table(changed, path, row_group_size=64)
-        merged = load.load_table(
-            cur, "items", load.Pieces.parquet(path, rows_per_piece=150), key=("order_id", "line")
+        merged = merge.load_table(
+            cur, "items", merge.Pieces.parquet(path, rows_per_piece=150), key=("order_id", "line")
         )
     assert (streamed.path, streamed.rows_inserted, streamed.bytes > 0) == (whole.path, 1000, True)
     assert (merged.path, merged.rows_inserted, merged.rows_updated, merged.rows_unchanged) == (

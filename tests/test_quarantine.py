@@ -8,6 +8,7 @@ import pytest
 
 from etl import quality
 from etl.generate import generate
+from etl.load import merge
 from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.settings import PROJECT_ROOT
@@ -126,7 +127,6 @@ def _counted(settings) -> list[tuple]:
 
 
 def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backfill_once(fresh_db):
-    from etl.load import merge as load
     from etl.warehouse import connection as db
 
     setup.init_schema(fresh_db)
@@ -142,9 +142,9 @@ def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backf
     conn = db.connect(fresh_db.database_url)
     try:
         with conn, conn.cursor() as cur:
-            load.insert_quarantine(cur, "r1", "items.csv", "fact_order_items", rejected)
-            load.insert_quarantine(cur, "r1", "orders.csv", "fact_orders", rejected.head(1))
-            load.insert_quarantine(cur, "r2", "items.csv", "fact_order_items", rejected)
+            merge.insert_quarantine(cur, "r1", "items.csv", "fact_order_items", rejected)
+            merge.insert_quarantine(cur, "r1", "orders.csv", "fact_orders", rejected.head(1))
+            merge.insert_quarantine(cur, "r2", "items.csv", "fact_order_items", rejected)
         assert (
             sorted(query(fresh_db, "SELECT * FROM quarantine_counts"))
             == _counted(fresh_db)
@@ -157,7 +157,7 @@ def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backf
             ]
         )
         with conn, conn.cursor() as cur:
-            load.clear_quarantine(cur, "r1", "fact_order_items")  # a rerun of r1 starts afresh
+            merge.clear_quarantine(cur, "r1", "fact_order_items")  # a rerun of r1 starts afresh
             cur.execute("UPDATE quarantine SET run_id = 'r3' WHERE run_id = 'r2' AND row_number = 2")
             cur.execute("UPDATE quarantine SET retried_by_run = 'r4'")  # not a counted column
         assert (
@@ -173,7 +173,7 @@ def test_quarantine_counts_follow_inserts_deletes_updates_and_truncate_and_backf
         with conn, conn.cursor() as cur:  # a warehouse from before the counts
             cur.execute("DROP FUNCTION quarantine_run_counts_apply() CASCADE")  # and its triggers
             cur.execute("DROP TABLE quarantine_run_counts CASCADE")
-            load.insert_quarantine(cur, "r5", "items.csv", "fact_order_items", rejected.head(1))
+            merge.insert_quarantine(cur, "r5", "items.csv", "fact_order_items", rejected.head(1))
         setup.init_schema(fresh_db)  # backfills once, then triggers
         assert sorted(query(fresh_db, "SELECT * FROM quarantine_counts")) == _counted(fresh_db)
         assert len(_counted(fresh_db)) == 5

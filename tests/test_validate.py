@@ -134,6 +134,19 @@ def test_rerunning_a_run_id_replaces_its_audit_and_quarantine(fresh_db, copy_of_
     assert validate_run(fresh_db, "again", LENIENT).passed
 
 
+def test_a_second_day_over_an_unchanged_folder_passes_with_a_note(fresh_db, sample_dir):
+    """A backfill (or a manual run after the scheduled one) finds every file loaded: a success."""
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="daily-2018-08-01")
+    counts = scalar(fresh_db, "SELECT count(*) FROM fact_orders")
+    run_pipeline(fresh_db, data_dir=sample_dir, run_id="daily-2018-08-02")
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == counts
+    summary = validate_stage(fresh_db, "daily-2018-08-02")
+    assert summary["passed"] is True
+    (note,) = summary["notes"]
+    assert note.startswith("nothing new: all 9 input file(s) were loaded by earlier runs")
+    assert validate_stage(fresh_db, "daily-2018-08-01")["notes"] == []
+
+
 def test_refresh_aggregates_stage_catches_up_the_queue_then_the_views(fresh_db, sample_dir):
     run_pipeline(fresh_db, data_dir=sample_dir, run_id="agg")  # refreshes as its last stage
     again = refresh_aggregates_stage(fresh_db, "agg")

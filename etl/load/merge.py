@@ -78,9 +78,6 @@ class LoadResult:
 
 
 #: Kept for callers of the foundation's API.
-MergeResult = LoadResult
-
-
 def _ident(names) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
@@ -219,11 +216,6 @@ def load_table(
         result.seconds,
     )
     return result
-
-
-def merge(cur: psycopg2.extensions.cursor, table: str, frame: pd.DataFrame) -> LoadResult:
-    """The foundation's entry point: ``load_table`` with the table's natural key."""
-    return load_table(cur, table, frame)
 
 
 # --- staging ----------------------------------------------------------------------------

@@ -146,12 +146,19 @@ def _ensure_continuous(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone
             ).format(name, select_sql(agg, mode, timezone))
         )
     # Late changes to old orders are refreshed by the pipeline (refresh_pending);
-    # the policy keeps recent buckets fresh between loads.
+    # the policy keeps recent buckets fresh between loads. Added once: even with
+    # if_not_exists, adding needs an owner with LOGIN (the job runs as it), and
+    # after init the owner is the NOLOGIN etl_writer (sql/roles.sql).
     cur.execute(
         "SELECT add_continuous_aggregate_policy(%s, start_offset => INTERVAL '30 days', "
         "end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '1 hour', "
-        "if_not_exists => TRUE)",
-        (agg.name,),
+        "if_not_exists => TRUE) "
+        "WHERE NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs j "
+        "JOIN timescaledb_information.continuous_aggregates c "
+        "ON (c.materialization_hypertable_schema, c.materialization_hypertable_name) "
+        "= (j.hypertable_schema, j.hypertable_name) "
+        "WHERE j.proc_name = 'policy_refresh_continuous_aggregate' AND c.view_name = %s)",
+        (agg.name, agg.name),
     )
 
 
@@ -234,6 +241,7 @@ def refresh_pending(conn: psycopg2.extensions.connection, timezone: str) -> Refr
     """Recompute every queued day (from any run) and dequeue it; commits."""
     mode = schema.timescale_mode(conn)
     if is_continuous(mode):
+        conn.rollback()  # end the read of the mode: autocommit cannot be set inside a transaction
         conn.autocommit = True
     with conn.cursor() as cur:
         if not is_continuous(mode):

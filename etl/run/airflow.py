@@ -9,8 +9,8 @@
   Quality targets (the gate's and validation's thresholds) and the notify
   list can be overridden by Airflow Variables ``etl_dq_target_*`` /
   ``etl_notify_emails``.
-* ``failure_notifier`` / ``deadline_alert``: email through the SMTP provider's
-  ``SmtpNotifier`` on the ``smtp_default`` connection.
+* ``failure_notifier``: email through the SMTP provider's ``SmtpNotifier`` on
+  the ``smtp_default`` connection; ``deadline_alert``: ``etl.run.deadline``.
 
 Airflow is imported inside functions only: the ``etl`` package and its CLI
 work without it, and parsing the DAG file does no database or network work.
@@ -27,6 +27,7 @@ from typing import Any
 import psycopg2.extensions
 
 from etl.errors import ConfigError
+from etl.run import deadline
 from etl.run.plan import Run
 from etl.settings import DEFAULT_QUALITY_TARGETS, Settings, parse_bool, parse_list
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 DAG_ID = "etl_pipeline"
 WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
-DEADLINE = timedelta(hours=2)
+DEADLINE = deadline.DEADLINE
 #: libpq parameters that may ride in a connection's extra (others are Airflow's own).
 LIBPQ_EXTRAS = (
     "sslmode",
@@ -50,11 +51,27 @@ LIBPQ_EXTRAS = (
     "connect_timeout",
 )
 
+
+def existing_folder(raw: str) -> Path:
+    """The ``etl_data_dir`` Variable's folder; a missing one is named before any stage runs.
+
+    Checked here so the failure email names the Variable (the cause), not the
+    CLI's ``--data-dir`` that the ingest's own message suggests.
+    """
+    path = Path(str(raw).strip())
+    if not path.is_dir():
+        raise ValueError(
+            "no such folder; set it to the folder of the Olist CSV files, or delete the "
+            "Variable to use ETL_DATA_DIR"
+        )
+    return path
+
+
 #: Airflow Variable -> (Settings field, parser). Unset variables keep the Settings value.
 VARIABLES = {
     "etl_validate_require_quality_scores": ("validate_require_quality_scores", parse_bool),
     "etl_notify_emails": ("notify_emails", parse_list),
-    "etl_data_dir": ("data_dir", None),
+    "etl_data_dir": ("data_dir", existing_folder),
 }
 #: Airflow Variable -> quality target (the gate's and validation's one set of thresholds).
 TARGET_VARIABLES = {f"etl_dq_target_{name}": name for name in DEFAULT_QUALITY_TARGETS}
@@ -72,12 +89,6 @@ FAILURE_BODY = """<p>Task <b>{{ ti.task_id }}</b> of run <b>{{ ti.run_id }}</b> 
 <p>Log: <a href="{{ ti.log_url }}">{{ ti.log_url }}</a></p>
 <p>Rerunning the day is safe: it replaces that day's run, it never adds to it
 (clear the task in the UI, or <code>airflow tasks clear etl_pipeline</code>).</p>"""
-DEADLINE_SUBJECT = "[etl_pipeline] run {{ dag_run.run_id }} missed its deadline (2 h after queueing)"
-DEADLINE_BODY = """<p>DAG run <b>{{ dag_run.run_id }}</b> of etl_pipeline was queued at
-{{ dag_run.queued_at }} and was still not finished at {{ deadline.deadline_time }}.</p>
-<p>It keeps running; look at its tasks in the Airflow UI.</p>"""
-
-
 # --- run identity ---------------------------------------------------------------------
 
 
@@ -250,22 +261,9 @@ def under_dags_test(argv: Sequence[str]) -> bool:
     return is_airflow and args[:2] == ["dags", "test"]
 
 
-def deadline_alert(recipients: Sequence[str]):
-    """Airflow 3's replacement for SLAs: email when a run is unfinished 2 h after queueing."""
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+def deadline_alert(recipients: Sequence[str], after: timedelta = DEADLINE):
+    """Airflow 3's replacement for SLAs: email when a run is unfinished ``after`` queueing (2 h).
 
-    return DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=DEADLINE,
-        callback=AsyncCallback(
-            SmtpNotifier,
-            kwargs={
-                "to": list(recipients),
-                "from_email": "etl_pipeline@localhost",
-                "subject": DEADLINE_SUBJECT,
-                "html_content": DEADLINE_BODY,
-                "smtp_conn_id": SMTP_CONN_ID,
-            },
-        ),
-    )
+    Declared in ``etl.run.deadline`` (why the interval is seconds and the callback ours).
+    """
+    return deadline.deadline_alert(recipients, SMTP_CONN_ID, after)

@@ -24,8 +24,7 @@ from etl import quality, staging
 from etl.errors import DatabaseError, SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
-from etl.load import audit
-from etl.load import merge as load
+from etl.load import audit, merge
 from etl.olist import ALL_TABLES, SourceFile
 from etl.publish import aggregates, analytics
 from etl.settings import Settings
@@ -228,14 +227,14 @@ def _load_tables(
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
-            clean = load.Pieces.parquet(out / f"{table}.parquet")  # read piece by piece: flat memory
-            merged = load.load_table(cur, table, clean, timezone=timezone, method=method)
+            clean = merge.Pieces.parquet(out / f"{table}.parquet")  # read piece by piece: flat memory
+            merged = merge.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
             quarantine_path = out / f"{table}.quarantine.parquet"
-            load.clear_quarantine(cur, run_id, table)  # a rerun of this run id replaces, not adds
+            merge.clear_quarantine(cur, run_id, table)  # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
-                for rejected in load.Pieces.parquet(quarantine_path, QUARANTINE_PIECE_ROWS).read():
-                    load.insert_quarantine(
+                for rejected in merge.Pieces.parquet(quarantine_path, QUARANTINE_PIECE_ROWS).read():
+                    merge.insert_quarantine(
                         cur, run_id, Path(entry["source"]).name, table, rejected.to_pandas()
                     )
             audit.close_table(

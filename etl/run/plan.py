@@ -24,9 +24,12 @@ class StagePlan:
     timeout: timedelta
     #: Run once per source (the DAG: a ``list_sources`` task, then one mapped task each).
     fans_out: bool = False
+    #: Writes the warehouse: as a DAG task it holds the warehouse lock (etl.run.lock) while it runs.
+    exclusive: bool = False
 
 
 PLAN: tuple[StagePlan, ...] = (
+    # Not exclusive: it may have to create the database the lock lives in.
     StagePlan("setup", "sql/", "a warehouse at this code's schema version", timedelta(minutes=30)),
     StagePlan(
         "ingest",
@@ -40,6 +43,7 @@ PLAN: tuple[StagePlan, ...] = (
         "the sources' staged table files",
         "staging/clean/<run>/: clean Parquet, quarantine, _metadata.json; quality_scores rows",
         timedelta(minutes=45),
+        exclusive=True,
     ),
     StagePlan("quality_gate", "the run's scores", "go, or stop before loading", timedelta(minutes=5)),
     StagePlan(
@@ -47,9 +51,14 @@ PLAN: tuple[StagePlan, ...] = (
         "staging/clean/<run>/",
         "dimensions, facts, quarantine, ingest_audit; the days to refresh",
         timedelta(minutes=45),
+        exclusive=True,
     ),
     StagePlan(
-        "refresh_aggregates", "the queued days", "aggregates and analytics views", timedelta(minutes=30)
+        "refresh_aggregates",
+        "the queued days",
+        "aggregates and analytics views",
+        timedelta(minutes=30),
+        exclusive=True,
     ),
     StagePlan(
         "validate", "staging, ingest_audit, the warehouse", "pass, or fail (exit 3)", timedelta(minutes=15)

@@ -1,4 +1,6 @@
-"""``etl quarantine list|show|export|retry``: let a person see and fix rejected rows.
+"""``etl quarantine retry``: re-run a run's rejected rows after a person fixed a lookup.
+
+(Reading them, ``etl quarantine list|show|export``, is ``etl.publish.quarantine``.)
 
 Nothing is ever deleted from ``quarantine``. ``retry --run R`` re-runs the
 still-open rows of run R through the same transform with today's lookups
@@ -16,12 +18,9 @@ Geolocation points are not retried (the table holds per-prefix aggregates).
 
 from __future__ import annotations
 
-import csv
 import json
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,104 +28,20 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from etl import lookups as lk
-from etl.errors import ConfigError, SourceError
-from etl.load import audit
-from etl.load import merge as load
+from etl.errors import ConfigError
+from etl.load import audit, merge
 from etl.olist import ALL_TABLES, CATEGORY_TRANSLATION, REFERENCED, ROW_NUMBER
+from etl.publish.quarantine import connect_current, open_rows_where
 from etl.settings import Settings
 from etl.transform import checks as ck
 from etl.transform.columns import KeySet, parse_hex_ids
 from etl.transform.roles import prepare_clean
 from etl.transform.table import TableState, transform_table
-from etl.warehouse import connection as db
-from etl.warehouse import keys, schema
+from etl.warehouse import keys
 
 SPECS = {spec.name: spec for spec in ALL_TABLES}
 #: Aggregated tables hold one row per group, not the source rows: nothing to retry into.
 _NOT_RETRIED = {spec.name for spec in ALL_TABLES if spec.aggregated}
-
-
-def _connect(settings: Settings):
-    conn = db.connect(settings.database_url, settings.connect_timeout)
-    schema.require_current(conn)
-    return conn
-
-
-def _where(run_id: str, table: str | None, open_only: bool = False) -> tuple[sql.Composable, list]:
-    clauses, params = [sql.SQL("run_id = %s")], [run_id]
-    if table:
-        clauses.append(sql.SQL("table_name = %s"))
-        params.append(table)
-    if open_only:
-        clauses.append(sql.SQL("retried_by_run IS NULL"))
-    return sql.SQL(" AND ").join(clauses), params
-
-
-def summary(settings: Settings, run_id: str, table: str | None = None) -> list[tuple]:
-    """(table, category, rule, open rows, retried rows) of one run."""
-    conn = _connect(settings)
-    try:
-        where, params = _where(run_id, table)
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("""SELECT table_name, category, rule,
-                                          count(*) FILTER (WHERE retried_by_run IS NULL),
-                                          count(*) FILTER (WHERE retried_by_run IS NOT NULL)
-                                     FROM quarantine WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3""").format(
-                    where
-                ),
-                params,
-            )
-            return cur.fetchall()
-    finally:
-        conn.close()
-
-
-def rows(
-    settings: Settings,
-    run_id: str,
-    table: str | None = None,
-    rule: str | None = None,
-    limit: int | None = None,
-) -> pd.DataFrame:
-    """The quarantined rows of a run, with their reasons and records as read."""
-    conn = _connect(settings)
-    try:
-        where, params = _where(run_id, table)
-        if rule:
-            where = sql.SQL("{} AND rule = %s").format(where)
-            params.append(rule)
-        query = sql.SQL("""SELECT quarantine_id, run_id, table_name, source_file, row_number, category, rule,
-                                  detail, raw_record::text AS raw_record, retried_by_run, retry_outcome
-                             FROM quarantine WHERE {} ORDER BY table_name, row_number{}""").format(
-            where, sql.SQL(" LIMIT {}").format(sql.Literal(int(limit))) if limit else sql.SQL("")
-        )
-        with conn.cursor() as cur:
-            cur.execute(query, params)
-            names = [d[0] for d in cur.description]
-            return pd.DataFrame(cur.fetchall(), columns=names)
-    finally:
-        conn.close()
-
-
-def export(settings: Settings, run_id: str, out: Path, table: str | None = None) -> int:
-    """Write a run's quarantine to CSV (raw record as JSON text) or JSON Lines (``.jsonl``)."""
-    frame = rows(settings, run_id, table)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".jsonl":
-        with open(out, "w", encoding="utf-8") as fh:
-            for rec in frame.to_dict("records"):
-                rec["raw_record"] = json.loads(rec["raw_record"])
-                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-    elif out.suffix == ".csv":
-        frame.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
-    else:
-        raise ConfigError(f"{out}: export writes .csv or .jsonl files")
-    return len(frame)
-
-
-# --- retry ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -154,9 +69,9 @@ def retry(settings: Settings, run_id: str, table: str | None = None) -> RetryRes
     retry_run = f"{run_id}-retry-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     result = RetryResult(run_id, retry_run)
     config = ck.RuleConfig.from_settings(settings, lk.load_lookups(settings.lookup_dir))
-    conn = _connect(settings)
+    conn = connect_current(settings)
     try:
-        where, params = _where(run_id, table, open_only=True)
+        where, params = open_rows_where(run_id, table)
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL("""SELECT quarantine_id, table_name, source_file, row_number, raw_record::text
@@ -238,7 +153,7 @@ def _retry_table(
         prepare_clean(spec, clean, settings.source_timezone)
     loadable = clean.loc[~already].reset_index(drop=True)
     if len(loadable):
-        load.merge(cur, spec.name, loadable)
+        merge.load_table(cur, spec.name, loadable)
     if spec.name in REFERENCED:
         known = references.setdefault(spec.name, KeySet())
         known.add(parse_hex_ids(loadable[REFERENCED[spec.name]]).hashes)
@@ -267,7 +182,7 @@ def _retry_table(
         )
     source_file = pending["source_file"].iloc[0]
     if len(again):
-        load.insert_quarantine(cur, retry_run, source_file, spec.name, again)
+        merge.insert_quarantine(cur, retry_run, source_file, spec.name, again)
     outcome = np.where(pending["row_number"].isin(loaded_rows), "loaded", "quarantined again")
     execute_values(
         cur,
@@ -277,25 +192,3 @@ def _retry_table(
         [(int(q), retry_run, o) for o, q in zip(outcome, pending["quarantine_id"])],
     )
     return {"rows_read": len(pending), "rows_loaded": len(loaded_rows), "rows_quarantined": len(again)}
-
-
-def print_table(frame: pd.DataFrame, stream=sys.stdout) -> None:
-    if frame.empty:
-        print("no rows", file=stream)
-        return
-    print(frame.to_string(index=False, max_colwidth=80), file=stream)
-
-
-def require_run(settings: Settings, run_id: str) -> None:
-    conn = _connect(settings)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM ingest_audit WHERE run_id = %s UNION ALL "
-                "SELECT 1 FROM quarantine WHERE run_id = %s LIMIT 1",
-                (run_id, run_id),
-            )
-            if cur.fetchone() is None:
-                raise SourceError(f"run {run_id} is not in the warehouse (see ingest_audit for run ids)")
-    finally:
-        conn.close()

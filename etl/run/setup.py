@@ -13,7 +13,7 @@ import psycopg2.extensions
 
 from etl.publish import aggregates
 from etl.settings import SQL_DIR, Settings
-from etl.warehouse import connection, schema
+from etl.warehouse import access, connection, schema
 
 
 def init_schema(settings: Settings, use_timescaledb: bool = True) -> schema.TimescaleMode:
@@ -44,8 +44,10 @@ def _apply(
     # A view rebuild computes every materialized view, as a refresh does.
     connection.set_local_work_mem(cur, settings.refresh_work_mem)
     schema.apply_views(cur, views)
-    schema.apply_roles(cur)
     schema.record_version(cur)
+    # Last, so that they cover every object above: the BI schema over the views,
+    # then roles, grants and logins (sql/roles.sql, sql/grants.sql).
+    access.apply(cur, settings)
     return mode
 
 

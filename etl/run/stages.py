@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from etl.errors import SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
-from etl.run import notify, pipeline, setup, validate
+from etl.run import lock, notify, pipeline, setup, validate
 from etl.run.plan import PLAN, PLAN_BY_NAME, Run, StagePlan
 from etl.settings import Settings
 from etl.warehouse import connection
@@ -109,6 +110,11 @@ def run_stage(stage: Stage, run: Run) -> dict | list[dict]:
     return stage.run(run)
 
 
+#: How long a writing task waits for another run's task to leave the warehouse before it
+#: fails naming the holder (its retries wait again); well inside every stage's timeout.
+TASK_LOCK_WAIT = timedelta(minutes=15)
+
+
 def run_task(name: str, run: Run, item: dict | None = None) -> dict | list[dict]:
     """One stage as an Airflow task runs it: a fan-out stage for one item, failing when it failed.
 
@@ -117,7 +123,13 @@ def run_task(name: str, run: Run, item: dict | None = None) -> dict | list[dict]
     """
     stage = STAGES_BY_NAME[name]
     if not stage.plan.fans_out:
-        return stage.run(run)
+        if not stage.plan.exclusive:
+            return stage.run(run)
+        # Two DAG runs never write at once (a backfill ignores the DAG's max_active_runs).
+        with lock.warehouse_lock(
+            run.settings, f"run {run.run_id} {name}", wait=TASK_LOCK_WAIT.total_seconds()
+        ):
+            return stage.run(run)
     result = stage.each(run, item)
     if result.get("status") == "failed":
         raise SourceError(f"source {result.get('source')} failed: {result.get('error')}")

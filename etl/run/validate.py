@@ -46,7 +46,7 @@ from psycopg2 import sql
 
 from etl import staging
 from etl.errors import EtlError
-from etl.load import merge as load
+from etl.load import merge
 from etl.olist import ALL_TABLES, SPECS
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -109,6 +109,8 @@ class ValidationReport:
     run_id: str
     thresholds: Thresholds
     checks: list[Check] = field(default_factory=list)
+    #: What a reader of a passing run should know (e.g. that it found nothing new).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[Check]:
@@ -128,6 +130,7 @@ class ValidationReport:
             "passed": self.passed,
             "checks": len(self.checks),
             "failed": [c.describe() for c in self.failures],
+            "notes": list(self.notes),
             "thresholds": asdict(self.thresholds),
         }
 
@@ -138,6 +141,7 @@ class ValidationReport:
                 f"  {'ok  ' if c.passed else 'FAIL'} {c.table:<22} {c.check:<16} "
                 f"{c.value:>16}  (expected {c.threshold})"
             )
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -236,7 +240,7 @@ def _keys_in_warehouse(cur, table: str, keys: pd.DataFrame) -> int:
             sql.Identifier(probe), cols, sql.Identifier(table)
         )
     )
-    load.copy_into(cur, probe, keys)
+    merge.copy_into(cur, probe, keys)
     match = sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in keys.columns)
     cur.execute(
         sql.SQL("SELECT count(*) FROM {probe} k WHERE EXISTS (SELECT 1 FROM {table} t WHERE {match})").format(
@@ -287,6 +291,33 @@ def _check_reconcile(
         )
 
 
+def _files_already_loaded(settings: Settings, run_id: str) -> list[str]:
+    """Input files the ingest skipped because earlier runs loaded them (name + sha256)."""
+    path = staging.run_dir(settings, run_id) / "ingest.json"
+    return list(staging.read_json(path).get("files_already_loaded", [])) if path.exists() else []
+
+
+def _check_run_read(report: ValidationReport, read: int, has_tables: bool, already: list[str]) -> None:
+    """A run that read nothing passes, with a note saying so.
+
+    Every input was loaded by an earlier run (files by name and sha256, records
+    by watermark): what a rerun or a backfill of an unchanged day sees, or the
+    manual run after the scheduled one unpausing created. The warehouse already
+    has those rows (the load merges by natural key). No tables at all fails.
+    """
+    value = f"{read:,} rows read" if read else "0 rows read: nothing new since the last load"
+    report.add("_run", "row_count", value if has_tables else "no tables", "> 0 or nothing new", has_tables)
+    if has_tables and not read:
+        files = (
+            f"all {len(already)} input file(s) were loaded by earlier runs "
+            f"({', '.join(already[:3])}{', ...' if len(already) > 3 else ''})"
+            if already
+            else "no source had new records"
+        )
+        report.notes.append(f"nothing new: {files}; the warehouse already has their rows")
+        log.warning("run %s read nothing new: %s", report.run_id, files)
+
+
 # --- entry points ---------------------------------------------------------------------
 
 
@@ -301,13 +332,7 @@ def validate_run(settings: Settings, run_id: str, thresholds: Thresholds | None 
     else:
         tables = staging.read_json(meta_path)["tables"]
         read = sum(int(t.get("rows_read", 0)) for t in tables if not t["source"].startswith("derived:"))
-        # A run that read nothing passes with a note: every input was loaded by an
-        # earlier run (files by name and sha256, records by watermark), which is what
-        # a rerun or a backfill of an unchanged day sees. No tables at all fails.
-        note = f"{read:,} rows read" if read else "0 rows read: nothing new since the last load"
-        report.add("_run", "row_count", note if tables else "no tables", "> 0 or nothing new", bool(tables))
-        if tables and not read:
-            log.warning("run %s read nothing new: every input was loaded by an earlier run", run_id)
+        _check_run_read(report, read, bool(tables), _files_already_loaded(settings, run_id))
     clean_rows = {entry["table"]: _check_table_files(report, out, entry) for entry in tables}
 
     conn = db.connect(settings.database_url, settings.connect_timeout)

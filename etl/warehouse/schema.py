@@ -20,12 +20,11 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from etl.errors import DatabaseError
-from etl.settings import SQL_DIR
 
 log = logging.getLogger(__name__)
 
 #: The schema this code needs. Stored in ``etl_schema_version`` by ``etl db init``.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class SchemaOutdated(DatabaseError):
@@ -152,21 +151,6 @@ def apply_views(cur: psycopg2.extensions.cursor, views: list[Path]) -> None:
         )
     for path in views:
         cur.execute(path.read_text())
-
-
-def apply_roles(cur: psycopg2.extensions.cursor) -> None:
-    """sql/roles.sql (etl_writer, bi_reader); skipped with a warning without CREATEROLE."""
-    cur.execute("SAVEPOINT roles")
-    try:
-        cur.execute((SQL_DIR / "roles.sql").read_text())
-    except psycopg2.Error as exc:
-        cur.execute("ROLLBACK TO SAVEPOINT roles")
-        log.warning(
-            "roles etl_writer/bi_reader not set up (%s); ask an administrator to run sql/roles.sql",
-            str(exc).strip().splitlines()[0],
-        )
-        return
-    cur.execute("RELEASE SAVEPOINT roles")
 
 
 def schema_files(sql_dir: Path, timescaledb: bool) -> list[Path]:

@@ -17,9 +17,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
-from tests.conftest import _new_database_url, make_settings
+from tests.conftest import _new_database_url, as_login, make_settings
 
 SOLD_EXCLUDED = {"canceled", "unavailable"}
 
@@ -66,12 +67,28 @@ def _broken_copy(olist_dir: Path, target: Path) -> Path:
     return target
 
 
+#: The logins `etl db init` creates (tests/analytics/test_roles.py). Roles are
+#: cluster-wide, so every warehouse on the test server shares them; the local
+#: server trusts loopback, so the passwords only prove they are set.
+LOGIN_PASSWORDS = {
+    "pipeline_password": "test-pipeline-pw",
+    "dashboard_password": "test-dashboard-pw",
+    "bi_password": "test-bi-pw",
+}
+
+
 @pytest.fixture(scope="session")
 def warehouse(olist_dir, tmp_path_factory):
-    """Settings of a warehouse holding the Olist subset, two runs and their quarantine."""
+    """Settings (administrator) of a warehouse holding the Olist subset, two runs and their quarantine.
+
+    `etl db init` runs as the administrator (creating the roles and logins); the
+    loads run as the pipeline's own login, as in production.
+    """
     url = _new_database_url()
-    settings = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"))
+    admin = make_settings(url, staging_dir=tmp_path_factory.mktemp("staging"), **LOGIN_PASSWORDS)
     try:
+        setup.init_schema(admin)
+        settings = as_login(admin, admin.pipeline_login, admin.pipeline_password)
         run_pipeline(settings, data_dir=olist_dir, run_id="subset-1")
         broken = _broken_copy(olist_dir, tmp_path_factory.mktemp("broken") / "olist")
         # The orphan item breaks the integrity target (100) on purpose: load anyway,
@@ -79,9 +96,21 @@ def warehouse(olist_dir, tmp_path_factory):
         run_pipeline(
             settings.with_overrides(dq_enforce=False), data_dir=broken, run_id="subset-2-broken-rows"
         )
-        yield settings
+        yield admin
     finally:
         db.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def dashboard_settings(warehouse):
+    """The warehouse as the dashboards reach it: their own login (dashboard_reader)."""
+    return as_login(warehouse, warehouse.dashboard_login, warehouse.dashboard_password)
+
+
+@pytest.fixture(scope="session")
+def bi_settings(warehouse):
+    """The warehouse as a BI tool reaches it: the BI login (bi_reader)."""
+    return as_login(warehouse, warehouse.bi_login, warehouse.bi_password)
 
 
 # --- the figures, computed independently from the source CSVs with pandas -------------------

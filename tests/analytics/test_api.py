@@ -15,8 +15,8 @@ from tests.conftest import query, scalar
 
 
 @pytest.fixture(scope="module")
-def client(warehouse):
-    app = create_app(DashboardConfig(settings=warehouse, cache_seconds=0))
+def client(dashboard_settings):
+    app = create_app(DashboardConfig(settings=dashboard_settings, cache_seconds=0))
     yield app.test_client()
     app.extensions["warehouse"].close()
 

@@ -40,9 +40,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(warehouse, tmp_path_factory):
+def server(dashboard_settings, tmp_path_factory):
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": warehouse.database_url}
+    env = {**os.environ, "DATABASE_URL": dashboard_settings.database_url}
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
     with open(log, "wb") as out:

@@ -22,8 +22,8 @@ DOWN_URL = "postgresql://postgres@127.0.0.1:9/nowhere"
 
 
 @pytest.fixture(scope="module")
-def live(warehouse):
-    app = create_app(DashboardConfig(settings=warehouse, cache_seconds=0))
+def live(dashboard_settings):
+    app = create_app(DashboardConfig(settings=dashboard_settings, cache_seconds=0))
     yield app.test_client()
     app.extensions["warehouse"].close()
 

@@ -17,8 +17,8 @@ def _brl(cents: int) -> str:
 
 
 @pytest.fixture
-def app(warehouse, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
+def app(dashboard_settings, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", dashboard_settings.database_url)
     return AppTest.from_file(str(APP), default_timeout=60).run()
 
 
