@@ -300,6 +300,8 @@ PAYMENTS = TableSpec(
     ),
     key=("order_id", "payment_sequential"),
     foreign_keys=(ForeignKey(("order_id",), "fact_orders", ("order_id",)),),
+    # payments feed customer lifetime value and the category figures (etl/publish/derived.py)
+    event_time=EventTime("purchased_at", "fact_orders", "order_id"),
     rules=("payment",),
     role="payment_totals",
 )

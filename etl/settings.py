@@ -130,8 +130,6 @@ class Settings:
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
-    #: Connections refreshing the analytics views at once (etl.publish.analytics.refresh).
-    refresh_workers: int = 2
     # --- logins `etl db init` creates (etl/warehouse/access.py, docs/warehouse.md "Roles") ---
     #: (login, password) per part; no password = that login is not created or changed.
     #: Never a default password: they come from the environment (.env, render.yaml).
@@ -177,7 +175,6 @@ class Settings:
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
-            refresh_workers=int(env.get("ETL_REFRESH_WORKERS", "2")),
             pipeline_login=env.get("ETL_PIPELINE_USER") or "etl_pipeline",
             pipeline_password=env.get("ETL_PIPELINE_PASSWORD") or None,
             dashboard_login=env.get("ETL_DASHBOARD_USER") or "etl_dashboard",

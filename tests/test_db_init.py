@@ -43,7 +43,7 @@ def test_plain_postgresql_without_the_extension(fresh_db):
 
 
 def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path, monkeypatch):
-    """A materialized view whose SQL changed is rebuilt by the next `etl db init`."""
+    """A view whose SQL changed (new columns) is rebuilt by the next `etl db init`."""
     import shutil
 
     setup.init_schema(fresh_db)
@@ -52,8 +52,9 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
     view_file = sql_dir / "views" / "30_products_regions.sql"
     view_file.write_text(
         view_file.read_text().replace(
-            "count(*)::bigint                           AS units,",
-            "count(*)::bigint                           AS units,\n       42 AS upgraded_column,",
+            "max(r.customers)::bigint                                             AS customers",
+            "max(r.customers)::bigint                                             AS customers,\n"
+            "       42 AS upgraded_column",
         )
     )
     monkeypatch.setattr(setup, "SQL_DIR", sql_dir)
@@ -62,14 +63,14 @@ def test_changed_view_definitions_reach_an_existing_warehouse(fresh_db, tmp_path
         scalar(
             fresh_db,
             """SELECT count(*) FROM pg_attribute
-                               WHERE attrelid = 'top_products'::regclass AND attname = 'upgraded_column'""",
+                               WHERE attrelid = 'region_wise_performance'::regclass AND attname = 'upgraded_column'""",
         )
         == 1
     )
     # and an unchanged init leaves the rebuilt view alone
-    before = scalar(fresh_db, "SELECT 'top_products'::regclass::oid")
+    before = scalar(fresh_db, "SELECT 'region_wise_performance'::regclass::oid")
     setup.init_schema(fresh_db)
-    assert scalar(fresh_db, "SELECT 'top_products'::regclass::oid") == before
+    assert scalar(fresh_db, "SELECT 'region_wise_performance'::regclass::oid") == before
 
 
 def test_a_login_named_after_a_superuser_is_refused(fresh_db):

@@ -280,7 +280,8 @@ def test_db_status_reports_the_mode(fresh_db, sample_dir, capsys, monkeypatch):
     assert cli.main(["db", "status"]) == 0
     out = capsys.readouterr().out
     assert "mode: timescaledb-apache" in out
-    assert "aggregates: hourly_sales, daily_customer_metrics as tables refreshed per touched day" in out
+    assert "aggregates: hourly_sales, daily_customer_metrics, sales_daily_orders" in out
+    assert "as tables refreshed per touched day; 1 range(s) waiting" in out  # all of time, queued by init
 
 
 # --- helpers shared with test_warehouse_acceptance ------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 
 from dashboard.app import API, PAGES, create_app
 from dashboard.config import DashboardConfig
+from etl.publish import aggregates
 from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.warehouse import access
@@ -48,8 +49,9 @@ def test_the_pipeline_login_owns_and_refreshes_the_continuous_aggregates(full):
     owners = dict(
         query(full, "SELECT view_name, view_owner FROM timescaledb_information.continuous_aggregates")
     )
-    assert owners == {"hourly_sales": "etl_writer", "daily_customer_metrics": "etl_writer"}
-    # the policies still run as the administrator that added them (a NOLOGIN owner could not)
+    assert owners == dict.fromkeys(aggregates.NAMES, "etl_writer")
+    # the (compression) policy still runs as the administrator that added it (a NOLOGIN
+    # owner could not); the aggregates have no refresh policy (the pipeline refreshes them)
     job_owners = {
         r[0] for r in query(full, "SELECT owner FROM timescaledb_information.jobs WHERE job_id >= 1000")
     }
@@ -73,7 +75,7 @@ def test_dashboards_and_bi_as_their_logins(full):
             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')""",
     )
     assert set(listed) == {("bi", name) for name in access.bi_views()}
-    # a continuous aggregate (real-time) through a bi view, as the BI login, to the cent
+    # a continuous aggregate (materialized only, refreshed by the run) through a bi view, as the BI login, to the cent
     assert query(bi, "SELECT sum(sold_revenue_cents) FROM bi.hourly_sales") == [(revenue,)]
     conn = psycopg2.connect(bi.database_url)
     try:

@@ -179,6 +179,12 @@ def load_table(
     # by chunk COPY up to ~1.5x faster (etl/chunk_order.py); with the indexes
     # deferred the sort only costs (~9 % slower in an A/B), so it is skipped then.
     partitioning = chunk_order.time_partitioning(cur, table)
+    if partitioning is not None:
+        # A late correction into a compressed chunk decompresses the batch holding its
+        # time (up to 1,000 rows); TimescaleDB stops a transaction after 100,000 such
+        # tuples by default, which a day's corrections to old orders can pass. The
+        # load is the one writer and means it: no limit, for this transaction only.
+        cur.execute("SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)")
     cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table)))
     empty = cur.fetchone()[0]
     if empty and not spec.links and not binary_copy.unsupported_columns(types, rows.column_names):
@@ -254,20 +260,6 @@ def _source_expr(column: str, types) -> sql.Composable:
 
 
 # --- type 1 merge -----------------------------------------------------------------------
-
-
-def _event_time_sql(table: str) -> sql.Composable | None:
-    """Expression over the merged row ``t`` that gives its event time, for RETURNING."""
-    event = _spec(table).event_time
-    if event is None:
-        return None
-    if event.table is None:
-        return sql.SQL("t.{}").format(sql.Identifier(event.column))
-    return sql.SQL("(SELECT e.{col} FROM {other} e WHERE e.{j} = t.{j} LIMIT 1)").format(
-        col=sql.Identifier(event.column),
-        other=sql.Identifier(event.table),
-        j=sql.Identifier(event.join_column),
-    )
 
 
 def _stage_event_times(cur, table: str, stage: str) -> sql.Identifier | None:
@@ -363,18 +355,31 @@ def _delete_moved(cur, table: str, stage: str, timezone: str) -> tuple[int, list
     if not spec.movable_in_time:
         return 0, []
     natural_id, time_column = (sql.Identifier(c) for c in spec.merge_key)
+    names = {
+        "table": sql.Identifier(table),
+        "stage": sql.Identifier(stage),
+        "nid": natural_id,
+        "tc": time_column,
+    }
+    # Find the moved rows first (a read), then delete each by its full key: a DELETE
+    # joined on the natural id alone makes TimescaleDB decompress every compressed
+    # chunk to evaluate it (715,005 tuples for 1,000 staged orders at 1M items,
+    # over its per-transaction limit), while (id, time) reaches one batch.
     cur.execute(
         sql.SQL(
-            "WITH moved AS (DELETE FROM {table} t USING {stage} s "
-            "WHERE t.{nid} = s.{nid} AND t.{tc} IS DISTINCT FROM s.{tc} RETURNING t.{tc} AS old_time) "
-            "SELECT count(*), array_agg(DISTINCT (old_time AT TIME ZONE %(tz)s)::date) FROM moved"
-        ).format(table=sql.Identifier(table), stage=sql.Identifier(stage), nid=natural_id, tc=time_column),
+            "SELECT t.{nid}, t.{tc}, (t.{tc} AT TIME ZONE %(tz)s)::date FROM {table} t "
+            "JOIN {stage} s ON t.{nid} = s.{nid} WHERE t.{tc} IS DISTINCT FROM s.{tc}"
+        ).format(**names),
         {"tz": timezone},
     )
-    moved, days = cur.fetchone()
+    moved = cur.fetchall()
+    for key, old_time, _ in moved:
+        cur.execute(
+            sql.SQL("DELETE FROM {table} WHERE {nid} = %s AND {tc} = %s").format(**names), (key, old_time)
+        )
     if moved:
-        log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, moved)
-    return moved, list(days or [])
+        log.info("%s: %d row(s) moved in time by the source; the old rows were replaced", table, len(moved))
+    return len(moved), sorted({day for _, _, day in moved})
 
 
 def _merge_upsert(
@@ -450,12 +455,24 @@ def _merge_upsert(
 
 def _all_days(cur, table: str, timezone: str) -> list[date]:
     """Local days of every row of ``table`` (after a direct load into an empty table)."""
-    event = _event_time_sql(table)
+    event = _spec(table).event_time
     if event is None:
         return []
+    if event.table is None:
+        statement = sql.SQL("SELECT array_agg(DISTINCT ({col} AT TIME ZONE %(tz)s)::date) FROM {table}")
+    else:
+        # one semi-join, not a lookup per row (by the join column alone the hypertable
+        # is searched in every chunk's index)
+        statement = sql.SQL(
+            "SELECT array_agg(DISTINCT (e.{col} AT TIME ZONE %(tz)s)::date) FROM {other} e "
+            "WHERE e.{j} IN (SELECT t.{j} FROM {table} t)"
+        )
     cur.execute(
-        sql.SQL("SELECT array_agg(DISTINCT ({event} AT TIME ZONE %(tz)s)::date) FROM {table} t").format(
-            event=event, table=sql.Identifier(table)
+        statement.format(
+            col=sql.Identifier(event.column),
+            table=sql.Identifier(table),
+            other=sql.Identifier(event.table or table),
+            j=sql.Identifier(event.join_column or event.column),
         ),
         {"tz": timezone},
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
 from etl.load import audit, merge
 from etl.olist import ALL_TABLES, SourceFile
-from etl.publish import aggregates, analytics
+from etl.publish import aggregates
 from etl.settings import Settings
 from etl.transform.stage import run_stage
 from etl.warehouse import connection as db
@@ -268,50 +267,37 @@ def _load_tables(
 # --- aggregates -----------------------------------------------------------------------
 
 
-def _refresh_pending(settings: Settings) -> aggregates.RefreshResult:
-    conn = _connect(settings)
-    try:
-        return aggregates.refresh_pending(conn, settings.source_timezone)
-    finally:
-        conn.close()
-
-
 def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
-    """Recompute hourly_sales / daily_customer_metrics for the days loads changed, and the views.
+    """Recompute the aggregates and the analytics tables for the days loads changed.
 
     The load stage queues the local days it changed (in its own transaction);
-    this consumes the whole queue, so a refresh that failed earlier is caught up
-    by the next one. The dashboards' materialized views (``etl.publish.analytics``)
-    read the facts, not these aggregates, so they are refreshed at the same time
-    on their own connections (the aggregates were 11.3 s and the views 35.6 s of
-    server time one after the other). The Airflow DAG's ``refresh_aggregates`` task calls this.
+    this consumes the whole queue (etl.publish.aggregates.refresh_pending), so a
+    refresh that failed earlier is caught up by the next one. The Airflow DAG's
+    ``refresh_aggregates`` task calls this.
     """
-    with ThreadPoolExecutor(1, thread_name_prefix="aggregates") as side:
-        pending = side.submit(_refresh_pending, settings)
-        try:
-            views = analytics.refresh(settings)
-        except psycopg2.Error as exc:
-            pending.exception()  # let the aggregates finish (or fail) before saying so
-            # The load has committed; say so, so nobody reloads to fix a view.
-            raise DatabaseError(
-                f"run {run_id} loaded, but refreshing the analytics views failed: "
-                f"{' '.join(str(exc).split())[:300]} (rerun `etl db refresh`)"
-            ) from exc
-        try:
-            result = pending.result()
-        except psycopg2.Error as exc:
-            raise DatabaseError(
-                f"run {run_id} loaded, but refreshing hourly_sales/daily_customer_metrics "
-                f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
-                "and the next run catches up"
-            ) from exc
+    conn = _connect(settings)
+    try:
+        result = aggregates.refresh_pending(conn, settings.source_timezone, settings.refresh_work_mem)
+    except psycopg2.Error as exc:
+        # The load has committed; say so, so nobody reloads to fix an aggregate.
+        raise DatabaseError(
+            f"run {run_id} loaded, but refreshing the aggregates and analytics tables "
+            f"failed: {' '.join(str(exc).split())[:300]}; the touched days stay queued "
+            "and the next run (or `etl db refresh`) catches up"
+        ) from exc
+    finally:
+        conn.close()
     log.info(
-        "run %s: aggregates refreshed over %d range(s), %d views", run_id, len(result.ranges), len(views)
+        "run %s: aggregates refreshed over %d range(s), %d analytics tables",
+        run_id,
+        len(result.ranges),
+        len(result.derived),
     )
     return {
         "run_id": run_id,
         "mode": result.mode,
         "ranges": len(result.ranges),
         "buckets": result.buckets,
-        "views_refreshed": len(views),
+        "views_refreshed": len(result.derived),
+        "seconds": {name: round(seconds, 3) for name, seconds in result.seconds.items()},
     }

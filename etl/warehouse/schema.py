@@ -24,7 +24,7 @@ from etl.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 #: The schema this code needs. Stored in ``etl_schema_version`` by ``etl db init``.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10  # 10: bucket aggregates and analytics tables (issue 17)
 
 
 class SchemaOutdated(DatabaseError):

@@ -1,6 +1,6 @@
 -- daily_customer_metrics: orders and customers per local calendar day of
--- purchase (the source time zone, as dim_dates). One definition for both modes;
--- see hourly_sales.sql for the {bucket} / {where} placeholders.
+-- purchase (the source time zone, as dim_dates), every status. One definition
+-- for both modes; see hourly_sales.sql for the {bucket} / {range} placeholders.
 SELECT {bucket}                                         AS bucket,
        count(*)                                         AS orders,
        count(DISTINCT c.customer_unique_id)             AS customers,
@@ -10,5 +10,5 @@ SELECT {bucket}                                         AS bucket,
                                                         AS avg_delivery_days
   FROM fact_orders o
   JOIN dim_customers c ON c.customer_id = o.customer_id
- {where}
+ WHERE TRUE {range}
  GROUP BY 1

@@ -1,8 +1,9 @@
--- hourly_sales: order lines per UTC hour of purchase. The ONE definition of
--- this aggregate: etl/aggregates.py fills {bucket} (time_bucket with
--- TimescaleDB, date_trunc without) and {where} (empty for the continuous
--- aggregate and the initial build, a purchase-time range for an incremental
--- refresh), so the continuous aggregate and the fallback table cannot drift.
+-- hourly_sales: order lines per UTC hour of purchase, every status (canceled
+-- and unavailable included; canceled_revenue_cents says how much of it they are).
+-- One definition for both modes: etl/publish/aggregates.py fills {bucket}
+-- (time_bucket with TimescaleDB, date_trunc without) and {range} (empty for the
+-- continuous aggregate and a full build, "AND <purchase time in range>" for a
+-- bucket refresh), so the continuous aggregate and the fallback table cannot drift.
 SELECT {bucket}                                         AS bucket,
        count(DISTINCT o.order_id)                       AS orders,
        count(*)                                         AS items,
@@ -12,5 +13,5 @@ SELECT {bucket}                                         AS bucket,
                                                         AS canceled_revenue_cents
   FROM fact_orders o
   JOIN fact_order_items i ON i.order_id = o.order_id
- {where}
+ WHERE TRUE {range}
  GROUP BY 1

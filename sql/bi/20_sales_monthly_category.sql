@@ -1,4 +1,4 @@
--- bi.sales_monthly_category over public.sales_monthly_category (sql/views/20_sales_daily_state.sql).
+-- bi.sales_monthly_category over public.sales_monthly_category (a table kept per touched month: sql/schema.d/40_analytics.sql, sql/analytics/).
 CREATE OR REPLACE VIEW bi.sales_monthly_category AS
 SELECT month, customer_state, category, orders, items, revenue_cents, freight_cents
   FROM public.sales_monthly_category;

@@ -1,4 +1,4 @@
--- bi.top_products over public.top_products (sql/views/30_products_regions.sql).
+-- bi.top_products over public.top_products (a table kept per touched product: sql/schema.d/40_analytics.sql, sql/analytics/).
 CREATE OR REPLACE VIEW bi.top_products AS
 SELECT product_id, category, revenue_cents, units, orders, revenue_rank, units_rank
   FROM public.top_products;

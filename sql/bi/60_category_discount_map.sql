@@ -1,4 +1,4 @@
--- bi.category_discount_map over public.category_discount_map (sql/views/30_products_regions.sql).
+-- bi.category_discount_map over public.category_discount_map (a table recomputed from per-day sums: sql/analytics/).
 CREATE OR REPLACE VIEW bi.category_discount_map AS
 SELECT category, items, orders, revenue_cents,
        avg_price_cents::numeric(14, 2)  AS avg_price_cents,

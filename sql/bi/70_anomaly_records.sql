@@ -1,4 +1,4 @@
--- bi.anomaly_records over public.anomaly_records (sql/views/40_anomalies_clv.sql).
+-- bi.anomaly_records over public.anomaly_records (a table kept per touched month: sql/analytics/).
 CREATE OR REPLACE VIEW bi.anomaly_records AS
 SELECT order_id, category, month, value_cents, items, peers,
        mean_value_cents::numeric(14, 2) AS mean_value_cents, z_value, z_items

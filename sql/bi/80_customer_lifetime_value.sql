@@ -1,5 +1,5 @@
--- bi.customer_lifetime_value and bi.clv_segments over the views of the same
--- names (sql/views/40_anomalies_clv.sql).
+-- bi.customer_lifetime_value and bi.clv_segments over the relations of the same
+-- names (a view over customer_totals, sql/views/40_anomalies_clv.sql; a table).
 CREATE OR REPLACE VIEW bi.customer_lifetime_value AS
 SELECT customer_unique_id, customer_state, orders, total_spent_cents,
        avg_order_value_cents::numeric(14, 2) AS avg_order_value_cents,

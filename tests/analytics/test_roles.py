@@ -65,7 +65,7 @@ def test_the_dashboard_serves_every_page_and_route_as_its_own_role(dashboard_set
         "SELECT raw_record FROM quarantine LIMIT 1",
         "SELECT * FROM ingest_audit LIMIT 1",
         "SELECT * FROM fact_orders LIMIT 1",
-        "DELETE FROM sales_daily_state",
+        "DELETE FROM sales_monthly_state",
         "INSERT INTO quality_scores SELECT * FROM quality_scores LIMIT 0",
         "CREATE TABLE scratch (x int)",
         "CREATE TEMP TABLE scratch (x int)",

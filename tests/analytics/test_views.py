@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from etl import cli
-from etl.publish import analytics
+from etl.publish import aggregates, analytics
 from etl.run import setup
+from etl.run.pipeline import refresh_aggregates_stage
 from etl.warehouse import connection as db
 from tests.conftest import query, scalar
 
@@ -78,20 +79,10 @@ def test_category_map_says_what_olist_has_instead_of_discounts(warehouse, source
     assert 1 <= installments <= 24 and 0 <= voucher < 1
 
 
-def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_mem(fresh_db):
-    """An empty view is refreshed plainly (nothing to diff against), then concurrently."""
-    import psycopg2.extensions
-
-    statements: list[str] = []
-
-    class Recording(psycopg2.extensions.cursor):
-        def execute(self, query, vars=None):
-            statements.append(query.as_string(self) if hasattr(query, "as_string") else query)
-            return super().execute(query, vars)
-
+def test_a_new_warehouse_fills_its_analytics_then_follows_a_change_of_one_day(fresh_db):
+    """``etl db refresh`` (all of time) on a new warehouse, then a queued day only."""
     setup.init_schema(fresh_db)
     conn = db.connect(fresh_db.database_url)
-    conn.cursor_factory = Recording
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
@@ -112,52 +103,34 @@ def test_refresh_of_a_new_warehouse_fills_its_empty_views_with_the_given_work_me
                 "shipping_limit_at, price_cents, freight_cents) "
                 "VALUES (md5('o'), 1, md5('p'), md5('s'), '2018-01-06', 1234, 100)"
             )
-            first = analytics.refresh_views(conn, work_mem="77MB")
-            plain = [q for q in statements if q.startswith("REFRESH")]
-            cur.execute("SHOW work_mem")
-            assert cur.fetchone()[0] == "77MB"  # set for the refresh's own transaction only
-        with conn, conn.cursor() as cur:
-            cur.execute("SHOW work_mem")
-            assert cur.fetchone()[0] != "77MB"
-            cur.execute("UPDATE fact_order_items SET price_cents = 2000")
-            second = analytics.refresh_views(conn)  # populated now: concurrently
-            concurrent = [q for q in statements if q.startswith("REFRESH")][len(plain) :]
-        assert list(first) == list(second) == list(analytics.MATERIALIZED_VIEWS)
-        assert plain == [f'REFRESH MATERIALIZED VIEW "{v}"' for v in analytics.MATERIALIZED_VIEWS]
-        # one order has no anomalies: that view is still empty, so still refreshed plainly
-        assert concurrent == [
-            f'REFRESH MATERIALIZED VIEW {"" if v == "anomaly_records" else "CONCURRENTLY "}"{v}"'
-            for v in analytics.MATERIALIZED_VIEWS
-        ]
-        assert scalar(fresh_db, "SELECT revenue_cents FROM sales_daily_state") == 2000
-        assert query(
-            fresh_db,
-            "SELECT category, items, orders, revenue_cents, avg_installments, voucher_share "
-            "FROM category_discount_map",
-        ) == [("UNKNOWN", 1, 1, 2000, None, None)]
-        assert scalar(fresh_db, "SELECT days_since_last_order FROM customer_lifetime_value") == 0
     finally:
         conn.close()
+    timings = analytics.refresh(fresh_db)
+    assert set(timings) == set(analytics.REFRESHED)
+    assert scalar(fresh_db, "SELECT revenue_cents FROM sales_daily_state") == 1234
+    assert scalar(fresh_db, "SELECT count(*) FROM aggregate_refresh_queue") == 0
 
-
-def test_refresh_views_picks_up_new_facts(warehouse):
-    before = scalar(warehouse, "SELECT sum(revenue_cents) FROM monthly_sales_summary")
-    conn = db.connect(warehouse.database_url)
+    conn = db.connect(fresh_db.database_url)
     try:
-        with conn.cursor() as cur:  # a change inside a transaction that is rolled back
-            cur.execute(
-                "UPDATE fact_order_items SET price_cents = price_cents + 100 "
-                "WHERE (order_id, order_item_id) = (SELECT order_id, order_item_id FROM sales_order_lines "
-                "ORDER BY order_id LIMIT 1)"
-            )
-            timings = analytics.refresh_views(conn)
-            cur.execute("SELECT sum(revenue_cents) FROM monthly_sales_summary")
-            assert cur.fetchone()[0] == before + 100
-        assert list(timings) == list(analytics.MATERIALIZED_VIEWS)
+        with conn, conn.cursor() as cur:
+            cur.execute("UPDATE fact_order_items SET price_cents = 2000")
+            aggregates.queue_days(cur, "edit", [date(2018, 1, 5)], fresh_db.source_timezone)
     finally:
-        conn.rollback()
         conn.close()
-    assert scalar(warehouse, "SELECT sum(revenue_cents) FROM monthly_sales_summary") == before
+    result = refresh_aggregates_stage(fresh_db, "edit")
+    assert result["ranges"] == 1 and result["buckets"]["sales_daily_items"] == 1
+    assert scalar(fresh_db, "SELECT revenue_cents FROM sales_daily_state") == 2000
+    assert scalar(fresh_db, "SELECT revenue_cents FROM sales_monthly_state") == 2000
+    assert query(
+        fresh_db,
+        "SELECT category, items, orders, revenue_cents, avg_installments, voucher_share "
+        "FROM category_discount_map",
+    ) == [("UNKNOWN", 1, 1, 2000, None, None)]
+    assert query(fresh_db, "SELECT product_id = md5('p'), revenue_cents, revenue_rank FROM top_products") == [
+        (True, 2000, 1)
+    ]
+    assert scalar(fresh_db, "SELECT days_since_last_order FROM customer_lifetime_value") == 0
+    assert query(fresh_db, "SELECT customer_state, customers FROM region_customers") == [("SP", 1)]
 
 
 def test_views_survive_a_second_db_init(warehouse):
@@ -195,39 +168,4 @@ def test_etl_export_rejects_an_unknown_format(warehouse, tmp_path, monkeypatch, 
 def test_etl_db_refresh(warehouse, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", warehouse.database_url)
     assert cli.main(["db", "refresh"]) == 0
-    assert f"refreshed {len(analytics.MATERIALIZED_VIEWS)} analytics views" in capsys.readouterr().out
-
-
-def test_refresh_chains_keep_each_view_after_the_views_it_reads(warehouse):
-    reads = query(
-        warehouse,
-        "SELECT DISTINCT v.relname, d.relname FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class "
-        "JOIN pg_depend dep ON dep.objid = r.oid JOIN pg_class d ON d.oid = dep.refobjid "
-        "WHERE v.relkind = 'm' AND d.relkind = 'm' AND v.oid <> d.oid",
-    )
-    assert reads, "some materialized view reads another (else the chains are trivial)"
-    chained = [name for chain in analytics.REFRESH_CHAINS for name in chain]
-    assert sorted(chained) == sorted(analytics.MATERIALIZED_VIEWS)
-    chain_of = {name: chain for chain in analytics.REFRESH_CHAINS for name in chain}
-    for view, read in reads:
-        assert read in chain_of[view] and chain_of[view].index(read) < chain_of[view].index(view), (
-            view,
-            read,
-        )
-
-
-def test_views_refreshed_on_two_connections_equal_one_transaction(warehouse):
-    def contents() -> dict:
-        return {
-            name: query(
-                warehouse,
-                f"SELECT count(*), md5(string_agg(t::text, ',' ORDER BY t::text)) FROM \"{name}\" t",
-            )
-            for name in analytics.MATERIALIZED_VIEWS
-        }
-
-    parallel = analytics.refresh(warehouse.with_overrides(refresh_workers=2))
-    after_parallel = contents()
-    serial = analytics.refresh(warehouse.with_overrides(refresh_workers=1))
-    assert list(parallel) == list(serial) == list(analytics.MATERIALIZED_VIEWS)
-    assert contents() == after_parallel
+    assert f"refreshed {len(analytics.REFRESHED)} analytics views" in capsys.readouterr().out

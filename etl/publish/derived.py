@@ -1,0 +1,94 @@
+"""The analytics tables derived from the buckets, kept for what a load touched.
+
+The dashboards, Streamlit and BI read these (and the plain views over them,
+``sql/views/``). Each table's refresh is a file of statements,
+``sql/analytics/<name>.sql``, that recomputes only what the touched purchase
+time ranges reach:
+
+* additive figures roll the time-bucketed aggregates up
+  (``sales_monthly_state``, ``sales_monthly_category``: the touched months);
+* per-order and per-day inputs are recomputed for the touched days
+  (``order_category_values``, ``category_discount_daily``);
+* figures that do not add up over buckets are recomputed for the touched keys
+  only: the people whose rows of ``customer_orders`` (one per sold order, kept
+  per day) were replaced or added (``customer_totals``, ``region_customers``
+  by difference), the products whose rows of ``product_daily`` were
+  (``top_products``, by difference), the category x months touched
+  (``anomaly_groups`` from sums and sums of squares, then ``anomaly_records``).
+  Keys come from the replaced rows too, so an order moved to another person
+  or an item to another product updates both; and nothing is looked up in the
+  facts by customer or product (compressed chunks have no such index);
+* small all-time summaries are recomputed from those partial sums
+  (``category_discount_map``: thousands of rows; ``clv_segments``: the RFM
+  quintiles rank every customer, so it reads ``customer_totals`` whole --
+  the one step whose cost grows with the warehouse, docs/performance.md).
+
+What was touched is handed to the statements as TEMP tables
+(``sql/analytics/_touched.sql``): nothing is formatted into SQL text. A full
+rebuild is the same code with one range, all of time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import psycopg2.extensions
+
+from etl.settings import SQL_DIR
+
+log = logging.getLogger(__name__)
+
+ANALYTICS_DIR = SQL_DIR / "analytics"
+
+#: Refresh order: a table's statements may read the ones before it.
+TABLES: tuple[str, ...] = (
+    "order_category_values",
+    "category_discount_daily",
+    "category_discount_map",
+    "sales_monthly_state",
+    "sales_monthly_category",
+    "anomaly_groups",
+    "anomaly_records",
+    "customer_orders",
+    "customer_totals",
+    "region_customers",
+    "clv_segments",
+    "product_daily",
+    "top_products",
+)
+#: The one range of a full rebuild (the text PostgreSQL gives back for it).
+ALL_OF_TIME = ("-infinity", "infinity")
+
+
+def statements(name: str) -> str:
+    return (ANALYTICS_DIR / f"{name}.sql").read_text()
+
+
+def refresh(
+    cur: psycopg2.extensions.cursor, ranges: list[tuple[str, str]], timezone: str
+) -> dict[str, tuple[int, float]]:
+    """Recompute every derived table for ``ranges`` (text timestamps, merged), in the caller's transaction.
+
+    Returns table -> (rows its last statement wrote, seconds).
+    """
+    done: dict[str, tuple[int, float]] = {}
+    if not ranges:
+        return done
+    started = time.monotonic()
+    cur.execute("CREATE TEMP TABLE etl_touched_ranges (lo TIMESTAMPTZ, hi TIMESTAMPTZ) ON COMMIT DROP")
+    cur.execute(
+        "INSERT INTO etl_touched_ranges SELECT * FROM unnest(%s::timestamptz[], %s::timestamptz[])",
+        ([lo for lo, _ in ranges], [hi for _, hi in ranges]),
+    )
+    cur.execute("ANALYZE etl_touched_ranges")
+    cur.execute(statements("_touched"), {"tz": timezone})
+    if ranges == [ALL_OF_TIME]:
+        cur.execute(statements("_reset"))
+    done["_touched"] = (cur.rowcount, time.monotonic() - started)
+    for name in TABLES:
+        started = time.monotonic()
+        cur.execute(statements(name))
+        done[name] = (cur.rowcount, time.monotonic() - started)
+        log.debug("%s refreshed in %.2f s", name, done[name][1])
+    return done
