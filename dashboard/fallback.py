@@ -44,6 +44,7 @@ VIEWS = (
     "quality_overall",
     "quarantine_counts",
     "pipeline_runs",
+    "sales_by_source",
 )
 
 
@@ -392,6 +393,30 @@ def pipeline_runs(s: Snapshot, f: Filters) -> list[Row]:
     )
 
 
+def sales_by_source(s: Snapshot, f: Filters) -> list[Row]:
+    """Twin of ``dashboard.sources.sales_by_source``."""
+    first = f.start.replace(day=1) if f.start else None
+    rows = [
+        r
+        for r in s.rows("sales_by_source")
+        if (first is None or r["month"] >= first) and (f.end is None or r["month"] <= f.end)
+    ]
+    out = []
+    for system, mine in _group(rows, "source_system").items():
+        out.append(
+            {
+                "source_system": system,
+                "orders": _sum(mine, "orders"),
+                "revenue_cents": _sum(mine, "revenue_cents"),
+                "freight_cents": _sum(mine, "freight_cents"),
+                "first_purchase_at": _jsonable(min(r["first_purchase_at"] for r in mine)),
+                "last_purchase_at": _jsonable(max(r["last_purchase_at"] for r in mine)),
+            }
+        )
+    out.sort(key=lambda r: (-(r["revenue_cents"] or 0), r["source_system"]))
+    return out
+
+
 #: The export-side twin of each ``dashboard.queries`` function, by name.
 QUERIES: dict[str, Callable[[Snapshot, Filters], Any]] = {
     fn.__name__: fn
@@ -407,6 +432,7 @@ QUERIES: dict[str, Callable[[Snapshot, Filters], Any]] = {
         quality_scores,
         quarantine_counts,
         pipeline_runs,
+        sales_by_source,
     )
 }
 

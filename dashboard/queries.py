@@ -281,7 +281,12 @@ ORDER_STATUSES = (
 
 
 def order_lines_page(
-    conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0, page_size: int = 50
+    conn,
+    f: Filters,
+    statuses: tuple[str, ...] = (),
+    page: int = 0,
+    page_size: int = 50,
+    source: str | None = None,
 ) -> list[dict]:
     """One page of raw order lines (the raw data viewer), newest first.
 
@@ -295,12 +300,15 @@ def order_lines_page(
     if statuses:
         conditions.append(sql.SQL("order_status = ANY(%(statuses)s)"))
         params["statuses"] = list(statuses)
+    if source:  # lineage: 'olist' or a vendor system (sql/views/10_order_lines.sql)
+        conditions.append(sql.SQL("source_system = %(source)s"))
+        params["source"] = source
     params.update(limit=int(page_size), offset=int(page) * int(page_size))
     return _rows(
         conn,
         sql.SQL(
             "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
-            "product_id, price_cents, freight_cents FROM order_lines{} "
+            "product_id, price_cents, freight_cents, source_system, source_id FROM order_lines{} "
             "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
         ).format(_where(conditions)),
         params,
