@@ -1,9 +1,11 @@
-"""The raw archive: every payload exactly as received, gzip-compressed, with a manifest.
+"""The raw archive: every payload exactly as received, compressed, with a manifest.
 
 Layout (``etl.staging.raw_dir``)::
 
-    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.json.gz   API page or DB batch
-    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.csv.gz    copy of a CSV file (etc.)
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.json.gz   API page (or DB batch, before Arrow)
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.parquet   DB batch (zstd Parquet, as read)
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.csv.zst   copy of an Olist CSV file (.csv.gz before)
+    raw/{source}/{YYYY-MM-DD}/{name}_{timestamp}_{seq}.raw.gz    copy of a source's file
     raw/{source}/{YYYY-MM-DD}/manifest.jsonl                     one line per payload
 
 A manifest line: source, run_id, file, kind, request (method, url, params --
@@ -25,11 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
+
 from etl import staging
 from etl.errors import SourceError
 from etl.settings import Settings
 
 MANIFEST = "manifest.jsonl"
+_BLOCK = 8 << 20
 
 
 def today() -> str:
@@ -63,10 +68,24 @@ class Archive:
         status: int | None = None,
         kind: str = "page",
         extra: dict | None = None,
+        compress: bool = True,
     ) -> dict:
-        """Store one payload and append its manifest line (fsynced: the archive outlives a crash)."""
+        """Store one payload and append its manifest line (fsynced: the archive outlives a crash).
+
+        ``compress=False`` for payloads compressed by their own format (Parquet
+        batches of database sources): stored as they are, without ``.gz``.
+        """
         return self._store(
-            name, iter((payload,)), suffix, records, request, status, kind, extra, origin=f"payload {name}"
+            name,
+            iter((payload,)),
+            suffix,
+            records,
+            request,
+            status,
+            kind,
+            extra,
+            origin=f"payload {name}",
+            compress=compress,
         )
 
     def put_file(
@@ -99,7 +118,20 @@ class Archive:
             origin=str(path),
         )
 
-    def _store(self, name, blocks: Iterable[bytes], suffix, records, request, status, kind, extra, *, origin):
+    def _store(
+        self,
+        name,
+        blocks: Iterable[bytes],
+        suffix,
+        records,
+        request,
+        status,
+        kind,
+        extra,
+        *,
+        origin,
+        compress: bool = True,
+    ):
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -107,14 +139,15 @@ class Archive:
         self.seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-        path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}.gz"
+        path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}{'.gz' if compress else ''}"
         digest, size = hashlib.sha256(), 0
         try:
-            with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) as fh:
-                for block in blocks:
-                    digest.update(block)
-                    size += len(block)
-                    fh.write(block)
+            with open(path, "wb") as raw:
+                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) if compress else raw as fh:
+                    for block in blocks:
+                        digest.update(block)
+                        size += len(block)
+                        fh.write(block)
             # gzip's trailer is written on close: only then is the file complete
             with open(path, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -219,8 +252,14 @@ def payloads(
     for line in read_manifest(settings, source, day, run_id):
         path = directory / line["file"]
         try:
-            with gzip.open(path, "rb") as fh:
-                payload = fh.read()
+            if path.suffix == ".gz":
+                with gzip.open(path, "rb") as fh:
+                    payload = fh.read()
+            elif path.suffix == ".zst":
+                with pa.input_stream(str(path), compression="zstd") as fh:
+                    payload = fh.read()
+            else:
+                payload = path.read_bytes()
         except OSError as exc:
             raise SourceError(f"{path}: cannot read the archived payload ({exc})") from exc
         if hashlib.sha256(payload).hexdigest() != line["sha256"]:

@@ -30,6 +30,7 @@ KINDS = frozenset(
         "postgres",
         "sqlite",
         "mysql",
+        "mssql",
         "mongodb",
         "files",
     }

@@ -1,15 +1,12 @@
-"""Operational databases as sources: batches that stream, incremental by a cursor column.
+"""Operational databases as sources: the mapping onto warehouse tables, and MongoDB's reader.
 
-* PostgreSQL and SQLite through SQLAlchemy with ``stream_results`` (a server-side
-  cursor on PostgreSQL) fetched ``batch_size`` rows at a time;
-* MySQL / MariaDB through PyMySQL's unbuffered ``SSCursor`` (rows stream from
-  the server instead of being loaded into memory by the driver);
-* MongoDB through PyMongo (tests use ``mongomock``: no MongoDB server exists
-  on the build machines).
-
-Every batch is normalised to JSON-safe values first (so the archive holds
-exactly what the mapping reads, and a replay maps the same strings), then
-archived, then mapped onto the Olist source columns of one warehouse table.
+* PostgreSQL, MySQL / MariaDB, SQLite and SQL Server are read into Arrow
+  batches by ``etl.ingest.sql_arrow`` and mapped by columns (``etl.ingest.arrow_rows``);
+* MongoDB through PyMongo, a document at a time (tests use ``mongomock``: no
+  MongoDB server exists on the build machines): every batch is normalised to
+  JSON-safe values first (so the archive holds exactly what the mapping reads,
+  and a replay maps the same strings), then archived, then mapped onto the
+  Olist source columns of one warehouse table by ``TableMapping.row``.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from etl.errors import ConfigError, SourceError
 from etl.ingest.records import LINEAGE_COLUMNS, TABLE_COLUMNS, local_timestamp, vendor_id
@@ -115,7 +112,7 @@ class TableMapping:
         for target, field_name in self.columns.items():
             value = record.get(field_name)
             if value is not None and target in self.hash_ids:
-                value = vendor_id(self.id_namespace, _entity(target), value)
+                value = vendor_id(self.id_namespace, entity_name(target), value)
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?", value):
                 value = value[:19].replace("T", " ")  # naive: already local wall clock
             elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT.*[+-]\d\d:\d\d", value):
@@ -128,7 +125,7 @@ class TableMapping:
         return out
 
 
-def _entity(column: str) -> str:
+def entity_name(column: str) -> str:
     """customer_id / customer_unique_id -> customer, order_id -> order (the md5 namespace)."""
     return column.removesuffix("_unique_id").removesuffix("_id")
 
@@ -167,103 +164,6 @@ def check_url(url: Any) -> str:
 
 def _where(cursor: str | None, since: Watermark | None) -> bool:
     return bool(cursor and since)
-
-
-def sqlalchemy_batches(
-    url: str,
-    *,
-    relation: str | None,
-    query: str | None,
-    cursor: str | None,
-    since: Watermark | None,
-    batch_size: int,
-) -> Batches:
-    """PostgreSQL / SQLite (any SQLAlchemy URL), streamed with a server-side cursor."""
-    import sqlalchemy as sa
-
-    check_url(url)
-    try:
-        engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigError(
-            f"database URL {without_userinfo(url)} is not usable by SQLAlchemy ({scrub(str(exc), url)})"
-        ) from None
-    if relation:
-        parts = relation.split(".")
-        base = sa.table(parts[-1], schema=parts[0] if len(parts) == 2 else None)
-        stmt = sa.select(sa.text("*")).select_from(base)
-    else:
-        stmt = sa.select(sa.text("*")).select_from(sa.text(query).columns().subquery("q"))
-    params: dict = {}
-    if cursor:
-        col = sa.column(cursor)
-        if _where(cursor, since):
-            stmt = stmt.where(col >= sa.bindparam("wm"))
-            params["wm"] = cursor_value(since.cursor_value)
-        stmt = stmt.order_by(col)
-    try:
-        with engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt, params)
-            keys = list(result.keys())
-            for chunk in result.partitions(batch_size):
-                yield [{k: normalise(v) for k, v in zip(keys, row)} for row in chunk]
-    except sa.exc.SQLAlchemyError as exc:
-        reason = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split())[:300], url)
-        raise SourceError(f"database read from {without_userinfo(url)} failed: {reason}") from None
-    finally:
-        engine.dispose()
-
-
-def mysql_batches(
-    url: str,
-    *,
-    relation: str | None,
-    query: str | None,
-    cursor: str | None,
-    since: Watermark | None,
-    batch_size: int,
-) -> Batches:
-    """MySQL / MariaDB via PyMySQL's unbuffered cursor (constant memory on the client)."""
-    import pymysql
-    import pymysql.cursors
-
-    parts = urlsplit(check_url(url))
-    quote = lambda name: ".".join(f"`{p}`" for p in name.split("."))  # noqa: E731 (validated idents)
-    base = quote(relation) if relation else f"({query}) AS q"
-    sql, params = f"SELECT * FROM {base}", []
-    if cursor:
-        if _where(cursor, since):
-            sql += f" WHERE {quote(cursor)} >= %s"
-            params.append(cursor_value(since.cursor_value))
-        sql += f" ORDER BY {quote(cursor)}"
-    try:
-        conn = pymysql.connect(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 3306,
-            user=unquote(parts.username or "root"),
-            password=unquote(parts.password or ""),
-            database=parts.path.lstrip("/") or None,
-            charset="utf8mb4",
-            cursorclass=pymysql.cursors.SSCursor,
-            connect_timeout=10,
-        )
-    except pymysql.MySQLError as exc:
-        raise SourceError(
-            f"cannot connect to MySQL at {parts.hostname}:{parts.port or 3306} ({scrub(str(exc), url)})"
-        ) from None
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            keys = [d[0] for d in cur.description]
-            while True:
-                rows = cur.fetchmany(batch_size)
-                if not rows:
-                    break
-                yield [{k: normalise(v) for k, v in zip(keys, row)} for row in rows]
-    except pymysql.MySQLError as exc:
-        raise SourceError(f"MySQL read failed ({scrub(str(exc), url)})") from None
-    finally:
-        conn.close()
 
 
 def mongo_batches(
