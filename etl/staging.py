@@ -47,12 +47,17 @@ def clean_dir(settings: Settings, run_id: str) -> Path:
     return settings.staging_dir / "clean" / check_run_id(run_id)
 
 
-def raw_dir(settings: Settings, source: str, day: str) -> Path:
+def raw_source_dir(settings: Settings, source: str) -> Path:
+    """A source's folder of the raw archive (one folder per day beneath it)."""
     if not _NAME.fullmatch(source):
         raise ConfigError(f"source name {source!r} is not allowed in the archive's folder names")
+    return settings.staging_dir / "raw" / source
+
+
+def raw_dir(settings: Settings, source: str, day: str) -> Path:
     if not _DAY.fullmatch(day):
         raise ConfigError(f"archive day {day!r} must be a date like 2024-03-01")
-    return settings.staging_dir / "raw" / source / day
+    return raw_source_dir(settings, source) / day
 
 
 def write_json(path: Path, payload: Any) -> Path:

@@ -67,7 +67,7 @@ def _records(source: config.SourceConfig, line: dict, payload: bytes) -> Iterato
 
 
 def archived_days(settings: Settings, source: str) -> list[str]:
-    base = staging.raw_dir(settings, source, "")
+    base = staging.raw_source_dir(settings, source)
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / archive.MANIFEST).is_file())
