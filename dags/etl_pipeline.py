@@ -11,8 +11,10 @@ keyed by its day (run id ``daily-YYYY-MM-DD``), so a rerun or a backfill of a
 day replaces that day's run and never doubles anything.
 
 A task failing after its last try emails the alert list (``ETL_ALERT_EMAILS``)
-through the ``smtp_default`` connection; so does a run still unfinished 2 h after
-it was queued. See docs/airflow.md.
+through the ``smtp_default`` connection and posts to the Slack / Teams webhooks
+(connections ``slack_alerts`` / ``teams_alerts`` or ``ETL_SLACK_WEBHOOK_URL`` /
+``ETL_TEAMS_WEBHOOK_URL``) when configured. A run still unfinished 2 h after it
+was queued is emailed too. See docs/airflow.md.
 
 Parsing this file does no database or network work and imports no pandas: the
 stages' modules are imported inside the tasks.
@@ -41,7 +43,7 @@ default_args = {
     "retry_delay": timedelta(seconds=PARSE_SETTINGS.airflow_retry_delay_seconds),  # 5 min
     "retry_exponential_backoff": False,
     "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": orch.failure_notifier(ALERTS),
+    "on_failure_callback": [orch.failure_notifier(ALERTS), orch.chat_failure_alert],
 }
 
 

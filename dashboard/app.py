@@ -23,9 +23,10 @@ from pathlib import Path
 import plotly
 from flask import Flask, Response, abort, render_template, request, send_file
 
-from dashboard import fallback, queries
+from dashboard import controls_web, fallback, jobs_web, queries
 from dashboard.config import DashboardConfig
 from dashboard.params import BR_STATES, BadParameter, Filters, parse
+from dashboard.sources import sales_by_source
 from dashboard.warehouse import ReadOnlyWarehouse, SuperuserRefused, WarehouseUnavailable
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -69,6 +70,9 @@ API: dict[str, Endpoint] = {
     "quality": Endpoint(queries.quality_scores, (), "run-wide quality score per dimension per run"),
     "quarantine": Endpoint(queries.quarantine_counts, ("run_id",), "quarantined rows per category and table"),
     "runs": Endpoint(queries.pipeline_runs, ("limit",), "pipeline runs from ingest_audit"),
+    "sources": Endpoint(
+        sales_by_source, ("start", "end"), "per source system (olist, shopify...): orders, revenue"
+    ),
 }
 
 PAGES = [
@@ -79,6 +83,9 @@ PAGES = [
     ("quality", "/quality", "Data quality"),
     ("runs", "/runs", "Pipeline runs"),
 ]
+#: The navigation: the pages above (each answerable from a fallback export), then the
+#: controls tabs (dashboard/controls_web.py: the pipeline's own records, never exported).
+NAV = PAGES + controls_web.PAGES
 
 
 class _Cache:
@@ -190,6 +197,10 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             cache.put(key, json.dumps(answers["names"]).encode())
         return frozenset(answers["names"])
 
+    app.register_blueprint(controls_web.blueprint(warehouse, NAV))
+    if config.jobs_enabled:  # the upload part writes: only when explicitly enabled
+        app.register_blueprint(jobs_web.blueprint(config, NAV))
+
     # --- JSON API ---------------------------------------------------------------------
     @app.get("/api/")
     def api_index():
@@ -241,7 +252,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         context, served_from = sources.answer(load, filters)
         return render_template(
             template,
-            pages=PAGES,
+            pages=NAV,
             filters=filters,
             states=sorted(BR_STATES),
             allowed=allowed,
@@ -260,6 +271,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             ("start", "end", "state", "category"),
             months=queries.monthly_sales,
             categories=queries.categories,
+            by_source=sales_by_source,
         )
 
     @app.get("/products")
@@ -321,7 +333,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
         if wants_json():
             return {"error": str(exc)}, 400
         return render_template(
-            "error.html", pages=PAGES, status=400, title="Bad request", message=str(exc)
+            "error.html", pages=NAV, status=400, title="Bad request", message=str(exc)
         ), 400
 
     @app.errorhandler(WarehouseUnavailable)
@@ -331,7 +343,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             return {"error": str(exc)}, 503, headers
         return (
             render_template(
-                "error.html", pages=PAGES, status=503, title="Warehouse unavailable", message=str(exc)
+                "error.html", pages=NAV, status=503, title="Warehouse unavailable", message=str(exc)
             ),
             503,
             headers,
@@ -343,7 +355,7 @@ def create_app(config: DashboardConfig | None = None) -> Flask:
             return {"error": f"no such endpoint {request.path}; see /api/"}, 404
         return render_template(
             "error.html",
-            pages=PAGES,
+            pages=NAV,
             status=404,
             title="Not found",
             message=f"There is no page {request.path}.",

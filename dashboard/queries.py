@@ -7,7 +7,7 @@ bind parameters or fixed ``psycopg2.sql`` fragments; input is never pasted
 into SQL text. Only aggregate views are read, never the fact tables.
 
 Each question is defined once, here: the dashboard's fallback
-(``dashboard/fallback.py``) runs these same functions over DuckDB tables made
+(``dashboard/fallback.py``) runs these same functions over DuckDB relations made
 from an ``etl export``. So the SQL below is written in the dialect both engines
 read alike; ratios go through ``_ratio`` because DuckDB divides decimals as
 floats (``round(29/200, 2)`` is 0.14 there, 0.15 in PostgreSQL).
@@ -316,7 +316,12 @@ ORDER_STATUSES = (
 
 
 def order_lines_page(
-    conn, f: Filters, statuses: tuple[str, ...] = (), page: int = 0, page_size: int = 50
+    conn,
+    f: Filters,
+    statuses: tuple[str, ...] = (),
+    page: int = 0,
+    page_size: int = 50,
+    source: str | None = None,
 ) -> list[dict]:
     """One page of raw order lines (the raw data viewer), newest first.
 
@@ -330,12 +335,15 @@ def order_lines_page(
     if statuses:
         conditions.append(sql.SQL("order_status = ANY(%(statuses)s)"))
         params["statuses"] = list(statuses)
+    if source:  # lineage: 'olist' or a vendor system (sql/views/10_order_lines.sql)
+        conditions.append(sql.SQL("source_system = %(source)s"))
+        params["source"] = source
     params.update(limit=int(page_size), offset=int(page) * int(page_size))
     return _rows(
         conn,
         sql.SQL(
             "SELECT purchased_at, order_id, order_item_id, order_status, customer_state, category, "
-            "product_id, price_cents, freight_cents FROM order_lines{} "
+            "product_id, price_cents, freight_cents, source_system, source_id FROM order_lines{} "
             "ORDER BY purchased_at DESC, order_id, order_item_id LIMIT %(limit)s OFFSET %(offset)s"
         ).format(_where(conditions)),
         params,

@@ -18,7 +18,7 @@ import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import queries  # noqa: E402
+from dashboard import queries, sources  # noqa: E402
 from dashboard.config import DashboardConfig  # noqa: E402
 from dashboard.params import BR_STATES, Filters  # noqa: E402
 from dashboard.warehouse import ReadOnlyWarehouse, WarehouseUnavailable  # noqa: E402
@@ -54,6 +54,7 @@ def main() -> None:
     try:  # (a superuser login is refused here, with its reason: SuperuserRefused)
         everything = _ask(warehouse, queries.kpis, Filters())
         categories = _ask(warehouse, lambda c: queries.categories(c))
+        systems = _ask(warehouse, sources.source_systems)
     except WarehouseUnavailable as exc:
         st.error(str(exc))
         st.stop()
@@ -70,6 +71,7 @@ def main() -> None:
     state = side.selectbox("Customer state", ["all", *sorted(BR_STATES)], key="state")
     category = side.selectbox("Category", ["all", *categories], key="category")
     statuses = side.multiselect("Order status (raw data)", list(queries.ORDER_STATUSES), key="statuses")
+    source = side.selectbox("Source system (raw data)", ["all", *systems], key="source")
     filters = Filters(
         start=None if start == first else start,
         end=None if end == last else end,
@@ -139,7 +141,15 @@ def main() -> None:
     # --- raw data ----------------------------------------------------------------------
     st.subheader("Raw order lines")
     page = int(st.number_input("Page", min_value=1, value=1, step=1, key="page")) - 1
-    rows = _ask(warehouse, queries.order_lines_page, filters, tuple(statuses), page, PAGE_SIZE)
+    rows = _ask(
+        warehouse,
+        queries.order_lines_page,
+        filters,
+        tuple(statuses),
+        page,
+        PAGE_SIZE,
+        None if source == "all" else source,
+    )
     st.dataframe(pd.DataFrame(rows))
     st.caption(
         f"Rows {page * PAGE_SIZE + 1}–{page * PAGE_SIZE + len(rows)} (newest first, {PAGE_SIZE} per page)."

@@ -13,10 +13,11 @@ import logging
 import sys
 from pathlib import Path
 
-from etl import generate, olist
-from etl.errors import EtlError
+from etl import generate, lookups_update, olist, progress
+from etl.errors import ConfigError, EtlError, SourceError
+from etl.ingest import lineage
 from etl.publish import aggregates, analytics, export, quarantine
-from etl.run import pipeline, replay, setup, stages, validate
+from etl.run import jobs, pipeline, replay, setup, stages, validate
 from etl.run import quarantine as quarantine_retry
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -169,6 +170,52 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_lookups(args: argparse.Namespace, settings: Settings) -> int:
+    report = lookups_update.update(args.data_dir, settings.lookup_dir, apply=args.apply)
+    print(report.render())
+    unmapped = report.unmapped()
+    if args.check and unmapped:
+        raise lookups_update.UnmappedValuesError(
+            f"{len(unmapped)} value(s) in {args.data_dir} are not in the lookups "
+            f"(first: {unmapped[0][0]} '{unmapped[0][1].value}' in {unmapped[0][1].example}); "
+            f"add aliases to {settings.lookup_dir} or leave them to be quarantined"
+        )
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace, settings: Settings) -> int:
+    system, source_id = args.system, args.id
+    if args.order:
+        orders = olist.ORDERS
+        found = lineage.warehouse_lineage(settings, orders.name, orders.key[0], args.order)
+        if found is None:
+            print(f"{orders.name} {args.order}: no source_system/source_id; it came from the Olist files")
+            return 0
+        system, source_id = found
+        print(f"{orders.name} {args.order}: source_system {system}, source_id {source_id}")
+    elif not (system and source_id):
+        raise ConfigError("give --order ORDER_ID, or both --system and --id")
+    hits = lineage.find_raw(settings, system, source_id)
+    if not hits:
+        raise SourceError(
+            f"no archived record {source_id} of {system} under {settings.staging_dir / 'raw'} "
+            "(archives are kept per day; was it pruned?)"
+        )
+    for hit in hits:
+        print(f"  {hit.location}  run {hit.run_id}  received {hit.received_at}")
+    print("record:")
+    print(json.dumps(hits[-1].record, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_jobs_worker(args: argparse.Namespace, settings: Settings) -> int:
+    done = jobs.work(
+        settings, once=args.once, poll_seconds=args.poll, announce=lambda m: print(m, flush=True)
+    )
+    print(f"worker stopped after {done} job(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="etl", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -247,6 +294,29 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, required=True, help="folder to write the CSVs into")
     gen.set_defaults(func=cmd_generate, needs_db=False)
 
+    lkp = sub.add_parser("lookups", help="canonical lists from the data").add_subparsers(
+        dest="lookups_command", required=True
+    )
+    lku = lkp.add_parser("update", help="map the data's values; list the unknown ones (diff unless --apply)")
+    lku.add_argument("data_dir", type=Path, help="folder with the Olist CSV files (.csv or .csv.gz)")
+    lku.add_argument("--apply", action="store_true", help="write the lookup files (default: print the diff)")
+    lku.add_argument("--check", action="store_true", help="exit 3 when the data holds unmapped values (CI)")
+    lku.set_defaults(func=cmd_lookups, needs_db=False)
+
+    jp = sub.add_parser("jobs", help="uploaded files (docs/jobs.md)").add_subparsers(
+        dest="jobs_command", required=True
+    )
+    jw = jp.add_parser("worker", help="take queued jobs from the warehouse and load them, one at a time")
+    jw.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    jw.add_argument("--poll", type=float, default=2.0, help="seconds between looks at an empty queue")
+    jw.set_defaults(func=cmd_jobs_worker, needs_db=True)
+
+    lin = sub.add_parser("lineage", help="the archived raw payload of a warehouse row")
+    lin.add_argument("--order", default=None, help="a fact_orders order_id (its source_system/source_id)")
+    lin.add_argument("--system", default=None, help="source_system, e.g. shopify")
+    lin.add_argument("--id", default=None, help="source_id: the vendor's own id")
+    lin.set_defaults(func=cmd_lineage, needs_db=True)
+
     qp = sub.add_parser("quarantine", help="see, export and retry rejected rows").add_subparsers(
         dest="q_command", required=True
     )
@@ -279,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         if getattr(args, "needs_db", False):
             settings = _resolve_database(settings)
-        return args.func(args, settings)
+        # Bars on a terminal, a line every ETL_PROGRESS_SECONDS otherwise (etl/progress.py).
+        with progress.installed(progress.for_stream(sys.stderr)):
+            return args.func(args, settings)
     except EtlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

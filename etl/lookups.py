@@ -65,9 +65,12 @@ class Lookup:
     canonical: dict[str, str]
     aliases: dict[str, str]
     unknown: str = "UNKNOWN"
-    fold_case: str = "lower"  # "upper" for state codes
+    fold_case: str = "lower"  # "upper" for state codes; "city" for the open list of cities
 
     def _resolve_one(self, value: str) -> str:
+        if self.fold_case == "city":  # open list: folded, then a person's typo fixes
+            city = fold_city(value)
+            return self.aliases.get(city, city)
         key = value.strip()
         key = key.upper() if self.fold_case == "upper" else key
         if key in self.canonical:
@@ -94,16 +97,21 @@ class Lookups:
     states: Lookup
     order_statuses: Lookup
     payment_types: Lookup
+    cities: Lookup = Lookup("cities", {}, {}, fold_case="city")
 
 
 def _load_one(path: Path, fold_case: str = "lower") -> Lookup:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        unknown = doc.get("unknown", "UNKNOWN")
+        # "unknown" is the bucket's name, or (once `etl lookups update` listed unmatched
+        # values for a person to resolve) {"bucket": name, "values": {...}}.
+        bucket = unknown["bucket"] if isinstance(unknown, dict) else unknown
         return Lookup(
             path.stem,
-            dict(doc["canonical"]),
+            dict(doc["canonical"] if fold_case != "city" else doc.get("canonical", {})),
             dict(doc.get("aliases", {})),
-            doc.get("unknown", "UNKNOWN"),
+            str(bucket),
             fold_case,
         )
     except FileNotFoundError as exc:
@@ -118,7 +126,7 @@ def _load_one(path: Path, fold_case: str = "lower") -> Lookup:
 
 
 def load_lookups(directory: Path | None = None) -> Lookups:
-    """Read the four lookup files; cached per directory and modification time."""
+    """Read the lookup files (cities.json is optional); cached per directory and modification time."""
     directory = Path(directory or DEFAULT_LOOKUP_DIR)
     stamp = (
         tuple(p.stat().st_mtime_ns for p in sorted(directory.glob("*.json"))) if directory.is_dir() else ()
@@ -134,4 +142,7 @@ def _load_cached(directory: str, _stamp: tuple) -> Lookups:
         states=_load_one(d / "states.json", "upper"),
         order_statuses=_load_one(d / "order_statuses.json"),
         payment_types=_load_one(d / "payment_types.json"),
+        cities=_load_one(d / "cities.json", "city")
+        if (d / "cities.json").is_file()
+        else Lookup("cities", {}, {}, fold_case="city"),
     )

@@ -21,6 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+#: Vendor lineage columns a mapped (non-Olist) record carries beside the Olist columns:
+#: the system it came from, the vendor's own id and the currency (etl.ingest.records).
+LINEAGE_COLUMNS = ("source_system", "source_id", "currency")
+
 ColumnKind = Literal["id", "text", "int", "money", "timestamp", "zip", "state", "float", "category"]
 #: Table-specific checks (etl.transform.checks.RULE_SETS).
 RuleSet = Literal["order", "order_item", "payment", "review", "coordinates", "category", "location"]
@@ -87,6 +91,9 @@ class TableSpec:
     key: tuple[str, ...]  # natural key (target names)
     kind: Literal["dimension", "fact"] = "fact"
     foreign_keys: tuple[ForeignKey, ...] = field(default_factory=tuple)
+    #: Lineage columns the warehouse table has (sql/schema.d/20_ingest_state.sql), carried
+    #: from the input when present; Olist files have none, so their rows keep NULL.
+    lineage: tuple[str, ...] = ()
     #: The load's ON CONFLICT target when it is not ``key`` (a hypertable's unique keys
     #: must contain its time column; geolocation is keyed by the prefix it aggregates to).
     conflict_key: tuple[str, ...] = ()
@@ -196,6 +203,7 @@ CUSTOMERS = TableSpec(
         C("customer_state", "state", "state"),
     ),
     key=("customer_id",),
+    lineage=("source_system", "source_id"),
     rules=("location",),
     imputation="location",
 )
@@ -217,6 +225,7 @@ PRODUCTS = TableSpec(
         C("product_width_cm", "width_cm", "int"),
     ),
     key=("product_id",),
+    lineage=("source_system", "source_id"),
     scd2=Scd2("product_id", "product_key"),
     rules=("category",),
     imputation="category",
@@ -234,6 +243,7 @@ SELLERS = TableSpec(
         C("seller_state", "state", "state"),
     ),
     key=("seller_id",),
+    lineage=("source_system", "source_id"),
     scd2=Scd2("seller_id", "seller_key"),
     rules=("location",),
     imputation="location",
@@ -254,6 +264,7 @@ ORDERS = TableSpec(
     ),
     key=("order_id",),
     foreign_keys=(ForeignKey(("customer_id",), "dim_customers", ("customer_id",)),),
+    lineage=LINEAGE_COLUMNS,
     conflict_key=("order_id", "purchased_at"),
     event_time=EventTime("purchased_at"),
     movable_in_time=True,
@@ -279,6 +290,7 @@ ORDER_ITEMS = TableSpec(
         ForeignKey(("product_id",), "dim_products", ("product_id",)),
         ForeignKey(("seller_id",), "dim_sellers", ("seller_id",)),
     ),
+    lineage=LINEAGE_COLUMNS,
     links=(
         Link("product_key", "dim_products", "product_id"),
         Link("seller_key", "dim_sellers", "seller_id"),
@@ -302,6 +314,7 @@ PAYMENTS = TableSpec(
     foreign_keys=(ForeignKey(("order_id",), "fact_orders", ("order_id",)),),
     # payments feed customer lifetime value and the category figures (etl/publish/derived.py)
     event_time=EventTime("purchased_at", "fact_orders", "order_id"),
+    lineage=LINEAGE_COLUMNS,
     rules=("payment",),
     role="payment_totals",
 )

@@ -100,6 +100,10 @@ class Settings:
     #: Who gets the success summary (none: it is logged) and the failure/deadline alerts.
     notify_emails: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ("etl-alerts@localhost",)
+    #: Incoming-webhook URLs for failure alerts (secrets; the Airflow Connections
+    #: ``slack_alerts`` / ``teams_alerts`` take precedence in the DAG). Empty: email only.
+    slack_webhook_url: str = field(default="", repr=False)
+    teams_webhook_url: str = field(default="", repr=False)
     #: Tries after the first and the wait between them, for every task of the DAG.
     #: Tests and operators lower them (retries really wait: 2 x 5 min per failing task).
     airflow_retries: int = 2
@@ -130,6 +134,11 @@ class Settings:
     #: work_mem of the analytics refresh's transaction (PostgreSQL units; empty: the
     #: server's). Its sorts and hashes span every order and customer (etl.publish.analytics).
     refresh_work_mem: str = "256MB"
+    # --- jobs (etl/jobs, docs/jobs.md) ---
+    #: Where accepted uploads are kept, one folder per job, with their checksums.
+    jobs_drop_dir: Path = PROJECT_ROOT / "data" / "staging" / "drop"
+    #: The largest upload accepted, compressed or not (zip members count expanded).
+    jobs_max_bytes: int = 300_000_000
     # --- logins `etl db init` creates (etl/warehouse/access.py, docs/warehouse.md "Roles") ---
     #: (login, password) per part; no password = that login is not created or changed.
     #: Never a default password: they come from the environment (.env, render.yaml).
@@ -160,6 +169,8 @@ class Settings:
             ),
             notify_emails=parse_list(env.get("ETL_NOTIFY_EMAILS", "")),
             alert_emails=parse_list(env.get("ETL_ALERT_EMAILS", "etl-alerts@localhost")),
+            slack_webhook_url=env.get("ETL_SLACK_WEBHOOK_URL", "").strip(),
+            teams_webhook_url=env.get("ETL_TEAMS_WEBHOOK_URL", "").strip(),
             airflow_retries=int(env.get("ETL_AIRFLOW_RETRIES", "2")),
             airflow_retry_delay_seconds=float(env.get("ETL_AIRFLOW_RETRY_DELAY_SECONDS", "300")),
             airflow_deadline_seconds=float(env.get("ETL_AIRFLOW_DEADLINE_SECONDS", "7200")),
@@ -175,6 +186,11 @@ class Settings:
             clean_csv=env.get("ETL_CLEAN_CSV", "0").lower() in ("1", "true", "yes"),
             dq_enforce=env.get("ETL_DQ_ENFORCE", "1").lower() not in ("0", "false", "no"),
             refresh_work_mem=env.get("ETL_REFRESH_WORK_MEM", "256MB"),
+            jobs_drop_dir=Path(
+                env.get("ETL_JOBS_DROP_DIR")
+                or Path(env.get("ETL_STAGING_DIR", PROJECT_ROOT / "data" / "staging")) / "drop"
+            ),
+            jobs_max_bytes=int(env.get("ETL_JOBS_MAX_BYTES", "300000000")),
             pipeline_login=env.get("ETL_PIPELINE_USER") or "etl_pipeline",
             pipeline_password=env.get("ETL_PIPELINE_PASSWORD") or None,
             dashboard_login=env.get("ETL_DASHBOARD_USER") or "etl_dashboard",

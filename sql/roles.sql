@@ -18,6 +18,12 @@
 --                     only, SELECT on its views. No USAGE on public, so none of
 --                     the internals (quarantine, audit, ingest state, staging)
 --                     can be named, whatever the grants inside it.
+-- Two more for the dashboards' optional parts, granted to a dashboard login by an
+-- administrator only where that part is wanted (docs/warehouse.md "Roles"):
+--   controls_reader   the controls pages: SELECT on the pipeline's own records,
+--                     quarantine's raw records included (sql/grants.sql).
+--   etl_uploader      the upload part (DASHBOARD_JOBS=1): the jobs table, and a
+--                     job's quarantine, audit rows and scores.
 -- Guard rails are privileges, not session settings (which a login can reset for
 -- itself): no CREATE on any schema, no TEMP, no large objects, no write grant.
 -- Roles are cluster-wide; grants are per database, so this runs in each warehouse.
@@ -25,7 +31,7 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['etl_writer', 'dashboard_reader', 'bi_reader'] LOOP
+    FOREACH r IN ARRAY ARRAY['etl_writer', 'dashboard_reader', 'bi_reader', 'controls_reader', 'etl_uploader'] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- exists (or created concurrently)
@@ -49,14 +55,16 @@ DO $$
 BEGIN
     EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
     EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO etl_writer', current_database());
-    EXECUTE format('GRANT CONNECT ON DATABASE %I TO dashboard_reader, bi_reader', current_database());
-    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM dashboard_reader, bi_reader', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO dashboard_reader, bi_reader, controls_reader, etl_uploader',
+                   current_database());
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM dashboard_reader, bi_reader, controls_reader, etl_uploader',
+                   current_database());
 END $$;
 REVOKE ALL ON SCHEMA public, bi FROM PUBLIC;
 REVOKE ALL ON SCHEMA public FROM bi_reader;
 GRANT USAGE, CREATE ON SCHEMA public, bi TO etl_writer;
-GRANT USAGE ON SCHEMA public TO dashboard_reader;
-REVOKE CREATE ON SCHEMA public, bi FROM dashboard_reader, bi_reader;
+GRANT USAGE ON SCHEMA public TO dashboard_reader, controls_reader, etl_uploader;
+REVOKE CREATE ON SCHEMA public, bi FROM dashboard_reader, bi_reader, controls_reader, etl_uploader;
 GRANT USAGE ON SCHEMA bi TO bi_reader;
 
 -- Large objects live outside every schema and are created by whoever calls these

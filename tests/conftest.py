@@ -7,6 +7,7 @@ is named ``etl_test_<random>`` and dropped afterwards.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.sql
 import pytest
 
 from etl.run import setup
@@ -73,6 +75,30 @@ def as_login(settings: Settings, login: str, password: str) -> Settings:
     params = db.parse_url(settings.database_url)
     params.update(user=login, password=password)
     return settings.with_overrides(database_url=psycopg2.extensions.make_dsn(**params))
+
+
+@contextlib.contextmanager
+def member_login(settings: Settings, *groups: str):
+    """A throwaway login, member of ``groups`` (e.g. dashboard_reader, controls_reader), as settings."""
+    login = f"etl_test_login_{uuid.uuid4().hex[:10]}"
+    password = uuid.uuid4().hex
+    admin = psycopg2.connect(db.server_url(settings.database_url))
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                psycopg2.sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s IN ROLE {}").format(
+                    psycopg2.sql.Identifier(login),
+                    psycopg2.sql.SQL(", ").join(map(psycopg2.sql.Identifier, groups)),
+                ),
+                (password,),
+            )
+        yield as_login(settings, login, password)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (login,))
+            cur.execute(psycopg2.sql.SQL("DROP ROLE IF EXISTS {}").format(psycopg2.sql.Identifier(login)))
+        admin.close()
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_the_bi_schema_holds_exactly_the_files_views(fresh_db):
         r[0]
         for r in query(fresh_db, "SELECT table_name FROM information_schema.views WHERE table_schema = 'bi'")
     }
-    assert views == set(access.bi_views()) and len(views) == 11
+    assert views == set(access.bi_views()) and len(views) == 12
 
 
 def test_a_migration_by_the_pipelines_login_keeps_ownership_and_grants(fresh_db):

@@ -60,6 +60,34 @@
       return Plotly.newPlot(el, [{ type: "bar", x: names, y: names.map((n) => byCategory[n]), marker: { color: "#e9c46a" } }],
         base(title, { margin: { l: 60, r: 30, t: 45, b: 120 }, yaxis: { title: { text: "Rows" } } }), config);
     },
+    "exceptions-trend"(el, rows, title) {
+      const runs = [...new Set(rows.map((r) => r.run_id))];
+      const categories = [...new Set(rows.map((r) => r.category))];
+      return Plotly.newPlot(el, categories.map((c) => ({ type: "bar", name: c, x: runs,
+        y: runs.map((run) => (rows.find((r) => r.run_id === run && r.category === c) || { rows: 0 }).rows) })),
+        base(title, { barmode: "stack", xaxis: { type: "category" }, yaxis: { title: { text: "Rows" } } }), config);
+    },
+    "audit-timeline"(el, rows, title) {
+      const sorted = rows.slice().reverse();
+      return Plotly.newPlot(el, [{ type: "bar", orientation: "h",
+        y: sorted.map((r) => (r.kind === "stage" ? "stage " : "table ") + r.step),
+        x: sorted.map((r) => r.seconds || 0),
+        marker: { color: sorted.map((r) => (r.status === "failed" ? "#b00020" : r.kind === "stage" ? "#2a6f97" : "#8ab17d")) } }],
+        base(title, { margin: { l: 200, r: 30, t: 45, b: 50 }, xaxis: { title: { text: "Seconds" } } }), config);
+    },
+    "controls-trend"(el, rows, title) {
+      const runs = [...new Set(rows.map((r) => r.run_id))];
+      const categories = [...new Set(rows.map((r) => r.category))];
+      return Plotly.newPlot(el, categories.map((c) => ({ type: "scatter", mode: "lines+markers", name: c, x: runs,
+        y: runs.map((run) => (rows.find((r) => r.run_id === run && r.category === c) || { rows_failed: 0 }).rows_failed) })), base(title, { xaxis: { type: "category" }, yaxis: { title: { text: "Rows caught" }, rangemode: "tozero" } }), config);
+    },
+    "validation-rules"(el, rows, title) {
+      const failing = rows.filter((r) => r.rows_failed > 0).slice(0, 25).reverse();
+      return Plotly.newPlot(el, [{ type: "bar", orientation: "h",
+        y: failing.map((r) => r.rule + " · " + r.table_name), x: failing.map((r) => r.rows_failed),
+        marker: { color: failing.map((r) => (r.hard ? "#e76f51" : "#e9c46a")) } }],
+        base(title, { margin: { l: 320, r: 30, t: 45, b: 50 }, xaxis: { title: { text: "Records" } } }), config);
+    },
     runs(el, rows, title) {
       const sorted = rows.slice().reverse();
       const x = sorted.map((r) => r.run_id);

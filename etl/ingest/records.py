@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from etl.olist import ALL_TABLES
+from etl.olist import ALL_TABLES, LINEAGE_COLUMNS
 
-LINEAGE_COLUMNS = ["source_system", "source_id", "currency"]
 #: Olist source columns of each table, then the lineage columns.
 TABLE_COLUMNS: dict[str, list[str]] = {
-    spec.name: spec.source_columns + LINEAGE_COLUMNS for spec in ALL_TABLES
+    spec.name: spec.source_columns + list(LINEAGE_COLUMNS) for spec in ALL_TABLES
 }
 
 #: Stripe amounts in these currencies are already whole units.

@@ -29,7 +29,7 @@ from typing import Any
 
 import requests
 
-from etl import staging
+from etl import progress, staging
 from etl.errors import ConfigError, EtlError, SourceError
 from etl.ingest import archive, config, databases, files, manifest, state
 from etl.ingest.connectors import CONNECTORS, Connector, fetch_pages
@@ -410,14 +410,19 @@ def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
     arch = archive.Archive(settings, OLIST_SOURCE, run_id)
     tables: dict[str, dict] = {}
     new_files, skipped = [], []
+    task = progress.current().task("read files", sum(s.path.stat().st_size for s in located), "bytes")
     for source in located:
+        task.description = f"read {source.path.name}"
         digest = staging.file_sha256(source.path)
+        task.advance(source.path.stat().st_size)
         if (source.path.name, digest) in known:
             skipped.append(source.path.name)
             continue
         _archive_copy(arch, source, digest)
         tables[source.spec.name] = {"path": str(source.path), "rows": None}
         new_files.append({"name": source.path.name, "sha256": digest, "bytes": source.path.stat().st_size})
+    task.description = f"read {len(located)} files"
+    task.done()
     state.write_pending(settings, run_id, OLIST_SOURCE, [], new_files)
     summary = {
         "source": OLIST_SOURCE,

@@ -28,6 +28,7 @@ EXPORT_VIEWS: tuple[str, ...] = (
     "sales_daily_state",
     "sales_monthly_state",
     "sales_monthly_category",
+    "sales_by_source",  # sql/views/60_sources.sql: lineage of the sales
     # Operational views (sql/views/50_dashboard_operations.sql): the dashboard's fallback reads them.
     "quality_overall",
     "quarantine_counts",

@@ -35,6 +35,7 @@ import time
 
 import psycopg2.extensions
 
+from etl import progress
 from etl.settings import SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,15 @@ def refresh(
     if ranges == [ALL_OF_TIME]:
         cur.execute(statements("_reset"))
     done["_touched"] = (cur.rowcount, time.monotonic() - started)
+    task = progress.current().task("refresh views", len(TABLES), "views")
     for name in TABLES:
+        task.description = f"refresh {name}"
+        task.advance(0)  # a plain line names the table being refreshed when it is slow
         started = time.monotonic()
         cur.execute(statements(name))
         done[name] = (cur.rowcount, time.monotonic() - started)
         log.debug("%s refreshed in %.2f s", name, done[name][1])
+        task.advance(1, rows=max(cur.rowcount, 0))
+    task.description = "refresh views"
+    task.done()
     return done

@@ -10,7 +10,8 @@
   list can be overridden by Airflow Variables ``etl_dq_target_*`` /
   ``etl_notify_emails``.
 * ``failure_notifier``: email through the SMTP provider's ``SmtpNotifier`` on
-  the ``smtp_default`` connection; ``deadline_alert``: ``etl.run.deadline``.
+  the ``smtp_default`` connection; ``deadline_alert``: ``etl.run.deadline``;
+  ``chat_failure_alert`` posts the same facts to Slack / Teams webhooks (``etl.run.chat``).
 
 Airflow is imported inside functions only: the ``etl`` package and its CLI
 work without it, and parsing the DAG file does no database or network work.
@@ -26,8 +27,10 @@ from typing import Any
 
 import psycopg2.extensions
 
+from etl import progress
 from etl.errors import ConfigError
-from etl.run import deadline
+from etl.jobs import drop
+from etl.run import chat, deadline
 from etl.run.plan import Run
 from etl.settings import DEFAULT_QUALITY_TARGETS, Settings, parse_bool, parse_list
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 DAG_ID = "etl_pipeline"
 WAREHOUSE_CONN_ID = "warehouse"
 SMTP_CONN_ID = "smtp_default"
+#: Airflow Connections holding the chat webhooks (extra ``webhook_url``, or the password / host).
+CHAT_CONN_IDS = {"slack": "slack_alerts", "teams": "teams_alerts"}
 DEADLINE = deadline.DEADLINE
 #: libpq parameters that may ride in a connection's extra (others are Airflow's own).
 LIBPQ_EXTRAS = (
@@ -107,12 +112,29 @@ def run_day(dag_run: Any) -> datetime:
     return moment
 
 
+def job_conf(context: Mapping[str, Any]) -> dict | None:
+    """The uploaded job a DAG run was triggered for (``conf``: job_id, run_id, data_dir), if any."""
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    return conf if conf.get("job_id") and conf.get("run_id") and conf.get("data_dir") else None
+
+
 def context_run(context: Mapping[str, Any]) -> tuple[str, tuple[str, str]]:
-    """(run id, data interval as ISO strings) of the current task's DAG run."""
+    """(run id, data interval as ISO strings) of the current task's DAG run.
+
+    A run triggered for an uploaded job (etl.jobs.airflow_api) is that job's run.
+    """
     moment = run_day(context["dag_run"])
     start = context.get("data_interval_start") or moment
     end = context.get("data_interval_end") or moment
-    return run_id_for(moment), (start.isoformat(), end.isoformat())
+    job = job_conf(context)
+    return (job["run_id"] if job else run_id_for(moment)), (start.isoformat(), end.isoformat())
+
+
+def job_settings(settings: Settings, job: dict) -> Settings:
+    """A job's run reads its drop folder (checksums verified) and no sources.yml source."""
+    folder = Path(job["data_dir"])
+    drop.verify(folder.parent, job["job_id"])
+    return drop.run_settings(settings, folder)
 
 
 # --- settings inside a task -----------------------------------------------------------
@@ -188,6 +210,7 @@ def current() -> tuple[Settings, str, tuple[str, str]]:
     from airflow.sdk import get_current_context
 
     run_id, interval = context_run(get_current_context())
+    progress.install(progress.for_log(logging.getLogger("etl.progress")))  # plain lines in the task log
     return task_settings(), run_id, interval
 
 
@@ -209,7 +232,12 @@ def current_run() -> Run:
 
     context = get_current_context()
     run_id, _ = context_run(context)
-    return Run(task_settings(), run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
+    progress.install(progress.for_log(logging.getLogger("etl.progress")))  # plain lines in the task log
+    settings = task_settings()
+    job = job_conf(context)
+    if job:
+        settings = job_settings(settings, job)
+    return Run(settings, run_id, send=smtp_sender(), elapsed=elapsed_since_start(context["dag_run"]))
 
 
 # --- mail -----------------------------------------------------------------------------
@@ -243,6 +271,61 @@ def failure_notifier(recipients: Sequence[str]):
         html_content=FAILURE_BODY,
         smtp_conn_id=SMTP_CONN_ID,
     )
+
+
+def webhook_from_connection(conn: Any) -> str:
+    """A webhook URL kept in a Connection: extra ``webhook_url``, else a URL-shaped password or host."""
+    extra = conn.extra_dejson if getattr(conn, "extra", None) else {}
+    for candidate in (extra.get("webhook_url"), conn.password, conn.host):
+        if candidate and str(candidate).startswith(("https://", "http://")):
+            return str(candidate)
+    return ""
+
+
+def chat_webhooks(settings: Settings) -> dict[str, str]:
+    """{"slack": url, "teams": url}: the Airflow Connection if there is one, else the environment."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    urls = {"slack": settings.slack_webhook_url, "teams": settings.teams_webhook_url}
+    for service, conn_id in CHAT_CONN_IDS.items():
+        try:
+            url = webhook_from_connection(Connection.get(conn_id))
+        except AirflowNotFoundException:
+            continue
+        if url:
+            urls[service] = url
+        else:
+            log.warning("Airflow connection %s holds no webhook URL (extra webhook_url)", conn_id)
+    return {service: url for service, url in urls.items() if url}
+
+
+def failure_facts(context: Mapping[str, Any]) -> chat.FailureFacts:
+    """The failure email's facts, from a task's callback context."""
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    day = run_day(dag_run).strftime("%Y-%m-%d") if dag_run is not None else "?"
+    map_index = getattr(ti, "map_index", None)
+    return chat.FailureFacts(
+        dag_id=getattr(ti, "dag_id", DAG_ID),
+        task_id=ti.task_id,
+        run_id=ti.run_id,
+        day=day,
+        try_number=int(ti.try_number),
+        max_tries=int(getattr(ti, "max_tries", 0)) + 1,
+        error_line=chat.error_line(context.get("exception")),
+        log_url=getattr(ti, "log_url", None),
+        map_index=map_index if isinstance(map_index, int) else None,
+    )
+
+
+def chat_failure_alert(context: Mapping[str, Any]) -> None:
+    """``on_failure_callback``: the failure alert to Slack and Teams (webhooks read at failure time)."""
+    try:
+        facts = failure_facts(context)
+        chat.send_failure(facts, chat_webhooks(Settings.from_env()))
+    except Exception:  # an alert must never mask the failure it reports
+        log.exception("could not send the chat failure alert")
 
 
 def under_dags_test(argv: Sequence[str]) -> bool:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from etl.run import events
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
@@ -110,6 +111,7 @@ def deliver(report: RunReport, recipients: Sequence[str], send: Sender | None = 
     return f"sent to {len(recipients)}"
 
 
+@events.recorded("notify", events.notified)
 def notify_stage(
     settings: Settings, run_id: str, send: Sender | None = None, seconds: float | None = None
 ) -> dict:

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import psycopg2
 
-from etl import quality, staging
+from etl import progress, quality, staging
 from etl.errors import DatabaseError, SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
 from etl.load import audit, merge
 from etl.olist import ALL_TABLES, SourceFile
 from etl.publish import aggregates
+from etl.run import events
 from etl.settings import Settings
 from etl.transform.stage import run_stage
 from etl.warehouse import connection as db
@@ -136,6 +137,7 @@ def _ingested_sources(settings: Settings, run_id: str) -> tuple[dict, list[Sourc
 # --- transform ------------------------------------------------------------------------
 
 
+@events.recorded("transform", events.transformed)
 def transform_stage(settings: Settings, run_id: str) -> dict:
     """Clean every ingested table into Parquet files, rejected rows and findings beside them.
 
@@ -167,6 +169,7 @@ def score_text(settings: Settings, run_id: str) -> str:
     return _metadata(settings, run_id).get("score_text", "")
 
 
+@events.recorded("quality_gate", events.gated)
 def quality_gate_stage(settings: Settings, run_id: str) -> dict:
     """Stop the run before loading when a quality score misses its target (``ETL_DQ_TARGET_*``).
 
@@ -185,6 +188,7 @@ def quality_gate_stage(settings: Settings, run_id: str) -> dict:
 # --- load -----------------------------------------------------------------------------
 
 
+@events.recorded("load", events.loaded)
 def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     """Load the run's clean tables and quarantine in one transaction, audited."""
     out = staging.clean_dir(settings, run_id)
@@ -223,9 +227,11 @@ def _load_tables(
     method = settings.load_method if settings else "auto"
     summaries = []
     touched: set = set()
+    task = progress.current().task("load tables", len(tables), "tables")
     with conn, conn.cursor() as cur:
         for entry in tables:
             table = entry["table"]
+            task.description = f"load {table}"
             clean = merge.Pieces.parquet(out / f"{table}.parquet")  # read piece by piece: flat memory
             merged = merge.load_table(cur, table, clean, timezone=timezone, method=method)
             touched.update(merged.touched_days)
@@ -260,13 +266,17 @@ def _load_tables(
                     merged.rows_written,
                 )
             )
+            task.advance(1, rows=entry["rows_loaded"])
+        task.description = "load tables"
         aggregates.queue_days(cur, run_id, touched, timezone)
+    task.done()
     return summaries
 
 
 # --- aggregates -----------------------------------------------------------------------
 
 
+@events.recorded("refresh_aggregates", events.refreshed)
 def refresh_aggregates_stage(settings: Settings, run_id: str | None = None) -> dict:
     """Recompute the aggregates and the analytics tables for the days loads changed.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from etl.errors import SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
-from etl.run import lock, notify, pipeline, setup, validate
+from etl.run import events, lock, notify, pipeline, setup, validate
 from etl.run.plan import PLAN, PLAN_BY_NAME, Run, StagePlan
 from etl.settings import Settings
 from etl.warehouse import connection
@@ -43,9 +43,14 @@ def _setup(run: Run) -> dict:
     return {"migrated": mode is not None, "mode": mode.name if mode else None}
 
 
+@events.recorded("ingest", events.source_ingested)
 def _ingest_one(run: Run, source: dict) -> dict:
     summary = ingest.ingest_one(run.settings, run.run_id, source, run.resources)
-    return {k: summary.get(k) for k in ("source", "kind", "status", "records_new", "error")}
+    staged = [Path(t["path"]) for t in (summary.get("tables") or {}).values() if t.get("path")]
+    return {
+        **{k: summary.get(k) for k in ("source", "kind", "status", "records_new", "error")},
+        "bytes": sum(p.stat().st_size for p in staged if p.exists()),  # the audit trail shows it
+    }
 
 
 def _transform(run: Run) -> dict:

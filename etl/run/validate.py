@@ -48,6 +48,7 @@ from etl import staging
 from etl.errors import EtlError
 from etl.load import merge
 from etl.olist import ALL_TABLES, SPECS
+from etl.run import events
 from etl.settings import Settings
 from etl.warehouse import connection as db
 
@@ -321,6 +322,7 @@ def _check_run_read(report: ValidationReport, read: int, has_tables: bool, alrea
 # --- entry points ---------------------------------------------------------------------
 
 
+@events.recorded("validate", events.validated)
 def validate_run(settings: Settings, run_id: str, thresholds: Thresholds | None = None) -> ValidationReport:
     """Every check for one run, as a report (never raises for failed checks)."""
     report = ValidationReport(run_id, thresholds or Thresholds.from_settings(settings))

@@ -65,7 +65,7 @@ def read_chunks(
             f"{path}: missing column(s) {', '.join(missing)} "
             f"(the file has: {', '.join(header) or 'no header'})"
         )
-    wanted = spec.source_columns
+    wanted = spec.source_columns + [c for c in spec.lineage if c in header]
     read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in header},
@@ -75,7 +75,8 @@ def read_chunks(
         quoted_strings_can_be_null=True,
     )
     parse = pacsv.ParseOptions(newlines_in_values=True)
-    stream = pa.input_stream(str(path), compression="gzip" if path.suffix == ".gz" else None)
+    raw = pa.OSFile(str(path))  # its position is the bytes read so far (progress: etl.progress)
+    stream = pa.CompressedInputStream(raw, "gzip") if path.suffix == ".gz" else raw
     next_row = 2
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
@@ -90,10 +91,12 @@ def read_chunks(
                     frame = _frame(pending, wanted, next_row)
                     next_row += len(frame)
                     pending, pending_rows = [], 0
+                    frame.attrs["bytes_read"] = raw.tell()
                     yield frame
             if pending_rows:
                 frame = _frame(pending, wanted, next_row)
                 next_row += len(frame)
+                frame.attrs["bytes_read"] = raw.tell()
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         raise SourceError(

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from etl import lookups as lk
-from etl import quality
+from etl import progress, quality
 from etl.olist import DERIVED_TABLES, REFERENCED, SourceFile, TableSpec
 from etl.quality import QualityReport
 from etl.settings import Settings
@@ -112,6 +112,7 @@ def _transform_one(
     q_sink = Sink(out / f"{name}.quarantine.parquet")
     f_sink = Sink(out / f"{name}.findings.parquet")
     role.start(table)
+    task = progress.current().task(f"transform {name}", source.path.stat().st_size, "bytes")
     for chunk in read_chunks(source.path, spec, settings.chunk_rows):
         result = transform_table(
             spec,
@@ -125,6 +126,7 @@ def _transform_one(
         )
         clean = result.clean
         outcome.rows_read += result.rows_read
+        task.set(chunk.attrs.get("bytes_read", task.completed), rows=outcome.rows_read)
         outcome.rows_loaded += result.rows_clean
         outcome.rows_quarantined += len(result.quarantined)
         outcome.tally.add(result.tally)
@@ -140,6 +142,7 @@ def _transform_one(
             q_sink.write(result.quarantined)
         if len(result.findings):
             f_sink.write(result.findings)
+    task.done()
     if name in REFERENCED:
         run.references[name] = keys
     role.end(table)

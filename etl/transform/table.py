@@ -208,7 +208,7 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
     elif col.target == "payment_type":
         value = lookups.payment_types.resolve(text)
     elif col.target == "city":
-        value = lk.map_distinct(text, lk.fold_city)
+        value = lookups.cities.resolve(text)
     else:
         value = text
     if col.kind not in ("text", "category"):
@@ -487,6 +487,9 @@ def _assemble(batch: _Batch, raw: pd.DataFrame, flags: dict[str, np.ndarray]) ->
             clean["dq_flags"] = pd.arrays.ArrowStringArray(pa.nulls(int(keep.sum()), pa.large_string()))
     for name, mask in flags.items():
         clean[name] = mask[keep]
+    for name in batch.spec.lineage:  # vendor lineage rides along unchecked (absent for Olist files)
+        if name in raw.columns:
+            clean[name] = raw[name].astype("string").array[keep]
     quarantined = _quarantine_frame(raw, batch, hard, firsts)
     return TableResult(
         batch.spec,

@@ -24,7 +24,8 @@ from etl.errors import DatabaseError
 log = logging.getLogger(__name__)
 
 #: The schema this code needs. Stored in ``etl_schema_version`` by ``etl db init``.
-SCHEMA_VERSION = 10  # 10: bucket aggregates and analytics tables (issue 17)
+SCHEMA_VERSION = 11  # 10: bucket aggregates and analytics tables (issue 17); 11: run_events, jobs,
+#: sales_by_source (+ bi), controls_reader, etl_uploader (issue 15)
 
 
 class SchemaOutdated(DatabaseError):

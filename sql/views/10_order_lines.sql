@@ -8,6 +8,10 @@
 --   * category is English via category_translation; untranslated categories keep
 --     their Portuguese name, products without a category are 'UNKNOWN' (the transform imputes the
 --     lookup's UNKNOWN bucket and flags it in dim_products.category_imputed).
+--   * source_system / source_id: where the order came from ('olist' for the Olist
+--     files, whose rows carry no lineage; shopify, stripe, woocommerce or a database
+--     source's name otherwise) and the vendor's own order id (`etl lineage`). Last
+--     columns, so CREATE OR REPLACE can add them to an existing view.
 -- sales_order_lines: the lines that count as sales. Revenue excludes orders that
 -- were 'canceled' or 'unavailable' (never fulfilled); every other status counts.
 CREATE OR REPLACE VIEW order_lines AS
@@ -22,7 +26,9 @@ SELECT i.order_id,
        d.full_date                                                      AS purchase_date,
        c.customer_unique_id,
        c.state                                                          AS customer_state,
-       coalesce(t.category_name_english, p.category_name, 'UNKNOWN')   AS category
+       coalesce(t.category_name_english, p.category_name, 'UNKNOWN')   AS category,
+       coalesce(o.source_system, 'olist')                               AS source_system,
+       o.source_id
   FROM fact_order_items i
   JOIN fact_orders o    ON o.order_id = i.order_id
   JOIN dim_dates d      ON d.date_key = o.purchase_date_key
@@ -46,7 +52,9 @@ SELECT o.order_id,
        o.estimated_delivery_at,
        coalesce(it.items, 0)            AS items,
        coalesce(it.revenue_cents, 0)    AS revenue_cents,
-       coalesce(it.freight_cents, 0)    AS freight_cents
+       coalesce(it.freight_cents, 0)    AS freight_cents,
+       coalesce(o.source_system, 'olist') AS source_system,
+       o.source_id
   FROM fact_orders o
   JOIN dim_dates d      ON d.date_key = o.purchase_date_key
   JOIN dim_customers c  ON c.customer_id = o.customer_id

@@ -92,6 +92,8 @@ def _paths(top_category: str) -> list[str]:
         "/api/quarantine?run_id=subset-2-broken-rows",
         "/api/runs",
         "/api/runs?limit=1",
+        "/api/sources",
+        "/api/sources?start=2017-06-15&end=2017-12-31",
     ]
 
 
