@@ -102,6 +102,8 @@ class _Column:
 
 
 class _Cursor:
+    """A psycopg2-style cursor over one DuckDB connection: ``execute`` takes ``psycopg2.sql``."""
+
     def __init__(self, db: duckdb.DuckDBPyConnection, directory: Path) -> None:
         self._db, self._directory = db, directory
         self.description: list[_Column] | None = None
@@ -118,7 +120,7 @@ class _Cursor:
             self._db.execute(text, values)
         except (duckdb.CatalogException, duckdb.BinderException) as exc:
             raise FallbackUnavailable(
-                f"the export in {self._directory} lacks a relation this version reads "
+                f"the export in {self._directory} lacks a relation or column this version reads "
                 f"({str(exc).splitlines()[0]}); re-run `etl export --out {self._directory}`"
             ) from None
         self.description = [_Column(d[0]) for d in self._db.description]
