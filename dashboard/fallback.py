@@ -28,6 +28,8 @@ from typing import Any
 import duckdb
 from psycopg2 import sql
 
+from etl import spreadsheet
+
 MANIFEST = "export.json"  # as written by etl.publish.export
 
 #: The manifest's column kinds (etl.publish.export) as DuckDB types. Numeric
@@ -49,6 +51,7 @@ _SESSION = (
     "SET default_null_order = 'nulls_last_on_asc_first_on_desc'",
     "SET TimeZone = 'UTC'",
 )
+_UNESCAPE = "etl_unescape_formula"
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
 
@@ -175,7 +178,26 @@ class Snapshot:
         }
 
 
-def _relation(db: duckdb.DuckDBPyConnection, view: str, path: Path, fmt: str, kinds: dict[str, str]) -> None:
+def _cell(column: str, kind: str, fmt: str, formula_prefix: str | None) -> sql.Composable:
+    """A column's value as the warehouse had it: cast to its kind's type; CSV text un-defused.
+
+    `etl export` prefixes formula-like CSV cells (etl/spreadsheet.py); the very
+    ``spreadsheet.unescape`` takes the prefix off again (a DuckDB function).
+    """
+    value = sql.SQL("CAST({} AS {})").format(sql.Identifier(column), sql.SQL(_TYPES.get(kind, "VARCHAR")))
+    if fmt == "csv" and formula_prefix and _TYPES.get(kind, "VARCHAR") == "VARCHAR":
+        value = sql.SQL("{}({})").format(sql.SQL(_UNESCAPE), value)
+    return value
+
+
+def _relation(
+    db: duckdb.DuckDBPyConnection,
+    view: str,
+    path: Path,
+    fmt: str,
+    kinds: dict[str, str],
+    formula_prefix: str | None = None,
+) -> None:
     """A DuckDB relation named like the warehouse's, each column cast to its manifest kind's type.
 
     Parquet becomes a view: DuckDB reads only the columns a query asks for,
@@ -186,10 +208,12 @@ def _relation(db: duckdb.DuckDBPyConnection, view: str, path: Path, fmt: str, ki
     the wrong type fails at load, not on a page.
     """
     reader = sql.SQL(
-        "read_csv({}, header = true, all_varchar = true)" if fmt == "csv" else "read_parquet({})"
+        "read_csv({}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
+        if fmt == "csv"
+        else "read_parquet({})"
     )
     columns = sql.SQL(", ").join(
-        sql.SQL("CAST({c} AS {t}) AS {c}").format(c=sql.Identifier(c), t=sql.SQL(_TYPES.get(k, "VARCHAR")))
+        sql.SQL("{v} AS {c}").format(v=_cell(c, k, fmt, formula_prefix), c=sql.Identifier(c))
         for c, k in kinds.items()
     )
     # DDL takes no bind parameters: the path goes in as a quoted string literal (ours, not input).
@@ -217,10 +241,11 @@ def load(directory: Path) -> Snapshot:
     except (OSError, ValueError) as exc:
         raise FallbackUnavailable(f"the export manifest {manifest_path} cannot be read: {exc}") from None
     db = duckdb.connect(":memory:")
+    db.create_function(_UNESCAPE, spreadsheet.unescape, [str], str)
     for view, entry in manifest["views"].items():
         path = directory / entry["file"]
         try:
-            _relation(db, view, path, manifest["format"], entry["columns"])
+            _relation(db, view, path, manifest["format"], entry["columns"], manifest.get("formula_prefix"))
         except (OSError, duckdb.Error) as exc:
             db.close()
             raise FallbackUnavailable(

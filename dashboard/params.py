@@ -12,14 +12,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from etl.staging import RUN_ID
+
 #: The 27 Brazilian federative units (customer_state in Olist).
 BR_STATES = frozenset(
     "AC AL AM AP BA CE DF ES GO MA MG MS MT PA PB PE PI PR RJ RN RO RR RS SC SE SP TO".split()
 )
 METRICS = ("revenue", "units")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_CATEGORY = re.compile(r"^[a-z0-9_()]{1,80}$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: ASCII only: ``\\d`` alone also matches "²" or "٣", which ``int()`` and ``date`` refuse.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_CATEGORY = re.compile(r"[a-z0-9_()]{1,80}", re.ASCII)
+_LIMIT = re.compile(r"[0-9]{1,3}", re.ASCII)
+#: The range of days the warehouse can hold; also keeps ``end + 1 day`` computable.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2100, 12, 31)
 
 
 class BadParameter(ValueError):
@@ -31,12 +36,15 @@ def _shown(value: str) -> str:
 
 
 def parse_date(name: str, value: str) -> date:
-    if not _DATE.match(value):
+    if not _DATE.fullmatch(value):
         raise BadParameter(f"parameter {name!r} must be a date like 2017-06-30, got {_shown(value)}")
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise BadParameter(f"parameter {name!r} is not a real calendar date: {_shown(value)}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadParameter(f"parameter {name!r} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
+    return day
 
 
 def parse_state(name: str, value: str) -> str:
@@ -49,7 +57,7 @@ def parse_state(name: str, value: str) -> str:
 
 
 def parse_category(name: str, value: str) -> str:
-    if not _CATEGORY.match(value):
+    if not _CATEGORY.fullmatch(value):
         raise BadParameter(
             f"parameter {name!r} must be a category name like 'health_beauty' "
             f"(lowercase letters, digits, underscores), got {_shown(value)}"
@@ -58,7 +66,7 @@ def parse_category(name: str, value: str) -> str:
 
 
 def parse_limit(name: str, value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 100:
+    if not _LIMIT.fullmatch(value) or not 1 <= int(value) <= 100:
         raise BadParameter(f"parameter {name!r} must be a whole number from 1 to 100, got {_shown(value)}")
     return int(value)
 
@@ -70,9 +78,9 @@ def parse_metric(name: str, value: str) -> str:
 
 
 def parse_run_id(name: str, value: str) -> str:
-    if not _RUN_ID.match(value):
+    if not RUN_ID.fullmatch(value) or ".." in value:
         raise BadParameter(
-            f"parameter {name!r} must be a run id (letters, digits, - _ . :), got {_shown(value)}"
+            f"parameter {name!r} must be a run id (letters, digits, - _ . : +), got {_shown(value)}"
         )
     return value
 
@@ -113,6 +121,8 @@ def parse(
         if name not in allowed:
             accepted = ", ".join(allowed) or "no parameters"
             raise BadParameter(f"unknown parameter {_shown(name)}; this endpoint accepts {accepted}")
+        if len(getattr(args, "getlist", lambda n: [n])(name)) > 1:
+            raise BadParameter(f"parameter {_shown(name)} is given more than once; give it once")
         raw = args[name]
         if raw == "":
             continue

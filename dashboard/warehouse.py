@@ -3,8 +3,9 @@
 Connections are opened read-only (``default_transaction_read_only``) with a
 statement timeout, pooled per process, and thrown away after any connection
 error, so a restarted server is picked up again without restarting the app.
-A warehouse that cannot be reached, or has no analytics views yet, becomes a
-``WarehouseUnavailable`` the app turns into a 503 page.
+A warehouse that cannot be reached, has no analytics views yet, or whose
+``DATABASE_URL`` cannot be parsed becomes a ``WarehouseUnavailable`` the app
+turns into a 503 page; its message never holds the URL's password.
 
 Read-only sessions are a convenience, not a guard: any SQL can switch them off.
 The guard is the role: the dashboards connect as the ``dashboard_reader`` login
@@ -23,6 +24,7 @@ import psycopg2.errors
 import psycopg2.extensions
 
 from etl.warehouse.connection import describe_url
+from etl.warehouse.redact import scrub
 
 
 class WarehouseUnavailable(Exception):
@@ -61,9 +63,9 @@ class ReadOnlyWarehouse:
                 return self._idle.pop()
         try:
             conn = psycopg2.connect(self.url, **self._kwargs)
-        except psycopg2.OperationalError as exc:
-            reason = " ".join(str(exc).split()).split(" failed: ", 1)[-1]
-            raise WarehouseUnavailable(f"the warehouse at {self.where} is unreachable: {reason}") from exc
+        except psycopg2.Error as exc:  # unreachable, refused, or a malformed DATABASE_URL
+            reason = scrub(" ".join(str(exc).split()).split(" failed: ", 1)[-1], self.url)
+            raise WarehouseUnavailable(f"the warehouse at {self.where} is unreachable: {reason}") from None
         conn.set_session(readonly=True, autocommit=True)
         if not self.allow_superuser:
             self._refuse_superuser(conn)
@@ -103,8 +105,8 @@ class ReadOnlyWarehouse:
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             broken = True
             raise WarehouseUnavailable(
-                f"the warehouse at {self.where} stopped answering: {' '.join(str(exc).split())}"
-            ) from exc
+                f"the warehouse at {self.where} stopped answering: {scrub(' '.join(str(exc).split()), self.url)}"
+            ) from None
         except psycopg2.errors.UndefinedTable as exc:
             raise WarehouseUnavailable(
                 f"the warehouse at {self.where} has no analytics views yet "

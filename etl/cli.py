@@ -35,6 +35,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             dq_enforce=settings.dq_enforce and not args.no_quality_gate,
             clean_csv=settings.clean_csv or args.clean_csv,
         )
+    if args.wait is not None:
+        settings = settings.with_overrides(run_lock_wait=args.wait)
     summary = stages.run_pipeline(settings, data_dir=args.data_dir, run_id=args.run_id)
     print(summary.render())
     return 0
@@ -121,11 +123,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     for s in result["sources"]:
         print(
             f"{s['source']:<20} {s['status']:<9} {s.get('records_new', 0):>9,} new records"
-            + (f"  ({s['error']})" if s["error"] else "")
-        )
+        )  # a failure's reason was reported once, as a warning, when the run's inputs were assembled
     failed = [s for s in result["sources"] if s["status"] == "failed"]
-    for s in failed:
-        print(f"error: source {s['source']} failed: {s['error']}", file=sys.stderr)
     return 3 if failed else 0
 
 
@@ -236,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="load even when a quality score misses its target (scores are still stored)",
     )
     run.add_argument("--clean-csv", action="store_true", help="also write the clean batches as CSV")
+    run.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="when another run is running on the warehouse, wait for it (default) or exit (--no-wait, exit 4)",
+    )
     run.set_defaults(func=cmd_run, needs_db=True)
 
     stg = sub.add_parser("stage", help="run one declared stage of a run, as an Airflow task does")

@@ -23,17 +23,53 @@ def dirty_dir(tmp_path_factory):
     return out
 
 
-def test_gate_fails_the_run_naming_table_dimension_score_and_target(fresh_db, dirty_dir):
+def test_by_default_a_dirty_run_loads_its_good_rows_and_quarantines_the_bad(fresh_db, dirty_dir):
+    run_pipeline(fresh_db, data_dir=dirty_dir, run_id="dirty-default")  # seed 001's gate passes it
+    audit = query(
+        fresh_db,
+        "SELECT table_name, rows_read, rows_loaded, rows_quarantined, status FROM ingest_audit "
+        "WHERE run_id = 'dirty-default'",
+    )
+    assert all(status == "succeeded" and read == loaded + q for _, read, loaded, q, status in audit)
+    quarantined = sum(q for _, _, _, q, _ in audit)
+    assert quarantined > 0
+    assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = 'dirty-default'") == quarantined
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") > 0
+
+
+def test_a_per_dimension_gate_stops_the_run_and_still_stores_why(fresh_db, dirty_dir):
+    gated = fresh_db.with_overrides(dq_gate=frozenset({"integrity", "overall"}))
     with pytest.raises(quality.QualityGateError) as err:
-        run_pipeline(fresh_db, data_dir=dirty_dir, run_id="gated")
-    assert "table fact_order_items: integrity score" in str(err.value)
+        run_pipeline(gated, data_dir=dirty_dir, run_id="gated")
+    assert "the run as a whole: integrity score" in str(err.value)
     assert "below the target 100" in str(err.value)
-    # nothing loaded, but the scores are there for the validate task and dashboards
+    # nothing loaded, but the scores, the rejected rows and the failed run are there
     assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 0
     rows = query(
         fresh_db, "SELECT count(DISTINCT table_name), count(*) FROM quality_scores WHERE run_id = 'gated'"
     )
     assert rows[0] == (10, 90)  # 9 tables + _overall, 8 dimensions + overall
+    audit = query(
+        fresh_db,
+        "SELECT status, error, rows_loaded, rows_quarantined FROM ingest_audit WHERE run_id = 'gated'",
+    )
+    assert audit and all(status == "failed" and loaded == 0 for status, _, loaded, _ in audit)
+    assert all("failed its data quality targets" in error for _, error, _, _ in audit)
+    quarantined = sum(q for *_, q in audit)
+    assert quarantined > 0
+    assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = 'gated'") == quarantined
+
+
+def test_the_seed_gate_stops_a_run_below_80_overall(fresh_db, tmp_path):
+    """A day where most rows are broken: the default gate stops it, and says why."""
+    bad = tmp_path / "olist"
+    generate(200, 0.5, 5, bad)
+    with pytest.raises(quality.QualityGateError) as err:
+        run_pipeline(fresh_db, data_dir=bad, run_id="mostly-broken")
+    assert "the run as a whole" in str(err.value)
+    assert "table " not in str(err.value)  # per-table targets are not the gate's by default
+    assert scalar(fresh_db, "SELECT count(*) FROM quarantine WHERE run_id = 'mostly-broken'") > 0
+    assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 0
 
 
 def test_stored_scores_trace_to_rows_and_retry_after_a_lookup_fix(fresh_db, dirty_dir, tmp_path):

@@ -13,14 +13,17 @@ received (before compression), received_at. ``etl replay`` reads only this.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from etl import staging
 from etl.errors import SourceError
@@ -43,6 +46,7 @@ class Archive:
     day: str = ""
 
     def __post_init__(self) -> None:
+        staging.check_run_id(self.run_id)  # before the first byte of a run is written anywhere
         self.day = self.day or today()
         self.directory = staging.raw_dir(self.settings, self.source, self.day)
         self.seq = 0
@@ -61,13 +65,65 @@ class Archive:
         extra: dict | None = None,
     ) -> dict:
         """Store one payload and append its manifest line (fsynced: the archive outlives a crash)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        return self._store(
+            name, iter((payload,)), suffix, records, request, status, kind, extra, origin=f"payload {name}"
+        )
+
+    def put_file(
+        self,
+        name: str,
+        path: Path,
+        *,
+        decompress: bool = False,
+        suffix: str = "csv",
+        records: int = -1,
+        request: dict | None = None,
+        kind: str = "file",
+        extra: dict | None = None,
+    ) -> dict:
+        """Store a file's content streamed in blocks (gunzipped first if ``decompress``).
+
+        Memory stays at one block whatever the file's size, and a corrupt or
+        truncated gzip file is found while streaming: a one-line SourceError
+        naming the file, and nothing of it is left in the archive.
+        """
+        return self._store(
+            name,
+            _file_blocks(path, decompress),
+            suffix,
+            records,
+            request,
+            None,
+            kind,
+            extra,
+            origin=str(path),
+        )
+
+    def _store(self, name, blocks: Iterable[bytes], suffix, records, request, status, kind, extra, *, origin):
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _archive_error(self.directory, origin, exc) from None
         self.seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         path = self.directory / f"{safe}_{stamp}_{self.seq:05d}.{suffix}.gz"
-        with gzip.open(path, "wb", compresslevel=5) as fh:
-            fh.write(payload)
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) as fh:
+                for block in blocks:
+                    digest.update(block)
+                    size += len(block)
+                    fh.write(block)
+            # gzip's trailer is written on close: only then is the file complete
+            with open(path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:  # disk full, quota, read-only: nothing half-written stays
+            path.unlink(missing_ok=True)
+            raise _archive_error(self.directory, origin, exc) from None
+        except BaseException:  # the input itself is bad (SourceError) or the run was stopped
+            path.unlink(missing_ok=True)
+            raise
         line = {
             "source": self.source,
             "run_id": self.run_id,
@@ -76,17 +132,72 @@ class Archive:
             "request": request or {},
             "status": status,
             "records": records,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "bytes": len(payload),
+            "sha256": digest.hexdigest(),
+            "bytes": size,
             "received_at": datetime.now(UTC).isoformat(),
             **(extra or {}),
         }
-        with open(self.directory / MANIFEST, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            _append_line(self.directory / MANIFEST, json.dumps(line, default=str) + "\n")
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise _archive_error(self.directory, origin, exc) from None
         self.written.append(line)
         return line
+
+
+#: Files are archived this many bytes at a time.
+BLOCK_BYTES = 1 << 20
+
+
+def _file_blocks(path: Path, decompress: bool) -> Iterator[bytes]:
+    """The file's bytes in blocks; a damaged gzip file becomes one SourceError line."""
+    done = 0
+    try:
+        with gzip.open(path, "rb") if decompress else open(path, "rb") as fh:
+            while block := fh.read(BLOCK_BYTES):
+                done += len(block)
+                yield block
+    except EOFError:
+        raise SourceError(
+            f"{path}: the gzip file is truncated (it ends after {done:,} bytes of data); "
+            "copy or download it again"
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise SourceError(
+            f"{path}: corrupt gzip data ({exc}) in the block from byte {done:,} of its content; "
+            "copy or download it again"
+        ) from None
+
+
+def _append_line(path: Path, text: str) -> None:
+    """Append one manifest line whole, or leave the manifest as it was (fsynced)."""
+    data = text.encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write to the manifest")
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, before)  # a partial line would make every later line unreadable
+            raise
+    finally:
+        os.close(fd)
+
+
+def _archive_error(directory: Path, origin: str, exc: OSError) -> SourceError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "the disk is full"
+        hint = "free space there (or point ETL_STAGING_DIR at a larger disk) and run again"
+    else:
+        what = exc.strerror or str(exc)
+        hint = "check that folder's permissions and disk, then run again"
+    return SourceError(
+        f"cannot archive {origin} in {directory}: {what}; what was archived before is kept; {hint}"
+    )
 
 
 def read_manifest(settings: Settings, source: str, day: str, run_id: str | None = None) -> list[dict]:

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 from etl.errors import ConfigError, SourceError
 from etl.ingest.records import LINEAGE_COLUMNS, TABLE_COLUMNS, local_timestamp, vendor_id
 from etl.ingest.state import Watermark
+from etl.warehouse.redact import scrub, without_userinfo
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -137,6 +138,33 @@ def _entity(column: str) -> str:
 Batches = Iterator[list[dict]]
 
 
+def check_url(url: Any) -> str:
+    """The source's URL, or a ConfigError naming what is wrong in it (never its password).
+
+    Checked before any driver sees it: a port that is not a number is a
+    ``ValueError`` deep in urllib, SQLAlchemy or PyMongo, which would otherwise
+    escape as a traceback and stop every source instead of this one.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError("the source has no url; set one in sources.yml (e.g. url: {env: NAME})")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(
+            f"the source url {without_userinfo(url)} is not valid ({scrub(str(exc), url)}); "
+            "fix it in sources.yml or its environment variable"
+        ) from None
+    if not parts.scheme or "://" not in url:
+        raise ConfigError(
+            f"the source url {without_userinfo(url)} has no scheme (postgresql://, mysql://, "
+            "sqlite:///, mongodb://)"
+        )
+    if port == 0:
+        raise ConfigError(f"the source url {without_userinfo(url)} has port 0")
+    return url
+
+
 def _where(cursor: str | None, since: Watermark | None) -> bool:
     return bool(cursor and since)
 
@@ -153,10 +181,13 @@ def sqlalchemy_batches(
     """PostgreSQL / SQLite (any SQLAlchemy URL), streamed with a server-side cursor."""
     import sqlalchemy as sa
 
+    check_url(url)
     try:
         engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"database URL is not usable by SQLAlchemy ({exc})") from exc
+    except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
+        raise ConfigError(
+            f"database URL {without_userinfo(url)} is not usable by SQLAlchemy ({scrub(str(exc), url)})"
+        ) from None
     if relation:
         parts = relation.split(".")
         base = sa.table(parts[-1], schema=parts[0] if len(parts) == 2 else None)
@@ -177,7 +208,8 @@ def sqlalchemy_batches(
             for chunk in result.partitions(batch_size):
                 yield [{k: normalise(v) for k, v in zip(keys, row)} for row in chunk]
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"database read failed: {' '.join(str(exc.orig or exc).split())[:300]}") from exc
+        reason = scrub(" ".join(str(getattr(exc, "orig", None) or exc).split())[:300], url)
+        raise SourceError(f"database read from {without_userinfo(url)} failed: {reason}") from None
     finally:
         engine.dispose()
 
@@ -195,7 +227,7 @@ def mysql_batches(
     import pymysql
     import pymysql.cursors
 
-    parts = urlsplit(url)
+    parts = urlsplit(check_url(url))
     quote = lambda name: ".".join(f"`{p}`" for p in name.split("."))  # noqa: E731 (validated idents)
     base = quote(relation) if relation else f"({query}) AS q"
     sql, params = f"SELECT * FROM {base}", []
@@ -217,8 +249,8 @@ def mysql_batches(
         )
     except pymysql.MySQLError as exc:
         raise SourceError(
-            f"cannot connect to MySQL at {parts.hostname}:{parts.port or 3306} ({exc})"
-        ) from exc
+            f"cannot connect to MySQL at {parts.hostname}:{parts.port or 3306} ({scrub(str(exc), url)})"
+        ) from None
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -229,7 +261,7 @@ def mysql_batches(
                     break
                 yield [{k: normalise(v) for k, v in zip(keys, row)} for row in rows]
     except pymysql.MySQLError as exc:
-        raise SourceError(f"MySQL read failed ({exc})") from exc
+        raise SourceError(f"MySQL read failed ({scrub(str(exc), url)})") from None
     finally:
         conn.close()
 
@@ -250,11 +282,17 @@ def mongo_batches(
         from pymongo import MongoClient as client_factory  # noqa: N813
     from pymongo.errors import PyMongoError
 
-    client = client_factory(url)
+    check_url(url)
+    try:
+        client = client_factory(url)
+    except (PyMongoError, ValueError) as exc:
+        raise ConfigError(
+            f"the MongoDB url {without_userinfo(url)} is not usable ({scrub(str(exc), url)})"
+        ) from None
     try:
         yield from _mongo_read(client, collection, database, filter_, cursor, since, batch_size)
     except PyMongoError as exc:
-        raise SourceError(f"MongoDB read of {collection} failed ({exc})") from exc
+        raise SourceError(f"MongoDB read of {collection} failed ({scrub(str(exc), url)})") from None
     finally:
         client.close()
 

@@ -9,10 +9,13 @@ the archived copy, not the original.
 from __future__ import annotations
 
 import glob
+import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -46,8 +49,14 @@ def file_format(path: Path, declared: str | None) -> str:
     return fmt
 
 
+def _open(source: bytes | Path, name: str) -> BinaryIO:
+    """A binary stream of the file's content, gunzipped on the fly for ``.gz`` names."""
+    raw: BinaryIO = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    return gzip.GzipFile(fileobj=raw, mode="rb") if name.endswith(".gz") else raw
+
+
 def read_chunks(
-    data: bytes,
+    source: bytes | Path,
     name: str,
     fmt: str,
     *,
@@ -55,55 +64,61 @@ def read_chunks(
     encoding: str = "utf-8",
     chunk_rows: int = 50_000,
 ) -> Iterator[list[dict]]:
-    """Records of one file's bytes as dicts of strings (None for empty), chunk by chunk."""
-    if name.endswith(".gz"):
-        import gzip
+    """Records of one file (a path, or its bytes from the archive) as dicts of strings, chunk by chunk.
 
-        data = gzip.decompress(data)
+    CSV and JSON Lines stream (a ``.gz`` is decompressed as it is read, never
+    whole in memory, and a damaged one is found on the way); a JSON document
+    and Parquet are read whole, as their formats need.
+    """
     try:
-        if fmt == "csv":
-            # utf-8-sig drops a byte-order mark; the C parser handles CRLF and quoted newlines.
-            enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-            reader = pd.read_csv(
-                io.BytesIO(data),
-                sep=delimiter,
-                encoding=enc,
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-                chunksize=chunk_rows,
-            )
-            for chunk in reader:
-                yield _records(chunk)
-        elif fmt == "jsonl":
-            batch = []
-            for line in io.TextIOWrapper(io.BytesIO(data), encoding=encoding):
-                if line.strip():
-                    batch.append(json.loads(line))
-                    if len(batch) >= chunk_rows:
-                        yield batch
-                        batch = []
-            if batch:
-                yield batch
-        elif fmt == "json":
-            document = json.loads(data.decode(encoding))
-            records = (
-                document
-                if isinstance(document, list)
-                else next((v for v in document.values() if isinstance(v, list)), [document])
-            )
-            for start in range(0, len(records), chunk_rows):
-                yield records[start : start + chunk_rows]
-        else:
-            parquet = pq.ParquetFile(io.BytesIO(data))
-            for batch in parquet.iter_batches(batch_size=chunk_rows):
-                yield _records(batch.to_pandas().astype("string"))
+        with _open(source, name) as stream:
+            if fmt == "csv":
+                # utf-8-sig drops a byte-order mark; the C parser handles CRLF and quoted newlines.
+                enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+                reader = pd.read_csv(
+                    stream,
+                    sep=delimiter,
+                    encoding=enc,
+                    dtype=str,
+                    keep_default_na=False,
+                    na_values=[""],
+                    chunksize=chunk_rows,
+                )
+                for chunk in reader:
+                    yield _records(chunk)
+            elif fmt == "jsonl":
+                batch = []
+                for line in io.TextIOWrapper(stream, encoding=encoding):
+                    if line.strip():
+                        batch.append(json.loads(line))
+                        if len(batch) >= chunk_rows:
+                            yield batch
+                            batch = []
+                if batch:
+                    yield batch
+            elif fmt == "json":
+                document = json.loads(stream.read().decode(encoding))
+                records = (
+                    document
+                    if isinstance(document, list)
+                    else next((v for v in document.values() if isinstance(v, list)), [document])
+                )
+                for start in range(0, len(records), chunk_rows):
+                    yield records[start : start + chunk_rows]
+            else:
+                parquet = pq.ParquetFile(io.BytesIO(stream.read()))
+                for batch in parquet.iter_batches(batch_size=chunk_rows):
+                    yield _records(batch.to_pandas().astype("string"))
+    except EOFError:
+        raise SourceError(f"{name}: the gzip file is truncated; copy or download it again") from None
+    except (gzip.BadGzipFile, zlib.error) as exc:
+        raise SourceError(f"{name}: corrupt gzip data ({exc}); copy or download it again") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
         raise SourceError(
             f"{name}: cannot read as {fmt} with encoding {encoding} "
             f"({' '.join(str(exc).split())[:200]}); check format/delimiter/encoding "
             "in sources.yml"
-        ) from exc
+        ) from None
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:

@@ -12,6 +12,7 @@ import csv
 import gzip
 import io
 import logging
+import zlib
 from pathlib import Path
 
 from etl import staging
@@ -70,6 +71,7 @@ def write_manifest(
         entries.append({"table": spec.name, "path": str(path), "sha256": staging.file_sha256(path)})
     failed = [{"source": s["source"], "error": s["error"]} for s in summaries if s["status"] == "failed"]
     for f in failed:
+        # The one report of a failed source, for `etl run`, `etl ingest` and Airflow alike.
         log.warning("source %s failed and was not loaded: %s", f["source"], f["error"])
     manifest = {
         "run_id": run_id,
@@ -99,12 +101,26 @@ def _combine(spec: TableSpec, paths: list[Path], directory: Path) -> Path:
     with io.TextIOWrapper(gzip.open(target, "wb", compresslevel=3), encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS[spec.name], extrasaction="ignore")
         writer.writeheader()
-        for path in paths:
-            with _open_csv(path) as fh:
-                reader = csv.DictReader(fh)
-                reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
-                writer.writerows(reader)
+        limit = csv.field_size_limit(COMBINE_FIELD_LIMIT)  # the default 128 kB is no limit of ours
+        try:
+            for path in paths:
+                try:
+                    with _open_csv(path) as fh:
+                        reader = csv.DictReader(fh)
+                        reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
+                        writer.writerows(reader)
+                except (csv.Error, EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
+                    raise SourceError(
+                        f"{path}: cannot be combined with the table's other inputs ({exc}); "
+                        "fix or remove the file and run again"
+                    ) from None
+        finally:
+            csv.field_size_limit(limit)
     return target
+
+
+#: A field longer than this stops combining a table's inputs (the reader's own bound).
+COMBINE_FIELD_LIMIT = 16 << 20
 
 
 # --- replay ---------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ byte-order mark is accepted (Olist's translation file has one).
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 from pathlib import Path
 
 import pandas as pd
 
+from etl.csv_header import check_columns, read_header
 from etl.errors import SourceError
 from etl.olist import ALL_TABLES, ROW_NUMBER, SourceFile, TableSpec
 
@@ -35,19 +35,8 @@ def locate(spec: TableSpec, data_dir: Path) -> SourceFile:
 
 
 def check_header(source: SourceFile) -> None:
-    """Fail before anything is written if a column the table needs is missing."""
-    try:
-        with _open_text(source.path) as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise SourceError(f"{source.path}: cannot read the file ({exc})") from exc
-    header = [h.strip() for h in header]
-    missing = [c for c in source.spec.source_columns if c not in header]
-    if missing:
-        raise SourceError(
-            f"{source.path}: missing column(s) {', '.join(missing)} "
-            f"(the file has: {', '.join(header) or 'no header'})"
-        )
+    """Fail before anything is written if a column the table needs is missing (or twice there)."""
+    check_columns(source.path, read_header(source.path), source.spec.source_columns)
 
 
 def locate_all(data_dir: Path, specs: tuple[TableSpec, ...] = ALL_TABLES) -> list[SourceFile]:

@@ -73,6 +73,25 @@ def close_table(
     )
 
 
+def fail_table(
+    cur: psycopg2.extensions.cursor,
+    run_id: str,
+    table: str,
+    *,
+    rows_read: int,
+    rows_quarantined: int,
+    error: str,
+) -> None:
+    """A table of a run that loaded nothing (the quality gate stopped it): what was read and rejected."""
+    cur.execute(
+        """UPDATE ingest_audit
+              SET rows_read = %s, rows_loaded = 0, rows_quarantined = %s, status = 'failed', error = %s,
+                  finished_at = clock_timestamp()
+            WHERE run_id = %s AND table_name = %s""",
+        (rows_read, rows_quarantined, error[:2000], run_id, table),
+    )
+
+
 def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> None:
     with conn, conn.cursor() as cur:
         cur.execute(
@@ -80,3 +99,22 @@ def fail_run(conn: psycopg2.extensions.connection, run_id: str, error: str) -> N
                 WHERE run_id = %s AND status = 'running'""",
             (error[:2000], run_id),
         )
+
+
+def fail_abandoned(conn: psycopg2.extensions.connection, run_id: str) -> int:
+    """Mark other runs' rows still ``running`` as failed: their process died mid-load.
+
+    Called by a load that holds the warehouse's run lock (etl.run.lock), so no
+    other load can be running: a row still open belongs to a run that was
+    killed or crashed, and the history should say so instead of "running" for ever.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """UPDATE ingest_audit
+                  SET status = 'failed', finished_at = clock_timestamp(),
+                      error = 'unfinished: the run stopped before its load committed (killed or crashed); '
+                              'nothing of it was loaded'
+                WHERE status = 'running' AND run_id <> %s""",
+            (run_id,),
+        )
+        return cur.rowcount

@@ -23,6 +23,7 @@ import pandas as pd
 import psycopg2.extensions
 from psycopg2 import sql
 
+from etl import spreadsheet
 from etl.errors import ConfigError
 from etl.publish import analytics
 from etl.settings import Settings
@@ -70,6 +71,8 @@ def _write_manifest(out_dir: Path, fmt: str, database: str, files: list[tuple[Ex
     manifest = {
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "format": fmt,
+        # CSV cells that start like a formula carry this prefix (etl/spreadsheet.py)
+        "formula_prefix": spreadsheet.PREFIX if fmt == "csv" else None,
         "database": database,
         "views": {f.view: {"file": f.path.name, "rows": f.rows, "columns": kinds} for f, kinds in files},
     }
@@ -81,7 +84,7 @@ def _write_manifest(out_dir: Path, fmt: str, database: str, files: list[tuple[Ex
 def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "csv":
-        frame.to_csv(tmp, index=False)
+        spreadsheet.escape_frame(frame).to_csv(tmp, index=False)  # no cell runs as a formula
     else:
         # Decimals (numeric columns) go to Parquet as doubles: BI tools read those everywhere.
         converted = frame.apply(

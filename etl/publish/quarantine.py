@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from psycopg2 import sql
 
+from etl import spreadsheet
 from etl.errors import ConfigError, SourceError
 from etl.settings import Settings
 from etl.warehouse import connection as db
@@ -100,7 +101,7 @@ def export(settings: Settings, run_id: str, out: Path, table: str | None = None)
                 rec["raw_record"] = json.loads(rec["raw_record"])
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
     elif out.suffix == ".csv":
-        frame.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
+        spreadsheet.escape_frame(frame).to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)  # no formula runs
     else:
         raise ConfigError(f"{out}: export writes .csv or .jsonl files")
     return len(frame)

@@ -128,7 +128,7 @@ def _acquire(conn: psycopg2.extensions.connection, label: str, wait: float | Non
                 + (f" (waited {waited:.0f} s)" if wait else "")
                 + "; wait for it to finish, or stop it"
             )
-        if other and other != announced:
-            log.info("%s: waiting for the warehouse lock held by %s", label, other.describe())
+        if other and other != announced:  # a warning: `etl run` shows it by default
+            log.warning("%s: waiting for the warehouse lock held by %s", label, other.describe())
             announced = other
         time.sleep(poll)

@@ -169,20 +169,69 @@ def score_text(settings: Settings, run_id: str) -> str:
     return _metadata(settings, run_id).get("score_text", "")
 
 
+def gate_targets(settings: Settings) -> dict[str, float]:
+    """The targets that stop a run: ``settings.dq_gate`` of ``settings.quality_targets``."""
+    return {k: v for k, v in settings.quality_targets.items() if k in settings.dq_gate}
+
+
 @events.recorded("quality_gate", events.gated)
 def quality_gate_stage(settings: Settings, run_id: str) -> dict:
-    """Stop the run before loading when a quality score misses its target (``ETL_DQ_TARGET_*``).
+    """Stop the run before loading when the run's quality misses a gate target.
 
-    The scores are already stored (the transform wrote them), so a stopped run
-    still shows why. ``dq_enforce`` off (``etl run --no-quality-gate``) reports and passes.
+    The gate follows seed 001 by default: the run as a whole must score overall
+    >= 80 with at most 20 % nulls and 5 % duplicates (``ETL_DQ_GATE`` adds
+    per-dimension targets, or per table with ``all``). Below that the run goes
+    on: good rows load, bad ones are quarantined. When the gate does stop a run,
+    its scores (written by the transform), its rejected rows and its audit rows
+    are still stored -- the run marked failed with the gate's reason -- so the
+    quality page, the quarantine and the run history show why.
+    ``dq_enforce`` off (``etl run --no-quality-gate``) reports and passes.
     """
     report = quality.QualityReport.from_dict(_metadata(settings, run_id)["score"])
-    violations = quality.threshold_violations(report, settings.quality_targets)
-    if settings.dq_enforce:
-        quality.gate(report, settings.quality_targets)
-    elif violations:
+    targets = gate_targets(settings)
+    every_table = settings.dq_gate >= set(settings.quality_targets)
+    judged = quality.QualityReport(
+        report.run_id,
+        [s for s in report.scores if every_table or s.table == quality.OVERALL_TABLE],
+        [m for m in report.metrics if every_table or m.table == quality.OVERALL_TABLE],
+    )
+    violations = quality.threshold_violations(judged, targets)
+    if violations and settings.dq_enforce:
+        error = f"run {run_id} failed its data quality targets: " + "; ".join(violations)
+        store_rejected(settings, run_id, error)
+        raise quality.QualityGateError(error)
+    if violations:
         log.warning("run %s misses quality targets, loading anyway: %s", run_id, "; ".join(violations))
     return {"run_id": run_id, "enforced": settings.dq_enforce, "violations": violations}
+
+
+def store_rejected(settings: Settings, run_id: str, error: str) -> None:
+    """A run the gate stopped: its quarantined rows and its audit rows (failed), no data."""
+    out = staging.clean_dir(settings, run_id)
+    tables = _metadata(settings, run_id)["tables"]
+    conn = _connect(settings)
+    try:
+        audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"]) for t in tables])
+        with conn, conn.cursor() as cur:
+            for entry in tables:
+                table = entry["table"]
+                merge.clear_quarantine(cur, run_id, table)
+                path = out / f"{table}.quarantine.parquet"
+                if path.exists():
+                    for rejected in merge.Pieces.parquet(path, QUARANTINE_PIECE_ROWS).read():
+                        merge.insert_quarantine(
+                            cur, run_id, Path(entry["source"]).name, table, rejected.to_pandas()
+                        )
+                audit.fail_table(
+                    cur,
+                    run_id,
+                    table,
+                    rows_read=entry["rows_read"],
+                    rows_quarantined=entry["rows_quarantined"],
+                    error=error,
+                )
+    finally:
+        conn.close()
 
 
 # --- load -----------------------------------------------------------------------------
@@ -195,23 +244,44 @@ def load_stage(settings: Settings, run_id: str) -> list[TableSummary]:
     metadata = _metadata(settings, run_id)
     conn = _connect(settings)
     try:
+        audit.fail_abandoned(conn, run_id)  # under the run lock: any other open run is a dead one
         audit.open_run(conn, run_id, [audit.AuditEntry(t["table"], t["source"]) for t in metadata["tables"]])
         try:
             summaries = _load_tables(conn, run_id, out, metadata["tables"], settings)
         except (psycopg2.Error, DatabaseError) as exc:
-            conn.rollback()
-            audit.fail_run(conn, run_id, str(exc).strip())
-            raise DatabaseError(
-                f"load failed and was rolled back: {str(exc).strip().splitlines()[0]}"
-            ) from exc
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) or conn.closed:
+                reason = f"the connection to the warehouse was lost ({reason}); rerun once the server answers"
+            _record_failure(conn, settings, run_id, reason)
+            raise DatabaseError(f"load failed and was rolled back: {reason}") from exc
         except BaseException as exc:
-            conn.rollback()
-            audit.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+            _record_failure(conn, settings, run_id, f"{type(exc).__name__}: {exc}")
             raise
         ingest.commit_state(conn, settings, run_id)  # watermarks move only after the data committed
         return summaries
     finally:
         conn.close()
+
+
+def _record_failure(conn, settings: Settings, run_id: str, error: str) -> None:
+    """Roll back and mark the run's audit rows failed -- on a new connection if the old one died.
+
+    The server may be gone altogether (restarting): then the rows stay
+    'running' and the next load, holding the run lock, marks them unfinished.
+    """
+    try:
+        conn.rollback()
+        audit.fail_run(conn, run_id, error)
+        return
+    except psycopg2.Error:
+        pass
+    try:
+        audit.fail_run(db.connect(settings.database_url, settings.connect_timeout), run_id, error)
+    except (psycopg2.Error, DatabaseError) as exc:
+        # One line per failure: the error says what happened; this is for -v (the next load tidies up).
+        log.info(
+            "run %s: could not record its failure in ingest_audit (%s)", run_id, " ".join(str(exc).split())
+        )
 
 
 #: Quarantined rows sent per COPY: they carry their raw records as JSON, and whole

@@ -12,7 +12,7 @@ from etl.errors import SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
 from etl.olist import ALL_TABLES
-from etl.run import pipeline, setup
+from etl.run import lock, pipeline, setup
 from etl.settings import Settings
 
 
@@ -32,8 +32,9 @@ def replay(
     manifest = ingest_manifest.write_manifest(
         settings, run_id, f"archive:{source_name}/{day}", ALL_TABLES, inputs, [], []
     )
-    pipeline.transform_stage(settings, run_id)
-    tables = pipeline.load_stage(settings, run_id)
+    with lock.warehouse_lock(settings, f"etl replay {run_id}", wait=None if settings.run_lock_wait else 0):
+        pipeline.transform_stage(settings, run_id)
+        tables = pipeline.load_stage(settings, run_id)
     return {
         "run_id": run_id,
         "source": source_name,
@@ -61,6 +62,9 @@ def ingest_and_load(
     ingest_manifest.write_manifest(settings, run_id, "sources.yml", ALL_TABLES, inputs, summaries, [])
     tables = []
     if load:
-        pipeline.transform_stage(settings, run_id)
-        tables = [t.to_dict() for t in pipeline.load_stage(settings, run_id)]
+        with lock.warehouse_lock(
+            settings, f"etl ingest {run_id}", wait=None if settings.run_lock_wait else 0
+        ):
+            pipeline.transform_stage(settings, run_id)
+            tables = [t.to_dict() for t in pipeline.load_stage(settings, run_id)]
     return {"run_id": run_id, "sources": summaries, "tables": tables}

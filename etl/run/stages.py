@@ -9,12 +9,14 @@ one entry in the plan and one here.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from etl import staging
 from etl.errors import SourceError
 from etl.ingest import manifest as ingest_manifest
 from etl.ingest import runner as ingest
@@ -106,6 +108,8 @@ if set(_WORK) != set(PLAN_BY_NAME):  # a planned stage without work, or work wit
     raise RuntimeError(f"etl.run.plan and etl.run.stages disagree: {sorted(set(_WORK) ^ set(PLAN_BY_NAME))}")
 STAGES: tuple[Stage, ...] = tuple(Stage(plan, **_WORK[plan.name]) for plan in PLAN)
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+if STAGES[0].name != "setup":  # run_pipeline runs it before taking the lock (it may create the database)
+    raise RuntimeError("the first planned stage must be setup")
 
 
 def run_stage(stage: Stage, run: Run) -> dict | list[dict]:
@@ -153,7 +157,16 @@ def run_pipeline(
     if data_dir is not None:
         settings = settings.with_overrides(data_dir=Path(data_dir))
     run = Run(settings, run_id or pipeline.new_run_id(), resources, send, lambda: time.monotonic() - started)
-    results = {stage.name: run_stage(stage, run) for stage in STAGES}
+    staging.check_run_id(run.run_id)  # before anything is written anywhere
+    results = {STAGES[0].name: run_stage(STAGES[0], run)}  # setup: it may create the lock's database
+    # One run at a time per warehouse: a second `etl run` waits, saying for whom (or, with
+    # --no-wait, stops at once naming it).
+    with lock.warehouse_lock(
+        settings,
+        f"etl run {run.run_id} on {socket.gethostname()}",
+        wait=None if settings.run_lock_wait else 0,
+    ):
+        results |= {stage.name: run_stage(stage, run) for stage in STAGES[1:]}
     manifest = pipeline.read_manifest(settings, run.run_id)
     return pipeline.RunSummary(
         run.run_id,

@@ -83,6 +83,7 @@ class RuleConfig:
     interval_end: pd.Timestamp | None = None
     freshness: timedelta = timedelta(days=30)
     payment_tolerance_cents: int = 1
+    max_field_chars: int = 100_000
 
     def is_hard(self, check: Check) -> bool:
         if any(fnmatch(check.name, p) for p in self.soft_rules):
@@ -111,6 +112,7 @@ class RuleConfig:
             interval_end=end,
             freshness=timedelta(days=settings.freshness_days),
             payment_tolerance_cents=settings.payment_tolerance_cents,
+            max_field_chars=settings.max_field_chars,
         )
 
 
@@ -131,6 +133,22 @@ def parse_check(column: str) -> Check:
     return Check(f"parse:{column}", "validity", FORMAT, True)
 
 
+def plausible_check(column: str) -> Check:
+    return Check(f"plausible:{column}", "validity", RULE, True)
+
+
+#: The calendar a row's timestamps must fall in: no e-commerce order predates 1995, and
+#: 1900 or 2100 would fill dim_dates with decades. Nearer futures (an order "in 2047")
+#: are timeliness findings (``purchase_in_window``), not impossible dates.
+EARLIEST_PLAUSIBLE = pd.Timestamp("1995-01-01", tz="UTC")
+LATEST_PLAUSIBLE = pd.Timestamp("2100-01-01", tz="UTC")
+
+
+def plausible_range(config: RuleConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[first, last) of the timestamps a row may hold."""
+    return EARLIEST_PLAUSIBLE, LATEST_PLAUSIBLE
+
+
 def unique_check(key: tuple[str, ...]) -> Check:
     return Check("unique:" + "+".join(key), "uniqueness", DUPLICATE, True)
 
@@ -140,6 +158,11 @@ def fk_check(column: str, table: str) -> Check:
 
 
 ENCODING_REPAIRED = Check("encoding_repaired", "conformity", QUALITY, False)
+# Hostile text (etl/transform/text_safety.py), before any other check sees the batch.
+INVALID_UTF8 = Check("invalid_utf8", "validity", FORMAT, True)
+FIELD_TOO_LARGE = Check("field_too_large", "validity", QUALITY, True)
+TEXT_CLEANED = Check("text_cleaned", "conformity", QUALITY, False)
+FORMULA_LIKE = Check("formula_like", "conformity", QUALITY, False)
 ORDER_STATUS_KNOWN = Check("order_status_known", "validity", RULE, True)
 PRICE_POSITIVE = Check("price_positive", "validity", RULE, True)
 FREIGHT_NOT_NEGATIVE = Check("freight_not_negative", "validity", RULE, True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,28 +19,40 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from etl.csv_header import check_columns, read_header
 from etl.errors import SourceError
 from etl.olist import ROW_NUMBER, TableSpec
+from etl.transform import text_safety
 
 #: pyarrow parses blocks of this size and reads several ahead: its memory is
 #: about 36 x this (measured), so blocks stay small and are gathered into chunks.
 BLOCK_BYTES = 4 << 20
 
 
+#: A line or field above this size is refused (one error line) before it is read whole: the
+#: csv module keeps 4 bytes per character of a field, so 16 MiB costs ~100 MB at most.
+MAX_RECORD_BYTES = 16 << 20
+
+
 def _frame(batches: list[pa.RecordBatch], wanted: list[str], first_row: int) -> pd.DataFrame:
-    frame = pa.Table.from_batches(batches).combine_chunks().to_pandas(types_mapper=_as_string)[wanted]
+    table = pa.Table.from_batches(batches).combine_chunks()
+    table = pa.table({name: _valid_utf8(table.column(name)) for name in table.column_names})
+    frame = table.to_pandas(types_mapper=_as_string)[wanted]
     frame[ROW_NUMBER] = pd.RangeIndex(first_row, first_row + len(frame))
     return frame
 
 
-def _header(path: Path) -> list[str]:
-    opener = (
-        (lambda: io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline=""))
-        if path.suffix == ".gz"
-        else (lambda: open(path, encoding="utf-8-sig", newline=""))
-    )
-    with opener() as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
+def _valid_utf8(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column, its invalid UTF-8 (read unchecked) decoded as U+FFFD row by row.
+
+    The check is one pass in C++; only a column that fails it is decoded in
+    Python, so a Latin-1 row costs its own row's quarantine, not the file.
+    """
+    try:
+        column.validate(full=True)
+        return column
+    except pa.ArrowInvalid:
+        return pa.chunked_array([text_safety.decode_rows(chunk) for chunk in column.chunks])
 
 
 def _as_string(t: pa.DataType):
@@ -55,16 +68,8 @@ def read_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Yield frames of at least ``chunk_rows`` rows (one block more at most) as strings."""
     path = Path(path)
-    try:
-        header = _header(path)
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read the file ({exc})") from exc
-    missing = [c for c in spec.source_columns if c not in header]
-    if missing:
-        raise SourceError(
-            f"{path}: missing column(s) {', '.join(missing)} "
-            f"(the file has: {', '.join(header) or 'no header'})"
-        )
+    header = read_header(path)  # bounded: one SourceError line for any unreadable first line
+    check_columns(path, header, spec.source_columns)
     wanted = spec.source_columns + [c for c in spec.lineage if c in header]
     read_options = pacsv.ReadOptions(column_names=header, skip_rows=1, block_size=block_bytes)
     convert = pacsv.ConvertOptions(
@@ -73,6 +78,7 @@ def read_chunks(
         strings_can_be_null=True,
         null_values=[""],
         quoted_strings_can_be_null=True,
+        check_utf8=False,  # checked per column in _frame: a bad row must not fail the file
     )
     parse = pacsv.ParseOptions(newlines_in_values=True)
     raw = pa.OSFile(str(path))  # its position is the bytes read so far (progress: etl.progress)
@@ -99,10 +105,102 @@ def read_chunks(
                 frame.attrs["bytes_read"] = raw.tell()
                 yield frame
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise SourceError(
-            f"{path}: cannot parse as CSV near record {next_row} ({' '.join(str(exc).split())[:200]})"
-        ) from exc
+        reason = " ".join(str(exc).split())[:200]
+        if path.suffix == ".gz" and ("zlib" in reason or "compressed" in reason):
+            raise SourceError(
+                f"{path}: corrupt or truncated gzip file ({reason}); copy or download it again"
+            ) from None
+        if "straddling" not in reason:
+            raise SourceError(f"{path}: cannot parse as CSV after row {next_row} ({reason})") from None
+        straddled = True
+    else:
+        straddled = False
+    if straddled:
+        # A record larger than a block (a field of several MB): from here on, read record
+        # by record, so that record reaches the size checks (text_safety) as a row.
+        for frame in _read_records(path, header, wanted, next_row, chunk_rows):
+            next_row += len(frame)
+            yield frame
     if next_row == 2:
         yield pd.DataFrame(
             {c: pd.Series([], dtype="string") for c in wanted} | {ROW_NUMBER: pd.Series([], dtype="int64")}
         )
+
+
+def _read_records(
+    path: Path, header: list[str], wanted: list[str], first_row: int, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    """Records from ``first_row`` on, with Python's csv module (slow, but any record size).
+
+    Rows before ``first_row`` were read by pyarrow already and are skipped;
+    records are counted as pyarrow counts them (blank lines are not records).
+    Invalid UTF-8 becomes U+FFFD, as in ``_frame``; a record over
+    ``MAX_RECORD_BYTES`` is refused in one line.
+    """
+    positions = [header.index(c) for c in wanted]
+    limit = csv.field_size_limit()
+    csv.field_size_limit(MAX_RECORD_BYTES)
+    row = 1
+    columns: list[list] = [[] for _ in wanted]
+    start = first_row
+    try:
+        opener = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        with io.TextIOWrapper(opener, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            records = csv.reader(_bounded_lines(fh))
+            next(records, None)  # the header
+            for record in records:
+                if not record:
+                    continue
+                row += 1
+                if row < first_row:
+                    continue
+                if len(record) != len(header):
+                    raise SourceError(
+                        f"{path}: row {row} has {len(record)} fields, the header {len(header)} "
+                        "(an unterminated quote or a wrong delimiter?)"
+                    )
+                for values, at in zip(columns, positions, strict=True):
+                    values.append(record[at] or None)
+                if len(columns[0]) >= chunk_rows:
+                    yield _records_frame(wanted, columns, start)
+                    start += len(columns[0])
+                    columns = [[] for _ in wanted]
+    except _LineTooLong:
+        raise SourceError(
+            f"{path}: the line after row {row} is longer than {MAX_RECORD_BYTES >> 20} MiB; "
+            "it cannot be loaded: shorten or split the record"
+        ) from None
+    except csv.Error as exc:
+        raise SourceError(
+            f"{path}: a field after row {row} is larger than {MAX_RECORD_BYTES >> 20} MiB or not CSV "
+            f"({exc}); it cannot be loaded: shorten or split it"
+        ) from None
+    except (EOFError, OSError, zlib.error) as exc:
+        raise SourceError(f"{path}: cannot read the file after row {row} ({exc})") from None
+    finally:
+        csv.field_size_limit(limit)
+    if columns[0]:
+        yield _records_frame(wanted, columns, start)
+
+
+def _bounded_lines(fh: io.TextIOBase) -> Iterator[str]:
+    """The file's lines, none longer than ``MAX_RECORD_BYTES`` (csv.reader would read any line whole)."""
+    while line := fh.readline(MAX_RECORD_BYTES + 1):
+        if len(line) > MAX_RECORD_BYTES and not line.endswith("\n"):
+            raise _LineTooLong
+        yield line
+
+
+class _LineTooLong(Exception):
+    """A line past ``MAX_RECORD_BYTES``; ``_read_records`` says which row it follows."""
+
+
+def _records_frame(wanted: list[str], columns: list[list], first_row: int) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            name: pd.array(values, dtype=pd.StringDtype("pyarrow"))
+            for name, values in zip(wanted, columns, strict=True)
+        }
+    )
+    frame[ROW_NUMBER] = pd.RangeIndex(first_row, first_row + len(frame))
+    return frame

@@ -31,7 +31,7 @@ from etl import lookups as lk
 from etl.olist import ROW_NUMBER, Column, ForeignKey, TableSpec
 from etl.quality import Tally
 from etl.transform import checks as ck
-from etl.transform import shape
+from etl.transform import shape, text_safety
 from etl.transform.columns import (
     KeySet,
     _np_bool,
@@ -155,6 +155,10 @@ class _Typed:
     emits: list = field(default_factory=list)
 
 
+#: The largest magnitude a float64 holds as an exact integer.
+_EXACT_FLOAT_LIMIT = float(2**53)
+
+
 def _type_column(batch: _Batch, col: Column) -> _Typed:
     """Parse one column; reads the batch, changes nothing (columns can run in parallel)."""
     emits: list = []
@@ -170,6 +174,12 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
         hashes = ids.hashes
     elif col.kind in ("int", "float", "money"):
         numbers, bad_format = parse_numbers(text)
+        # Past 2**53 a float is no longer a whole number of cents (1e308 cannot be an int64):
+        # such a value is a format error of its row, not a crash of the run.
+        scale = 100 if col.kind == "money" else 1
+        huge = ~np.isnan(numbers) & ~(np.abs(numbers * scale) < _EXACT_FLOAT_LIMIT)
+        bad_format = bad_format | huge
+        numbers = np.where(huge, np.nan, numbers)
         if col.kind == "int":
             fractional = ~np.isnan(numbers) & (np.mod(numbers, 1) != 0)
             bad_format = bad_format | fractional
@@ -190,6 +200,21 @@ def _type_column(batch: _Batch, col: Column) -> _Typed:
                 bad_value,
                 present & ~bad_format,
                 ck.quoted(f"{col.source} = '", text, "' is not a real date and time"),
+            )
+        )
+        first, last = ck.plausible_range(batch.config)
+        valid = present & ~bad_format & ~bad_value
+        implausible = valid & ((value < first) | (value >= last)).fillna(False).to_numpy(dtype=bool)
+        emits.append(
+            (
+                ck.plausible_check(col.target),
+                implausible,
+                valid,
+                ck.quoted(
+                    f"{col.source} = '",
+                    text,
+                    f"' is outside {first:%Y-%m-%d} .. {last:%Y-%m-%d}: not a plausible date for an order",
+                ),
             )
         )
     elif col.kind == "zip":
@@ -387,7 +412,10 @@ def transform_table(
     config = config or ck.RuleConfig(lookups=lk.load_lookups(), interval_end=pd.Timestamp.now(tz="UTC"))
     state = state or TableState()
     references = reference_keys or {}
+    raw, hostile = text_safety.sanitize(spec, raw, config.max_field_chars)
     batch = _Batch(spec, raw, config, timezone)
+    for found in hostile:  # first: a NUL or a 10 MB field must not reach any other check
+        batch.emit(*found)
 
     for col in spec.columns:
         if col.kind in ("text", "category"):

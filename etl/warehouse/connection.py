@@ -16,6 +16,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from etl.errors import ConfigError, DatabaseError
+from etl.warehouse.redact import scrub
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,8 @@ def parse_url(url: str) -> dict[str, str]:
     except psycopg2.ProgrammingError as exc:
         raise ConfigError(
             f"DATABASE_URL is not a PostgreSQL URL like "
-            f"postgresql://user@host:5432/warehouse ({' '.join(str(exc).split())})"
-        ) from exc
+            f"postgresql://user@host:5432/warehouse ({scrub(' '.join(str(exc).split()), url)})"
+        ) from None
 
 
 def describe_url(url: str) -> str:
@@ -58,13 +59,15 @@ def connect(
     """
     try:
         return psycopg2.connect(url, connect_timeout=connect_timeout, application_name="etl", **kwargs)
-    except psycopg2.ProgrammingError as exc:  # malformed DSN
-        raise DatabaseError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}".strip()) from exc
+    except psycopg2.ProgrammingError as exc:  # malformed DSN; libpq quotes it, password and all
+        raise DatabaseError(
+            f"DATABASE_URL is not a valid PostgreSQL URL: {scrub(' '.join(str(exc).split()), url)}"
+        ) from None
     except psycopg2.OperationalError as exc:
         raise DatabaseError(
-            f"cannot connect to PostgreSQL at {label or describe_url(url)}: {_reason(exc)} "
+            f"cannot connect to PostgreSQL at {label or describe_url(url)}: {scrub(_reason(exc), url)} "
             "(check DATABASE_URL and that the server is running)"
-        ) from exc
+        ) from None
 
 
 @contextlib.contextmanager
