@@ -5,6 +5,12 @@ connection and parsed ``Filters`` and returns JSON-ready rows: money as integer
 cents (``*_cents``), ratios as floats, dates as ISO strings. Filters become
 bind parameters or fixed ``psycopg2.sql`` fragments; input is never pasted
 into SQL text. Only aggregate views are read, never the fact tables.
+
+Each question is defined once, here: the dashboard's fallback
+(``dashboard/fallback.py``) runs these same functions over DuckDB relations made
+from an ``etl export``. So the SQL below is written in the dialect both engines
+read alike; ratios go through ``_ratio`` because DuckDB divides decimals as
+floats (``round(29/200, 2)`` is 0.14 there, 0.15 in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -35,6 +41,23 @@ def _rows(conn, statement: sql.Composable | str, params: dict | tuple = ()) -> l
         cur.execute(statement, params)
         names = [d.name for d in cur.description]
         return [{n: _jsonable(v) for n, v in zip(names, row)} for row in cur.fetchall()]
+
+
+def _ratio(numerator: str, denominator: str, places: int) -> sql.Composable:
+    """``round(numerator / nullif(denominator, 0), places)``, equal in PostgreSQL and DuckDB.
+
+    Scaled to the last kept digit, divided, rounded to a whole number, scaled
+    back. A quotient that ends in exactly .5 at that digit (29 * 100 / 200 =
+    14.5) is exact as a double too, and both engines round it away from zero;
+    any other quotient is at least 1/(2 * denominator) away from a tie, far
+    more than a double's error for counts and cents. Dividing the whole number
+    by 10^places gives the double nearest the exact figure in either engine.
+    The arguments are fixed SQL fragments of this module, never input.
+    """
+    scale = sql.SQL(str(10**places))
+    return sql.SQL("round(({n}) * {s}.0 / nullif({d}, 0)) / {s}").format(
+        n=sql.SQL(numerator), d=sql.SQL(denominator), s=scale
+    )
 
 
 def _where(conditions: list[sql.Composable]) -> sql.Composable:
@@ -122,10 +145,15 @@ def kpis(conn, f: Filters) -> dict:
             "SELECT coalesce(sum(orders), 0)::bigint AS orders, coalesce(sum(items), 0)::bigint AS items, "
             "coalesce(sum(revenue_cents), 0)::bigint AS revenue_cents, "
             "coalesce(sum(freight_cents), 0)::bigint AS freight_cents, "
-            "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
+            "{aov} AS avg_order_value_cents, "
             "min({first}) AS first_day, max({last}) AS last_day "
             "FROM {grain}"
-        ).format(first=grain.first_day, last=grain.last_day, grain=grain.relation)
+        ).format(
+            aov=_ratio("sum(revenue_cents)", "sum(orders)", 2),
+            first=grain.first_day,
+            last=grain.last_day,
+            grain=grain.relation,
+        )
         + _where(conditions),
         params,
     )
@@ -161,10 +189,13 @@ def monthly_sales(conn, f: Filters) -> list[dict]:
         sql.SQL(
             "SELECT month, sum(orders)::bigint AS orders, sum(items)::bigint AS items, "
             "sum(revenue_cents)::bigint AS revenue_cents, sum(freight_cents)::bigint AS freight_cents, "
-            "round(sum(revenue_cents) / nullif(sum(orders), 0), 2) AS avg_order_value_cents, "
-            "round(sum(freight_cents) / nullif(sum(revenue_cents + freight_cents), 0), 4) AS freight_share "
-            "FROM ({}) s GROUP BY month ORDER BY month"
-        ).format(source),
+            "{aov} AS avg_order_value_cents, {share} AS freight_share "
+            "FROM ({source}) s GROUP BY month ORDER BY month"
+        ).format(
+            aov=_ratio("sum(revenue_cents)", "sum(orders)", 2),
+            share=_ratio("sum(freight_cents)", "sum(revenue_cents + freight_cents)", 4),
+            source=source,
+        ),
         params,
     )
 
@@ -196,13 +227,17 @@ def regions(conn, f: Filters) -> list[dict]:
         sql.SQL(
             "SELECT s.customer_state, sum(s.orders)::bigint AS orders, "
             "sum(s.revenue_cents)::bigint AS revenue_cents, sum(s.freight_cents)::bigint AS freight_cents, "
-            "round(sum(s.revenue_cents) / nullif(sum(s.orders), 0), 2) AS avg_order_value_cents, "
-            "round(sum(s.delivery_days_sum) / nullif(sum(s.delivered_orders), 0), 2) AS avg_delivery_days, "
-            "round(sum(s.late_orders)::numeric / nullif(sum(s.delivered_orders), 0), 4) AS late_share, "
+            "{aov} AS avg_order_value_cents, {days} AS avg_delivery_days, {late} AS late_share, "
             "max(r.customers) AS customers "
-            "FROM {} s LEFT JOIN region_wise_performance r USING (customer_state){} "
+            "FROM {grain} s LEFT JOIN region_wise_performance r USING (customer_state){where} "
             "GROUP BY s.customer_state ORDER BY revenue_cents DESC, s.customer_state"
-        ).format(grain.relation, _where([sql.SQL("s.") + c for c in conditions])),
+        ).format(
+            aov=_ratio("sum(s.revenue_cents)", "sum(s.orders)", 2),
+            days=_ratio("sum(s.delivery_days_sum)", "sum(s.delivered_orders)", 2),
+            late=_ratio("sum(s.late_orders)", "sum(s.delivered_orders)", 4),
+            grain=grain.relation,
+            where=_where([sql.SQL("s.") + c for c in conditions]),
+        ),
         params,
     )
 

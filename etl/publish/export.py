@@ -7,8 +7,8 @@ Money stays in integer cents, timestamps in UTC (ISO 8601).
 
 Last, ``export.json`` (the manifest) records when the export was taken, from
 which database, and each file's rows and column types, so a reader (the
-dashboard's fallback, ``dashboard/fallback.py``) can restore exact values from
-CSV text (numeric as Decimal, dates as dates) and say how old the data is.
+dashboard's fallback, ``dashboard/fallback.py``) can restore typed values from
+CSV text (integers, dates, timestamps) and say how old the data is.
 """
 
 from __future__ import annotations

@@ -188,3 +188,16 @@ def test_a_new_export_is_picked_up_without_a_restart(warehouse, export, tmp_path
         == "2031-01-01T00:00:00+00:00"
         != first
     )
+
+
+def test_a_broken_exported_file_is_a_503_naming_it(warehouse, export, tmp_path):
+    import shutil
+
+    folder = tmp_path / "exports"
+    shutil.copytree(export, folder)
+    broken = next(folder.glob("top_products.*"))
+    broken.write_bytes(broken.read_bytes()[:40] + b"\x00garbage, not the file etl export wrote")
+    response = _down_app(warehouse, folder).test_client().get("/api/kpis")
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert f"{broken} cannot be read" in error and "re-run `etl export" in error

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from dashboard import fallback
+from dashboard import fallback, queries
 from etl import spreadsheet
 from etl.publish import export
 
@@ -38,7 +38,11 @@ def test_an_exported_csv_defuses_formulas_and_the_fallback_reads_the_values_back
     cells = pd.read_csv(path, dtype=str, keep_default_na=False)["category"].tolist()
     assert all(c.startswith("'") for c in cells[: len(hostile)])  # a spreadsheet shows them as text
     assert cells[len(hostile) :] == SAFE
-    rows = fallback._read(path, "csv", {"category": "text", "orders": "int"}, spreadsheet.PREFIX)
+    kinds = {"category": "text", "orders": "int"}
+    export._write_manifest(
+        tmp_path, "csv", "h:5432/db", [(export.ExportedFile("cells", path, len(frame)), kinds)]
+    )
+    rows = queries._rows(fallback.load(tmp_path).connection(), "SELECT * FROM cells ORDER BY orders")
     assert [r["category"] for r in rows] == hostile + [v or None for v in SAFE]  # "" is missing, as ever
     assert [r["orders"] for r in rows] == list(range(len(hostile + SAFE)))
 
