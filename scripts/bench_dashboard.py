@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-from etl.load import deferred_indexes  # noqa: E402
 from etl.publish import aggregates  # noqa: E402
 from etl.run import setup  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 from etl.warehouse import connection as db  # noqa: E402
+from etl.warehouse import deferred_indexes  # noqa: E402
 
 STATES = "SP SP SP SP SP SP SP SP SP RJ RJ RJ MG MG MG RS RS PR PR SC BA BA DF ES GO PE CE PA MT MA MS PB RN AL PI SE RO TO AM AC AP RR".split()
 
@@ -87,7 +87,7 @@ SELECT order_id, 1, CASE WHEN hashtext(order_id) %% 20 = 0 THEN 'voucher' ELSE '
 """
 
 #: Tables the generator fills: their keys and indexes are built once at the end
-#: (etl.load.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
+#: (etl.warehouse.deferred_indexes: one sort per index instead of ~10M random B-tree inserts).
 GENERATED_TABLES = ("dim_customers", "fact_orders", "fact_order_items", "fact_payments")
 
 

@@ -43,7 +43,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from etl import generate  # noqa: E402
-from etl.load import deferred_indexes  # noqa: E402
 from etl.load import merge as load  # noqa: E402
 from etl.publish import aggregates, analytics  # noqa: E402
 from etl.run import setup  # noqa: E402
@@ -51,7 +50,7 @@ from etl.run.pipeline import refresh_aggregates_stage  # noqa: E402
 from etl.run.stages import run_pipeline  # noqa: E402
 from etl.settings import Settings  # noqa: E402
 from etl.warehouse import connection as db  # noqa: E402
-from etl.warehouse import schema  # noqa: E402
+from etl.warehouse import deferred_indexes, schema  # noqa: E402
 from scripts import bench_dashboard as dashboard_bench  # noqa: E402
 
 #: One day of new orders (the numbers continue the generated ones), as a load writes them.

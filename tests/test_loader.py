@@ -10,12 +10,12 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl.load import binary_copy, chunk_order, deferred_indexes, merge
+from etl.load import binary_copy, chunk_order, merge
 from etl.publish import aggregates
 from etl.run import setup
 from etl.run.stages import run_pipeline
 from etl.warehouse import connection as db
-from etl.warehouse import schema
+from etl.warehouse import deferred_indexes, schema
 from tests.conftest import query, scalar
 
 UTC = UTC

@@ -7,7 +7,7 @@ For every table a run loads (``load_table``):
 2. if the table is empty and needs no derived columns, the rows are COPYed
    straight into it (an initial load pays for one write, not two); from
    ``deferred_indexes.MIN_ROWS`` rows on, its keys and indexes are dropped first
-   and rebuilt after the COPY (``etl.load.deferred_indexes``; that takes ACCESS
+   and rebuilt after the COPY (``etl.warehouse.deferred_indexes``; that takes ACCESS
    EXCLUSIVE, so readers of the still-empty table wait for the commit);
 3. otherwise they are COPYed into a TEMP table (never WAL-logged, dropped at
    commit) and merged:
@@ -43,8 +43,9 @@ import pyarrow.parquet as pq
 from psycopg2 import sql
 
 from etl.errors import DatabaseError
-from etl.load import binary_copy, chunk_order, deferred_indexes
+from etl.load import binary_copy, chunk_order
 from etl.olist import SPECS, Scd2, TableSpec
+from etl.warehouse import deferred_indexes
 
 log = logging.getLogger(__name__)
 
