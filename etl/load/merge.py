@@ -193,6 +193,7 @@ def load_table(
         with deferred_indexes.deferred(cur, table, rows.num_rows) as deferred:
             copied = _copy_pieces(cur, table, rows, types, None if deferred else partitioning, method)
         result.rows_inserted, result.path = rows.num_rows, "direct"
+        _analyze(cur, table)
         result.touched_days = _all_days(cur, table, timezone)
     else:
         stage = f"etl_stage_{table}"
@@ -209,6 +210,8 @@ def load_table(
                 result.rows_inserted, result.rows_updated, result.touched_days = _merge_upsert(
                     cur, table, stage, rows.column_names, key, types, timezone, upsert=not empty
                 )
+        if empty:
+            _analyze(cur, table)
     result.bytes, result.method = copied.bytes, copied.method
     result.seconds = time.perf_counter() - started
     log.info(
@@ -452,6 +455,19 @@ def _merge_upsert(
     )
     inserted, updated, touched = cur.fetchone()
     return inserted - moved, updated + moved, sorted(set(touched or []) | set(old_days))
+
+
+def _analyze(cur, table: str) -> None:
+    """Statistics for a table its first load filled, before anything plans a query over it.
+
+    A table loaded from empty has none, and autovacuum (off on some servers, a
+    minute late on the others) has not run yet: the planner then assumes a few
+    hundred rows and probes by key. Measured at 1M orders: the touched days of
+    ``fact_payments`` (a semi-join into ``fact_orders``) took 145 s that way,
+    and the analytics refresh that follows the load planned over empty
+    statistics too. ANALYZE samples 30,000 rows: well under a second a table.
+    """
+    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table)))
 
 
 def _all_days(cur, table: str, timezone: str) -> list[date]:
