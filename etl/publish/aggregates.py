@@ -44,7 +44,7 @@ from psycopg2 import sql
 
 from etl.publish import derived
 from etl.settings import SQL_DIR
-from etl.warehouse import schema
+from etl.warehouse import deferred_indexes, schema
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +352,19 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
 
 
 def _refresh_table(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str, ranges) -> int:
-    """DELETE + INSERT the fallback table's buckets in ``ranges``; rows written."""
+    """DELETE + INSERT the fallback table's buckets in ``ranges``; rows written.
+
+    All of time (a full rebuild) empties the table and builds its indexes once
+    after the INSERT, as the loader does for a first load.
+    """
+    table = sql.Identifier(agg.name)
+    if [tuple(r) for r in ranges] == [EVERYTHING]:
+        cur.execute(sql.SQL("TRUNCATE {}").format(table))
+        with deferred_indexes.deferred(cur, agg.name, deferred_indexes.MIN_ROWS):
+            cur.execute(sql.SQL("INSERT INTO {} {}").format(table, select_sql(agg, mode, timezone)))
+            written = cur.rowcount
+        cur.execute(sql.SQL("ANALYZE {}").format(table))
+        return written
     written = 0
     for lo, hi in ranges:
         params = {"lo": lo, "hi": hi}

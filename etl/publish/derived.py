@@ -34,9 +34,11 @@ import logging
 import time
 
 import psycopg2.extensions
+from psycopg2 import sql
 
 from etl import progress
 from etl.settings import SQL_DIR
+from etl.warehouse import deferred_indexes
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,21 @@ TABLES: tuple[str, ...] = (
 ALL_OF_TIME = ("-infinity", "infinity")
 
 
+def _start_from_empty(cur: psycopg2.extensions.cursor) -> None:
+    """A full rebuild: every derived table emptied, then written by bulk plans.
+
+    Each table's statements then write an empty table, so its indexes are
+    built once after them (``etl.warehouse.deferred_indexes``; a statement that
+    upserts into its own table keeps its keys) and it is ANALYZEd before the
+    next table's statements read it. Hash joins replace the nested loops the
+    planner picks from its estimates: every touched set is the whole warehouse,
+    and a two-column join (order, purchase time) estimated at one row made the
+    touched lines alone take 45-52 s at 1M orders instead of ~12 s.
+    """
+    cur.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(sql.Identifier(n) for n in TABLES)))
+    cur.execute("SELECT set_config('enable_nestloop', 'off', true)")
+
+
 def statements(name: str) -> str:
     return (ANALYTICS_DIR / f"{name}.sql").read_text()
 
@@ -83,8 +100,11 @@ def refresh(
         ([lo for lo, _ in ranges], [hi for _, hi in ranges]),
     )
     cur.execute("ANALYZE etl_touched_ranges")
+    full = ranges == [ALL_OF_TIME]
+    if full:
+        _start_from_empty(cur)
     cur.execute(statements("_touched"), {"tz": timezone})
-    if ranges == [ALL_OF_TIME]:
+    if full:
         cur.execute(statements("_reset"))
     done["_touched"] = (cur.rowcount, time.monotonic() - started)
     task = progress.current().task("refresh views", len(TABLES), "views")
@@ -92,8 +112,14 @@ def refresh(
         task.description = f"refresh {name}"
         task.advance(0)  # a plain line names the table being refreshed when it is slow
         started = time.monotonic()
-        cur.execute(statements(name))
-        done[name] = (cur.rowcount, time.monotonic() - started)
+        text = statements(name)
+        rebuilt = deferred_indexes.MIN_ROWS if full else 0
+        with deferred_indexes.deferred(cur, name, rebuilt, keep_keys="ON CONFLICT" in text):
+            cur.execute(text)
+            rows = cur.rowcount
+        if full:
+            cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
+        done[name] = (rows, time.monotonic() - started)
         log.debug("%s refreshed in %.2f s", name, done[name][1])
         task.advance(1, rows=max(cur.rowcount, 0))
     task.description = "refresh views"

@@ -53,13 +53,15 @@ class Index:
     regclass: str  # the index as a (quoted, qualified if need be) relation name
     definition: str  # pg_get_indexdef / pg_get_constraintdef
     constraint: bool  # backs a PRIMARY KEY / UNIQUE constraint
+    unique: bool = False  # a unique index (with or without a constraint)
 
 
 def rebuildable(cur: psycopg2.extensions.cursor, table: str) -> list[Index]:
     """The indexes of ``table`` that can be dropped and recreated exactly (see module doc)."""
     cur.execute(
         """SELECT coalesce(c.conname, ic.relname), i.indexrelid::regclass::text,
-                  coalesce(pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid)), c.oid IS NOT NULL
+                  coalesce(pg_get_constraintdef(c.oid), pg_get_indexdef(i.indexrelid)), c.oid IS NOT NULL,
+                  i.indisunique
              FROM pg_index i
              JOIN pg_class ic ON ic.oid = i.indexrelid
              LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid
@@ -99,14 +101,20 @@ def _create(cur, table: str, index: Index) -> None:
 
 
 @contextmanager
-def deferred(cur: psycopg2.extensions.cursor, table: str, rows: int) -> Iterator[list[Index]]:
+def deferred(
+    cur: psycopg2.extensions.cursor, table: str, rows: int, keep_keys: bool = False
+) -> Iterator[list[Index]]:
     """Within the block, ``table`` has none of its rebuildable indexes; they are rebuilt on exit.
 
     Yields the indexes deferred (empty when nothing was, e.g. under ``MIN_ROWS``).
+    ``keep_keys`` leaves primary keys and unique constraints and indexes in place,
+    for writes that need them inside the block (``INSERT ... ON CONFLICT``).
     On an exception inside the block nothing is rebuilt: the caller's transaction
     is failing anyway and its rollback restores the indexes.
     """
     indexes = rebuildable(cur, table) if rows >= MIN_ROWS else []
+    if keep_keys:
+        indexes = [i for i in indexes if not i.constraint and not i.unique]
     if indexes:
         cur.execute("SAVEPOINT etl_defer_indexes")
         try:
