@@ -40,7 +40,7 @@ def _items(prices: list[int], note: list[str | None]) -> pa.Table:
             ),
             "price_cents": pa.array(prices, pa.int64()),
             "note": pa.array(note, pa.large_string()),
-            "payload": pa.array([f'{{"n": {i}}}' for i in range(n)]),  # jsonb: staged as text, cast in SQL
+            "payload": pa.array([f"{{\"n\": {i}}}" for i in range(n)]),  # JSON text into jsonb: binary COPY
         }
     )
 
@@ -56,7 +56,7 @@ def test_binary_copy_loads_types_then_merges_only_changes(conn):
         first = merge.load_table(
             cur, "items", _items([100, 200, 300], ["a", None, "c"]), key=("order_id", "line")
         )
-    assert (first.path, first.method, first.rows_inserted) == ("merge", "copy", 3)  # jsonb -> staged
+    assert (first.path, first.method, first.rows_inserted) == ("direct", "copy", 3)  # jsonb in binary too
     assert first.bytes > 0
     rows = query_conn(conn, "SELECT line, at, price_cents, note, payload->>'n' FROM items ORDER BY line")
     assert rows == [

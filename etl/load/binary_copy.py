@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pgpq
+import pgpq.encoders
+import pgpq.schema
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -54,7 +56,11 @@ _ARROW_FOR_PG: dict[str, pa.DataType] = {
     "date": pa.date32(),
     "timestamptz": pa.timestamp("us", tz="UTC"),
     "timestamp": pa.timestamp("us"),
+    "jsonb": pa.string(),  # JSON text, sent in jsonb's binary form (``_JSONB``)
 }
+#: Field metadata marking a string column whose destination is jsonb: pgpq infers
+#: text for a string, and jsonb's binary input wants a version byte before the text.
+_JSONB = {b"pg_type": b"jsonb"}
 
 #: SQLSTATEs meaning "COPY is not allowed here", as opposed to bad data.
 _COPY_REFUSED = (
@@ -113,14 +119,30 @@ def arrow_for(table: pa.Table, types: dict[str, ColumnType]) -> pa.Table:
             # safe=False: nanosecond timestamps lose sub-microsecond digits
             # PostgreSQL cannot store anyway; range checks still apply to ints.
             column = column.cast(target, safe=not pa.types.is_timestamp(target))
-        fields.append(pa.field(name, target))
+        fields.append(pa.field(name, target, metadata=_JSONB if types[name].typname == "jsonb" else None))
         arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _encoder(schema: pa.Schema) -> pgpq.ArrowToPostgresBinaryEncoder:
+    """pgpq's encoder for ``schema``: inferred per column, jsonb where ``arrow_for`` marked it."""
+    if not any(field.metadata == _JSONB for field in schema):
+        return pgpq.ArrowToPostgresBinaryEncoder(schema)
+    infer = pgpq.ArrowToPostgresBinaryEncoder.infer_encoder
+    encoders = {
+        field.name: (
+            pgpq.encoders.StringEncoderBuilder.new_with_output(field, pgpq.schema.Jsonb())
+            if field.metadata == _JSONB
+            else infer(field)
+        )
+        for field in schema
+    }
+    return pgpq.ArrowToPostgresBinaryEncoder.new_with_encoders(schema, encoders)
+
+
 def encode(table: pa.Table) -> Iterator[bytes]:
     """The binary COPY stream of ``table``: header, one buffer per batch, trailer."""
-    encoder = pgpq.ArrowToPostgresBinaryEncoder(table.schema)
+    encoder = _encoder(table.schema)
     yield bytes(encoder.write_header())
     for batch in table.to_batches(max_chunksize=BATCH_ROWS):
         yield bytes(encoder.write_batch(batch))

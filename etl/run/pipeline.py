@@ -219,9 +219,7 @@ def store_rejected(settings: Settings, run_id: str, error: str) -> None:
                 path = out / f"{table}.quarantine.parquet"
                 if path.exists():
                     for rejected in merge.Pieces.parquet(path, QUARANTINE_PIECE_ROWS).read():
-                        merge.insert_quarantine(
-                            cur, run_id, Path(entry["source"]).name, table, rejected.to_pandas()
-                        )
+                        merge.insert_quarantine(cur, run_id, Path(entry["source"]).name, table, rejected)
                 audit.fail_table(
                     cur,
                     run_id,
@@ -309,9 +307,7 @@ def _load_tables(
             merge.clear_quarantine(cur, run_id, table)  # a rerun of this run id replaces, not adds
             if quarantine_path.exists():
                 for rejected in merge.Pieces.parquet(quarantine_path, QUARANTINE_PIECE_ROWS).read():
-                    merge.insert_quarantine(
-                        cur, run_id, Path(entry["source"]).name, table, rejected.to_pandas()
-                    )
+                    merge.insert_quarantine(cur, run_id, Path(entry["source"]).name, table, rejected)
             audit.close_table(
                 cur,
                 run_id,
