@@ -8,6 +8,7 @@ import tempfile
 import pandas as pd
 
 from etl.run import setup
+from etl.run.plan import PLAN
 from tests.conftest import query, scalar
 
 ETL = [sys.executable, "-m", "etl.cli"]
@@ -39,6 +40,15 @@ def test_run_on_the_shipped_sample_prints_a_summary(fresh_db):
     assert proc.returncode == 0, proc.stderr
     assert "fact_orders" in proc.stdout and "rows quarantined" in proc.stdout
     assert scalar(fresh_db, "SELECT count(*) FROM fact_orders") == 2_000
+    # Each planned stage's seconds, source rows/s and peak RSS, in the plan's order.
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["stage", "seconds"])
+    rows = [line.split() for line in lines[header + 1 : header + 1 + len(PLAN)]]
+    assert [r[0] for r in rows] == [stage.name for stage in PLAN]
+    seconds = [float(r[1]) for r in rows]
+    peaks = [float(r[3].replace(",", "")) for r in rows]
+    assert all(s >= 0 for s in seconds) and sum(seconds) > 0
+    assert peaks == sorted(peaks) and peaks[-1] > 50  # a peak only grows; a Python with pandas is > 50 MB
 
 
 def test_wrong_database_url_is_one_line(fresh_db):

@@ -50,6 +50,20 @@ class TableSummary:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StageTiming:
+    """One stage of ``etl run``: wall seconds, the run's source rows per second of it, peak RSS."""
+
+    stage: str
+    seconds: float
+    peak_rss_mb: float  # the process's peak so far (it never goes down)
+    rows_per_second: float = 0.0
+
+    def with_rows(self, rows_read: int) -> StageTiming:
+        rate = rows_read / self.seconds if self.seconds > 0 else 0.0
+        return StageTiming(self.stage, self.seconds, self.peak_rss_mb, rate)
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -58,6 +72,7 @@ class RunSummary:
     seconds: float
     tables: list[TableSummary] = field(default_factory=list)
     quality: str = ""  # the score grid (etl.quality.QualityReport.render)
+    stages: list[StageTiming] = field(default_factory=list)  # etl run's stages, in order
 
     @property
     def rows_quarantined(self) -> int:
@@ -78,6 +93,12 @@ class RunSummary:
                 f"{t.rows_quarantined:>11,}  {t.rows_written:>9,}"
             )
         lines.append(f"{self.rows_quarantined:,} rows quarantined; {self.seconds:.1f} s")
+        if self.stages:
+            lines += ["", f"{'stage':<18}  {'seconds':>8}  {'source rows/s':>13}  {'peak RSS':>9}"]
+            lines += [
+                f"{t.stage:<18}  {t.seconds:>8.1f}  {t.rows_per_second:>13,.0f}  {t.peak_rss_mb:>6,.0f} MB"
+                for t in self.stages
+            ]
         if not any(t.rows_read for t in self.tables):
             lines.append(
                 "nothing new: every input was loaded by an earlier run (files are tracked "

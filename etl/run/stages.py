@@ -9,6 +9,7 @@ one entry in the plan and one here.
 
 from __future__ import annotations
 
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -158,7 +159,8 @@ def run_pipeline(
         settings = settings.with_overrides(data_dir=Path(data_dir))
     run = Run(settings, run_id or pipeline.new_run_id(), resources, send, lambda: time.monotonic() - started)
     staging.check_run_id(run.run_id)  # before anything is written anywhere
-    results = {STAGES[0].name: run_stage(STAGES[0], run)}  # setup: it may create the lock's database
+    timings: list[pipeline.StageTiming] = []
+    results = {STAGES[0].name: _timed(STAGES[0], run, timings)}  # setup: it may create the lock's database
     # One run at a time per warehouse: a second `etl run` waits, saying for whom (or, with
     # --no-wait, stops at once naming it).
     with lock.warehouse_lock(
@@ -166,13 +168,29 @@ def run_pipeline(
         f"etl run {run.run_id} on {socket.gethostname()}",
         wait=None if settings.run_lock_wait else 0,
     ):
-        results |= {stage.name: run_stage(stage, run) for stage in STAGES[1:]}
+        results |= {stage.name: _timed(stage, run, timings) for stage in STAGES[1:]}
     manifest = pipeline.read_manifest(settings, run.run_id)
+    tables = [pipeline.TableSummary(**t) for t in results["load"]["tables"]]
+    rows_read = sum(t.rows_read for t in tables)
     return pipeline.RunSummary(
         run.run_id,
         manifest["data_dir"],
         connection.describe_url(settings.database_url),
         time.monotonic() - started,
-        [pipeline.TableSummary(**t) for t in results["load"]["tables"]],
+        tables,
         quality=pipeline.score_text(settings, run.run_id),
+        stages=[t.with_rows(rows_read) for t in timings],
     )
+
+
+def _timed(stage: Stage, run: Run, timings: list[pipeline.StageTiming]) -> dict | list[dict]:
+    """``run_stage``, its wall seconds and the process's peak RSS after it noted in ``timings``."""
+    started = time.monotonic()
+    result = run_stage(stage, run)
+    timings.append(pipeline.StageTiming(stage.name, time.monotonic() - started, peak_rss_mb()))
+    return result
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
