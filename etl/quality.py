@@ -15,15 +15,16 @@ run that fails its quality gate still leaves its scores for dashboards.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psycopg2.extensions
+import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg2.extras import execute_values
 
+from etl import binary_copy
 from etl.errors import EtlError
 
 #: The eight quality dimensions every check counts towards (docs/data_quality.md).
@@ -315,24 +316,28 @@ _ISSUE_COLUMNS = [
 def write_issues(
     cur: psycopg2.extensions.cursor, run_id: str, table: str, source_file: str, findings_path: Path
 ) -> int:
-    """COPY one table's findings into quality_issues, a row group at a time."""
+    """COPY one table's findings into quality_issues, a row group at a time, in binary from Arrow.
+
+    As CSV text from pandas they cost ~6.6 s of the transform stage at 1M orders
+    (``to_csv`` 5 s of it).
+    """
     if not findings_path.exists():
         return 0
     written = 0
+    types = binary_copy.column_types(cur, "quality_issues")
     for batch in pq.ParquetFile(findings_path).iter_batches(batch_size=200_000):
-        frame = batch.to_pandas()
-        if frame.empty:
+        rows = batch.num_rows
+        if rows == 0:
             continue
-        frame = frame.assign(run_id=run_id, table_name=table, source_file=Path(source_file).name)[
-            _ISSUE_COLUMNS
-        ]
-        buffer = io.StringIO()
-        frame.to_csv(buffer, index=False, header=False)
-        buffer.seek(0)
-        cur.copy_expert(
-            "COPY quality_issues (" + ", ".join(_ISSUE_COLUMNS) + ") FROM STDIN WITH (FORMAT csv)", buffer
-        )
-        written += len(frame)
+        given = {
+            "run_id": pa.array([run_id] * rows, pa.string()),
+            "table_name": pa.array([table] * rows, pa.string()),
+            "source_file": pa.array([Path(source_file).name] * rows, pa.string()),
+        }
+        found = pa.Table.from_batches([batch])
+        issues = pa.table({c: given[c] if c in given else found.column(c) for c in _ISSUE_COLUMNS})
+        binary_copy.copy_or_insert(cur, "quality_issues", binary_copy.arrow_for(issues, types))
+        written += rows
     return written
 
 

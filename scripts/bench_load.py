@@ -175,7 +175,7 @@ def run_execute_values(url: str, table: str, rows: pa.Table) -> None:
 def run_pgpq_psycopg3(url: str, table: str, rows: pa.Table) -> None:
     import psycopg
 
-    from etl.load import binary_copy
+    from etl import binary_copy
 
     with psycopg.connect(url) as conn:
         with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:

@@ -10,7 +10,8 @@ import psycopg2.errors
 import pyarrow as pa
 import pytest
 
-from etl.load import binary_copy, chunk_order, merge
+from etl import binary_copy
+from etl.load import chunk_order, merge
 from etl.publish import aggregates
 from etl.run import setup
 from etl.run.stages import run_pipeline
@@ -40,7 +41,7 @@ def _items(prices: list[int], note: list[str | None]) -> pa.Table:
             ),
             "price_cents": pa.array(prices, pa.int64()),
             "note": pa.array(note, pa.large_string()),
-            "payload": pa.array([f"{{\"n\": {i}}}" for i in range(n)]),  # JSON text into jsonb: binary COPY
+            "payload": pa.array([f'{{"n": {i}}}' for i in range(n)]),  # JSON text into jsonb: binary COPY
         }
     )
 
@@ -159,7 +160,7 @@ def test_copy_refused_falls_back_to_batched_insert_and_says_so(conn, caplog):
         )
         types = binary_copy.column_types(cur, "landing_v")
         data = binary_copy.arrow_for(pa.table({"id": list(range(12_000)), "label": ["x"] * 12_000}), types)
-        with caplog.at_level(logging.WARNING, logger="etl.load.binary_copy"):
+        with caplog.at_level(logging.WARNING, logger="etl.binary_copy"):
             result = binary_copy.copy_or_insert(cur, "landing_v", data)
     assert result.method == "insert-fallback"
     assert "refused" in caplog.text and "landing_v" in caplog.text

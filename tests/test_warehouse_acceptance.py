@@ -163,7 +163,7 @@ _CHILD = textwrap.dedent("""
     # fact_order_items has sent its first buffer, say so and stall, so the parent
     # can SIGKILL it mid-COPY (dimensions and fact_orders already merged, uncommitted).
     import pathlib, sys, time
-    from etl.load import binary_copy
+    from etl import binary_copy
     from etl.run.pipeline import load_stage
     from etl.settings import Settings
 

@@ -23,7 +23,7 @@ For every table a run loads (``load_table``):
 
 The caller owns the transaction: everything one run writes commits together or
 not at all. The COPY falls back to batched INSERT only when the server refuses
-COPY (``etl.load.binary_copy.copy_or_insert``).
+COPY (``etl.binary_copy.copy_or_insert``).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
+from etl import binary_copy
 from etl.errors import DatabaseError
-from etl.load import binary_copy, chunk_order
+from etl.load import chunk_order
 from etl.olist import SPECS, Scd2, TableSpec
 from etl.warehouse import deferred_indexes
 

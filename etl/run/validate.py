@@ -46,9 +46,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
-from etl import staging
+from etl import binary_copy, staging
 from etl.errors import EtlError
-from etl.load import binary_copy
 from etl.olist import ALL_TABLES, SPECS
 from etl.run import events
 from etl.settings import Settings
