@@ -19,6 +19,7 @@ import psycopg2
 import pytest
 
 from etl.publish import derived
+from etl.run import setup
 
 #: The reference: every person ranked (customer_lifetime_value's definition before the scores were kept).
 RANK_EVERYONE = """
@@ -173,3 +174,16 @@ def test_kept_scores_equal_ranking_everyone_through_every_kind_of_change(conn):
     people.check()
     people.step(lambda p: p.orders.clear())
     people.check()
+
+
+def test_a_warehouse_from_before_the_kept_boundaries_is_rebuilt_once(ready_db, conn):
+    """People in customer_totals but no boundaries (an upgrade): `etl db init` queues all of time."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO customer_totals VALUES (%s, 'SP', 1, 500, now(), now(), current_date)", ("a" * 32,)
+        )
+        cur.execute("DELETE FROM aggregate_refresh_queue")
+    setup.init_schema(ready_db)
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT range_start::text, run_id FROM aggregate_refresh_queue")
+        assert cur.fetchall() == [("-infinity", "etl-db-init")]
