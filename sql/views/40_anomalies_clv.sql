@@ -2,17 +2,31 @@
 -- customer_lifetime_value defines them, from the quintile boundaries the
 -- refresh keeps (rfm_boundaries, sql/analytics/clv_segments.sql): 1 + the
 -- boundaries at or below the person in the ranking's order. The one place a
--- score is computed: the refresh reads it for the people it moves.
+-- score is computed: the refresh reads it for the people it moves. (The four
+-- boundaries as one row of columns, not an aggregate per person: reading every
+-- person took 6.6 s that way at 1M items.)
 CREATE OR REPLACE VIEW rfm_people AS
 SELECT c.customer_unique_id, c.customer_state, c.orders, c.total_spent_cents, c.first_order_at, c.last_order_at,
-       c.last_order_date, s.recency_score, s.monetary_score
+       c.last_order_date,
+       1 + coalesce(((c.last_order_date, c.customer_unique_id) >= (b.r2, b.r2_c))::integer, 0)
+         + coalesce(((c.last_order_date, c.customer_unique_id) >= (b.r3, b.r3_c))::integer, 0)
+         + coalesce(((c.last_order_date, c.customer_unique_id) >= (b.r4, b.r4_c))::integer, 0)
+         + coalesce(((c.last_order_date, c.customer_unique_id) >= (b.r5, b.r5_c))::integer, 0) AS recency_score,
+       1 + coalesce(((c.total_spent_cents, c.customer_unique_id) >= (b.m2, b.m2_c))::integer, 0)
+         + coalesce(((c.total_spent_cents, c.customer_unique_id) >= (b.m3, b.m3_c))::integer, 0)
+         + coalesce(((c.total_spent_cents, c.customer_unique_id) >= (b.m4, b.m4_c))::integer, 0)
+         + coalesce(((c.total_spent_cents, c.customer_unique_id) >= (b.m5, b.m5_c))::integer, 0) AS monetary_score
   FROM customer_totals c
- CROSS JOIN LATERAL (
-    SELECT (1 + count(*) FILTER (WHERE (c.last_order_date, c.customer_unique_id)
-                                       >= (b.recency_date, b.recency_customer)))::integer AS recency_score,
-           (1 + count(*) FILTER (WHERE (c.total_spent_cents, c.customer_unique_id)
-                                       >= (b.monetary_cents, b.monetary_customer)))::integer AS monetary_score
-      FROM rfm_boundaries b) s;
+ CROSS JOIN (  -- the four boundaries as one row (a NULL one, an empty quintile, counts for no one)
+    SELECT max(recency_date) FILTER (WHERE score = 2) AS r2, max(recency_customer) FILTER (WHERE score = 2) AS r2_c,
+           max(recency_date) FILTER (WHERE score = 3) AS r3, max(recency_customer) FILTER (WHERE score = 3) AS r3_c,
+           max(recency_date) FILTER (WHERE score = 4) AS r4, max(recency_customer) FILTER (WHERE score = 4) AS r4_c,
+           max(recency_date) FILTER (WHERE score = 5) AS r5, max(recency_customer) FILTER (WHERE score = 5) AS r5_c,
+           max(monetary_cents) FILTER (WHERE score = 2) AS m2, max(monetary_customer) FILTER (WHERE score = 2) AS m2_c,
+           max(monetary_cents) FILTER (WHERE score = 3) AS m3, max(monetary_customer) FILTER (WHERE score = 3) AS m3_c,
+           max(monetary_cents) FILTER (WHERE score = 4) AS m4, max(monetary_customer) FILTER (WHERE score = 4) AS m4_c,
+           max(monetary_cents) FILTER (WHERE score = 5) AS m5, max(monetary_customer) FILTER (WHERE score = 5) AS m5_c
+      FROM rfm_boundaries) b;
 
 -- customer_lifetime_value: per person (customer_unique_id; Olist issues a new
 -- customer_id per order), from customer_totals. total_spent = payments of the
