@@ -16,7 +16,12 @@
    moved to the next day), through the whole ``etl run`` (ingest, transform,
    load, refresh): its wall time against the full rebuild's;
 5. ``--http``: the dashboards' API under load, cache off (scripts/bench_dashboard.py's);
-6. ``--compression`` (full-license TimescaleDB only): compresses the chunks
+6. ``--explain MS``: the increment's refresh runs with auto_explain (superuser
+   connections only): the plan, with actual times, of every statement slower
+   than MS milliseconds goes to the server's log;
+7. ``--reuse DB`` works on a warehouse kept by ``--keep`` (no generation), and
+   ``--increments N`` runs N daily increments one after the other;
+8. ``--compression`` (full-license TimescaleDB only): compresses the chunks
    older than the policy's 120 days and prints the ratio, a late correction of
    1,000 old orders through the loader's merge into uncompressed and into
    compressed chunks, and an old day's refresh before and after.
@@ -100,70 +105,71 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--keep", action="store_true", help="do not drop the benchmark database")
+    parser.add_argument("--reuse", metavar="DB", help="a database kept by --keep: no generation")
+    parser.add_argument("--increments", type=int, default=1, help="daily increments, one after the other")
+    parser.add_argument(
+        "--no-rebuild", action="store_true", help="with --reuse: skip the full rebuild (no ratio)"
+    )
+    parser.add_argument(
+        "--explain", type=int, metavar="MS", help="auto_explain the increments' statements slower than MS"
+    )
     parser.add_argument(
         "--compression-only", action="store_true", help="generate, then only --compression (no rebuild)"
     )
     args = parser.parse_args()
 
     base = Settings.from_env()
-    url = db.server_url(base.database_url, f"etl_bench_{uuid.uuid4().hex[:8]}")
+    url = db.server_url(base.database_url, args.reuse or f"etl_bench_{uuid.uuid4().hex[:8]}")
     staging = Path(tempfile.mkdtemp(prefix="bench-refresh-"))
     settings = base.with_overrides(database_url=url, database_url_explicit=True, staging_dir=staging)
     orders = args.items * 7 // 8
     try:
         mode = setup.init_schema(settings)
         print(f"database {db.describe_url(url)} ({mode.name}); {load_average()}", flush=True)
-        conn = db.connect(url)
-        started = time.perf_counter()
-        with conn, conn.cursor() as cur:
-            cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
-            with contextlib.ExitStack() as stack:
-                for table in dashboard_bench.GENERATED_TABLES:
-                    stack.enter_context(deferred_indexes.deferred(cur, table, deferred_indexes.MIN_ROWS))
-                cur.execute(dashboard_bench.GENERATE, {"orders": orders, "states": dashboard_bench.STATES})
-            # the generator gives the versions' keys explicitly: move the identities past them
-            for table, key in (("dim_products", "product_key"), ("dim_sellers", "seller_key")):
-                cur.execute(
-                    sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), (SELECT max({}) FROM {}))").format(
-                        sql.Identifier(key), sql.Identifier(table)
-                    ),
-                    (table, key),
-                )
-            cur.execute("ANALYZE")
-            cur.execute("SELECT count(*) FROM fact_order_items")
-            items = cur.fetchone()[0]
-        conn.close()
-        print(
-            f"generated {items:,} order items ({orders:,} orders) in {time.perf_counter() - started:.1f} s; "
-            f"{load_average()}",
-            flush=True,
-        )
+        if args.reuse:
+            with contextlib.closing(db.connect(url)) as conn, conn, conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM fact_order_items")
+                items = cur.fetchone()[0]
+        else:
+            items = generate_items(url, orders)
 
         if args.compression_only:
             compression(settings, refresh=False)
             return
-        started = time.perf_counter()
-        timings = analytics.refresh(settings)  # etl db refresh
-        full = time.perf_counter() - started
-        print(
-            f"\nfull rebuild (etl db refresh): {full:.1f} s ({items / full:,.0f} items/s); {load_average()}\n  "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
-            flush=True,
-        )
-
-        increment = daily_increment(settings, orders, args.increment)
-        started = time.perf_counter()
-        result = refresh_aggregates_stage(settings, "bench-increment")
-        seconds = time.perf_counter() - started
-        print(
-            f"\ndaily increment of {increment:,} orders (one day): analytics refresh {seconds:.2f} s "
-            f"= {100 * seconds / full:.2f} % of the full rebuild (goal <= 2 %); "
-            f"{result['ranges']} range(s); {load_average()}\n  "
-            + ", ".join(
-                f"{k} {v:.2f} s" for k, v in sorted(result["seconds"].items(), key=lambda kv: -kv[1])
-            ),
-            flush=True,
-        )
+        full = float("nan")
+        if not args.no_rebuild:
+            started = time.perf_counter()
+            timings = analytics.refresh(settings)  # etl db refresh
+            full = time.perf_counter() - started
+            print(
+                f"\nfull rebuild (etl db refresh): {full:.1f} s ({items / full:,.0f} items/s); {load_average()}\n  "
+                + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(timings.items(), key=lambda kv: -kv[1])),
+                flush=True,
+            )
+        if args.explain is not None:
+            # Every connection this process opens from now on (superuser only: session_preload_libraries).
+            os.environ["PGOPTIONS"] = (
+                "-c session_preload_libraries=auto_explain -c auto_explain.log_analyze=on "
+                f"-c auto_explain.log_nested_statements=on -c auto_explain.log_min_duration={args.explain}"
+            )
+            print(
+                f"auto_explain: plans of statements over {args.explain} ms go to the server log", flush=True
+            )
+        for _ in range(args.increments):
+            increment = daily_increment(settings, orders, args.increment)
+            started = time.perf_counter()
+            result = refresh_aggregates_stage(settings, "bench-increment")
+            seconds = time.perf_counter() - started
+            print(
+                f"\ndaily increment of {increment:,} orders (one day): analytics refresh {seconds:.2f} s "
+                f"= {100 * seconds / full:.2f} % of the full rebuild (goal <= 2 %); "
+                f"{result['ranges']} range(s); {load_average()}\n  "
+                + ", ".join(
+                    f"{k} {v:.2f} s" for k, v in sorted(result["seconds"].items(), key=lambda kv: -kv[1])
+                ),
+                flush=True,
+            )
+        os.environ.pop("PGOPTIONS", None)
         if args.pipeline:
             pipeline_increment(settings, orders, args.increment, full)
         if args.http:
@@ -179,6 +185,36 @@ def main() -> None:
     print(f"\nbench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
+def generate_items(url: str, orders: int) -> int:
+    """Generate the warehouse's orders in SQL (scripts/bench_dashboard.py's); order items written."""
+    conn = db.connect(url)
+    started = time.perf_counter()
+    with conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        with contextlib.ExitStack() as stack:
+            for table in dashboard_bench.GENERATED_TABLES:
+                stack.enter_context(deferred_indexes.deferred(cur, table, deferred_indexes.MIN_ROWS))
+            cur.execute(dashboard_bench.GENERATE, {"orders": orders, "states": dashboard_bench.STATES})
+        # the generator gives the versions' keys explicitly: move the identities past them
+        for table, key in (("dim_products", "product_key"), ("dim_sellers", "seller_key")):
+            cur.execute(
+                sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), (SELECT max({}) FROM {}))").format(
+                    sql.Identifier(key), sql.Identifier(table)
+                ),
+                (table, key),
+            )
+        cur.execute("ANALYZE")
+        cur.execute("SELECT count(*) FROM fact_order_items")
+        items = cur.fetchone()[0]
+    conn.close()
+    print(
+        f"generated {items:,} order items ({orders:,} orders) in {time.perf_counter() - started:.1f} s; "
+        f"{load_average()}",
+        flush=True,
+    )
+    return items
+
+
 def _next_day(cur, timezone: str):
     cur.execute("SELECT (max(purchased_at) AT TIME ZONE %s)::date + 1 FROM fact_orders", (timezone,))
     return cur.fetchone()[0]
@@ -191,13 +227,16 @@ def daily_increment(settings: Settings, orders: int, share: float) -> int:
     try:
         with conn, conn.cursor() as cur:
             day = _next_day(cur, settings.source_timezone)
+            # the new orders' numbers follow the generated ones and earlier increments'
+            cur.execute("SELECT count(*) FROM fact_orders")
+            last = cur.fetchone()[0]
             cur.execute("SELECT %s::timestamp AT TIME ZONE %s", (day, settings.source_timezone))
             day_start = cur.fetchone()[0]
             cur.execute(
                 INCREMENT,
                 {
-                    "first": orders + 1,
-                    "last": orders + count,
+                    "first": last + 1,
+                    "last": last + count,
                     "orders": orders,
                     "states": dashboard_bench.STATES,
                     "day_start": day_start,

@@ -147,8 +147,12 @@ def ensure(cur: psycopg2.extensions.cursor, mode: schema.TimescaleMode, timezone
             rebuilt |= _ensure_continuous(cur, agg, mode, timezone)
         else:
             rebuilt |= _ensure_table(cur, agg, mode, timezone)
-    # Derived tables new to this warehouse (an upgrade) are empty while the facts are not.
-    cur.execute("SELECT NOT EXISTS (SELECT FROM customer_orders) AND EXISTS (SELECT FROM fact_orders)")
+    # Derived tables new to this warehouse (an upgrade) are empty while the facts are not;
+    # people unscored (kept RFM scores are new) need every person ranked once.
+    cur.execute(
+        "SELECT (NOT EXISTS (SELECT FROM customer_orders) AND EXISTS (SELECT FROM fact_orders))"
+        " OR (NOT EXISTS (SELECT FROM rfm_boundaries) AND EXISTS (SELECT FROM customer_totals))"
+    )
     if rebuilt or cur.fetchone()[0]:
         queue_everything(cur, "etl-db-init")
 
@@ -324,10 +328,17 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
         # with the default random_page_cost (4, spinning disks) the planner reads whole
         # tables instead (customer_totals: 2.5 s instead of 0.4 s for one day at 1M items).
         cur.execute("SELECT set_config('random_page_cost', '1.1', true)")
+        if result.ranges != [EVERYTHING]:
+            # A day's statements are small probes, but a join over a range still gets a cost
+            # above jit_above_cost: JIT compiling took 0.1-0.7 s per statement, ~2 s of a
+            # day's 12 s at 1M items (auto_explain, docs/performance.md). A rebuild keeps it.
+            cur.execute("SELECT set_config('jit', 'off', true)")
         if not is_continuous(mode):
             for agg in AGGREGATES:
                 started = time.monotonic()
                 result.buckets[agg.name] = _refresh_table(cur, agg, mode, timezone, result.ranges)
+                if result.ranges == [EVERYTHING]:  # rewritten whole: the planner's statistics are stale
+                    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(agg.name)))
                 result.seconds[agg.name] = time.monotonic() - started
         for name, (rows, seconds) in derived.refresh(cur, result.ranges, timezone).items():
             if name in derived.TABLES:

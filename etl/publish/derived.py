@@ -19,9 +19,12 @@ time ranges reach:
   or an item to another product updates both; and nothing is looked up in the
   facts by customer or product (compressed chunks have no such index);
 * small all-time summaries are recomputed from those partial sums
-  (``category_discount_map``: thousands of rows; ``clv_segments``: the RFM
-  quintiles rank every customer, so it reads ``customer_totals`` whole --
-  the one step whose cost grows with the warehouse, docs/performance.md).
+  (``category_discount_map``: thousands of rows);
+* ranks over everyone move by what changed: the RFM quintiles
+  (``clv_segments``) keep each person's scores, histograms of last-order days
+  and spends place the quintile boundaries, and only the touched people and
+  the people a boundary passed are rescored; the segment sizes add up per
+  segment x last-order day (``clv_cells``), so churn needs no rescan either.
 
 What was touched is handed to the statements as TEMP tables
 (``sql/analytics/_touched.sql``): nothing is formatted into SQL text. A full
@@ -124,4 +127,8 @@ def refresh(
         task.advance(1, rows=max(cur.rowcount, 0))
     task.description = "refresh views"
     task.done()
+    if ranges == [ALL_OF_TIME]:
+        started = time.monotonic()
+        cur.execute(statements("_analyze"))
+        done["_analyze"] = (cur.rowcount, time.monotonic() - started)
     return done

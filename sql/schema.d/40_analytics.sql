@@ -156,7 +156,58 @@ CREATE TABLE IF NOT EXISTS customer_totals (
     last_order_at       TIMESTAMPTZ NOT NULL,
     last_order_date     DATE NOT NULL
 );
-CREATE INDEX IF NOT EXISTS customer_totals_last_day ON customer_totals (last_order_date);
+-- The two RFM rankings' orders (ties by person): a boundary's person is found
+-- by an offset within one day or one amount, and the people between a
+-- boundary's old and new place by a range.
+DROP INDEX IF EXISTS customer_totals_last_day;
+CREATE INDEX IF NOT EXISTS customer_totals_recency ON customer_totals (last_order_date, customer_unique_id);
+CREATE INDEX IF NOT EXISTS customer_totals_monetary ON customer_totals (total_spent_cents, customer_unique_id);
+
+-- How many people have each last-order day and each lifetime spend: the
+-- histograms that place the quintile boundaries without reading every person.
+CREATE TABLE IF NOT EXISTS rfm_recency_counts (
+    last_order_date     DATE PRIMARY KEY,
+    customers           BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rfm_monetary_counts (
+    total_spent_cents   BIGINT PRIMARY KEY,
+    customers           BIGINT NOT NULL
+);
+-- The first person of each quintile 2..5 (NULL: the quintile is empty, fewer
+-- than 5 people), in the ranking's order: (last_order_date, person) for
+-- recency, (total_spent_cents, person) for monetary. A person's score is 1 +
+-- the boundaries at or below them (the view rfm_people), so no score is stored:
+-- a day moves the boundaries, and with them everyone between their places.
+CREATE TABLE IF NOT EXISTS rfm_boundaries (
+    score               INTEGER PRIMARY KEY,
+    recency_date        DATE,
+    recency_customer    CHAR(32),
+    monetary_cents      BIGINT,
+    monetary_customer   CHAR(32)
+);
+-- People and spend per segment x last-order day: clv_segments adds them up,
+-- churn (more than 90 days before the last day) by day.
+CREATE TABLE IF NOT EXISTS clv_cells (
+    rfm_segment         TEXT NOT NULL,
+    last_order_date     DATE NOT NULL,
+    customers           BIGINT NOT NULL,
+    total_spent_cents   NUMERIC NOT NULL,
+    PRIMARY KEY (rfm_segment, last_order_date)
+);
+
+-- The RFM segment of a person's scores: the one definition, read by the
+-- refresh (clv_cells) and by customer_lifetime_value.
+CREATE OR REPLACE FUNCTION rfm_segment(recency_score integer, orders bigint, monetary_score integer)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+             WHEN recency_score >= 4 AND orders >= 2 AND monetary_score >= 4 THEN 'Champions'
+             WHEN orders >= 2 AND recency_score >= 3                         THEN 'Loyal'
+             WHEN recency_score >= 4                                         THEN 'New'
+             WHEN recency_score = 3                                          THEN 'Promising'
+             WHEN orders >= 2 OR monetary_score >= 4                         THEN 'At risk'
+             ELSE 'Hibernating'
+           END
+$$;
 
 -- The states a person bought with (sold orders), and their count per state:
 -- region_customers moves by the difference for the touched people only.
@@ -186,8 +237,7 @@ CREATE TABLE IF NOT EXISTS product_daily (
 );
 CREATE INDEX IF NOT EXISTS product_daily_latest ON product_daily (product_id, last_sold_at DESC, last_order_id);
 
--- RFM segment sizes (recomputed from customer_lifetime_value: scores are ranks
--- over every customer).
+-- RFM segment sizes (from clv_cells).
 CREATE TABLE IF NOT EXISTS clv_segments (
     rfm_segment         TEXT PRIMARY KEY,
     customers           BIGINT NOT NULL,
