@@ -127,7 +127,7 @@ def refresh(
         task.advance(1, rows=max(cur.rowcount, 0))
     task.description = "refresh views"
     task.done()
-    if ranges == [ALL_OF_TIME]:
+    if full:
         started = time.monotonic()
         cur.execute(statements("_analyze"))
         done["_analyze"] = (cur.rowcount, time.monotonic() - started)
