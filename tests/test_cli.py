@@ -46,6 +46,7 @@ def test_run_on_the_shipped_sample_prints_a_summary(fresh_db):
     rows = [line.split() for line in lines[header + 1 : header + 1 + len(PLAN)]]
     assert [r[0] for r in rows] == [stage.name for stage in PLAN]
     seconds = [float(r[1]) for r in rows]
+    assert all(r[2] == "-" or float(r[2].replace(",", "")) > 0 for r in rows)
     peaks = [float(r[3].replace(",", "")) for r in rows]
     assert all(s >= 0 for s in seconds) and sum(seconds) > 0
     assert peaks == sorted(peaks) and peaks[-1] > 50  # a peak only grows; a Python with pandas is > 50 MB

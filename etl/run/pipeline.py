@@ -59,6 +59,10 @@ class StageTiming:
     peak_rss_mb: float  # the process's peak so far (it never goes down)
     rows_per_second: float = 0.0
 
+    def rate_text(self) -> str:
+        """Rows/s, or '-' for a stage too short for a rate to mean anything."""
+        return f"{self.rows_per_second:,.0f}" if self.seconds >= 0.1 else "-"
+
     def with_rows(self, rows_read: int) -> StageTiming:
         rate = rows_read / self.seconds if self.seconds > 0 else 0.0
         return StageTiming(self.stage, self.seconds, self.peak_rss_mb, rate)
@@ -96,7 +100,7 @@ class RunSummary:
         if self.stages:
             lines += ["", f"{'stage':<18}  {'seconds':>8}  {'source rows/s':>13}  {'peak RSS':>9}"]
             lines += [
-                f"{t.stage:<18}  {t.seconds:>8.1f}  {t.rows_per_second:>13,.0f}  {t.peak_rss_mb:>6,.0f} MB"
+                f"{t.stage:<18}  {t.seconds:>8.1f}  {t.rate_text():>13}  {t.peak_rss_mb:>6,.0f} MB"
                 for t in self.stages
             ]
         if not any(t.rows_read for t in self.tables):
