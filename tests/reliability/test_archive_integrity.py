@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -127,3 +128,26 @@ def test_a_known_name_is_checksummed_first_and_an_unchanged_file_not_copied_agai
     source.write_bytes(CONTENT + b"f,g\n")  # same name, new content: archived again
     assert runner._archive_if_new(arch, {("orders.csv", digest)}, source) == staging.file_sha256(source)
     assert len(arch.written) == 2
+
+
+def test_replay_rebuilds_the_olist_files_from_zstd_and_older_gz_copies(arch, tmp_path):
+    source = tmp_path / "olist_orders_dataset.csv.gz"
+    source.write_bytes(gzip.compress(CONTENT))
+    arch.put_file(
+        "olist_orders_dataset.csv",
+        source,
+        decompress=True,
+        request={"path": str(source)},
+        extra={"table": "t"},
+    )
+    old = arch.directory / "olist_orders_dataset.csv_20240301T000000000000Z_00009.csv.gz"
+    old.write_bytes(gzip.compress(b"a,b\n"))
+    line = {"source": "olist", "run_id": "old", "file": old.name, "kind": "file", "records": -1}
+    line.update(
+        request={"path": "/x/olist_customers_dataset.csv"}, sha256=hashlib.sha256(b"a,b\n").hexdigest()
+    )
+    with open(arch.directory / archive.MANIFEST, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({**line, "table": "u"}) + "\n")
+    inputs, _ = runner.replay_inputs(arch.settings, "olist", arch.day, "replay-1")
+    assert [Path(p).read_bytes() for p in inputs["t"]] == [CONTENT]
+    assert [Path(p).read_bytes() for p in inputs["u"]] == [b"a,b\n"]
