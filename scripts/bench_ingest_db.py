@@ -6,17 +6,21 @@ server-side: MariaDB's sequence engine, PostgreSQL's generate_series) and a
 throwaway warehouse database, then measures in separate child processes (so
 each peak RSS is its own):
 
-* ``etl``      -- ``etl.ingest.ingest_source`` of the table (connectorx Arrow stream,
+* ``etl``      -- ``etl.ingest.ingest_source`` of the table (PostgreSQL: ``COPY ... TO
+                  STDOUT`` CSV parsed by pyarrow; MariaDB: connectorx Arrow stream;
                   batches archived as Parquet, mapped by columns, CSV written as it goes);
+* ``etl-connectorx`` -- PostgreSQL only: the same ``ingest_source`` with the table read
+                  by connectorx, as before the COPY reader (the A/B of the reader alone);
 * ``baseline`` -- the naive read: the plain driver's buffered ``fetchall()``
                   (PyMySQL's default cursor; psycopg2's client-side cursor).
 
-Prints rows/s and peak RSS of both and their ratio. Acceptance (issue 16):
+Each round runs the children one after the other (order reversed every other
+round). Prints rows/s and peak RSS of each and their ratios. Acceptance (issue 16):
 each table at >= 150k rows/s, >= 1x its fetchall(), peak RSS < 500 MB.
 Figures go to docs/performance.md.
 
     .venv/bin/python scripts/bench_ingest_db.py [--rows 1000000] [--batch-size 100000]
-        [--servers mysql postgres] [--partitions 1]
+        [--servers mysql postgres] [--partitions 1] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -43,8 +51,13 @@ def peak_rss_mb() -> float:
 def child_etl(args) -> dict:
     import yaml
 
-    from etl.ingest import runner
+    from etl.ingest import runner, sql_arrow
     from etl.settings import Settings
+
+    if args.child == "etl-connectorx":  # the reader PostgreSQL sources had before COPY
+        sql_arrow._postgres_batches = lambda url, stmt, on, parts: sql_arrow._connectorx_batches(
+            "postgres", url, stmt, args.batch_size, on, parts
+        )
 
     staging = Path(args.staging)
     sources = staging / "sources.yml"
@@ -177,6 +190,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument("--servers", nargs="*", default=["mysql", "postgres"], choices=["mysql", "postgres"])
     parser.add_argument("--partitions", type=int, default=1, help="parallel range reads on the id column")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each reader, alternated")
     parser.add_argument("--child", default=None)
     parser.add_argument("--server", default="mysql")
     parser.add_argument("--source-url")
@@ -185,14 +199,14 @@ def main() -> None:
     parser.add_argument("--staging")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child_etl(args) if args.child == "etl" else child_baseline(args)))
+        print(json.dumps(child_baseline(args) if args.child == "baseline" else child_etl(args)))
         return
 
     from etl.run import setup
     from etl.settings import Settings
     from etl.warehouse import connection as db
 
-    print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    print(f"load average: {load()}")
     server = Settings.from_env().database_url
     results = {}
     for kind in args.servers:
@@ -215,7 +229,12 @@ def main() -> None:
                     "--warehouse-url", warehouse, "--staging", staging,
                     "--batch-size", str(args.batch_size), "--partitions", str(args.partitions),
                 ]  # fmt: skip
-                results[kind] = (run_child("baseline", common), run_child("etl", common))
+                modes = ["baseline", "etl"] + (["etl-connectorx"] if kind == "postgres" else [])
+                results[kind] = {mode: [] for mode in modes}
+                for n in range(args.rounds):
+                    for mode in modes if n % 2 == 0 else modes[::-1]:
+                        results[kind][mode].append(run_child(mode, common))
+                        print(f"{kind} round {n + 1} {mode}: load {load()}", file=sys.stderr)
         finally:
             if kind == "mysql":
                 drop_mysql(name)
@@ -224,26 +243,37 @@ def main() -> None:
             db.drop_database(warehouse)
 
     print(f"{'read':<40} {'rows':>10} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12}")
+    labels = {
+        "baseline": "baseline fetchall (buffered)",
+        "etl": "etl.ingest (COPY)",
+        "etl-connectorx": "etl.ingest (connectorx)",
+    }
     ok = True
-    for kind, (base, etl) in results.items():
-        for label, r in (
-            (f"{kind}: baseline fetchall (buffered)", base),
-            (f"{kind}: etl.ingest (Arrow)", etl),
-        ):
+    for kind, runs in results.items():
+        labels["etl"] = "etl.ingest (COPY)" if kind == "postgres" else "etl.ingest (connectorx)"
+        for n in range(args.rounds):
+            for mode, r in ((mode, rs[n]) for mode, rs in runs.items()):
+                print(
+                    f"{kind + ': ' + labels[mode]:<40} {r['rows']:>10,} {r['seconds']:>8.2f} "
+                    f"{r['rows'] / r['seconds']:>9,.0f} {r['peak_rss_mb']:>12.0f}"
+                )
+            base, etl = runs["baseline"][n], runs["etl"][n]
+            rate = etl["rows"] / etl["seconds"]
+            ratio = rate / (base["rows"] / base["seconds"])
+            line = f"{kind}: round {n + 1}: throughput ratio etl/fetchall {ratio:.2f}"
+            if "etl-connectorx" in runs:
+                cx = runs["etl-connectorx"][n]
+                line += f" (connectorx/fetchall {base['seconds'] / cx['seconds']:.2f}; COPY/connectorx {cx['seconds'] / etl['seconds']:.2f})"
             print(
-                f"{label:<40} {r['rows']:>10,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
-                f"{r['peak_rss_mb']:>12.0f}"
+                f"{line}; peak RSS ratio {etl['peak_rss_mb'] / base['peak_rss_mb']:.2f}; {etl['batches']} batches"
             )
-        rate = etl["rows"] / etl["seconds"]
-        ratio = rate / (base["rows"] / base["seconds"])
-        print(
-            f"{kind}: throughput ratio etl/fetchall {ratio:.2f}; peak RSS ratio "
-            f"{etl['peak_rss_mb'] / base['peak_rss_mb']:.2f}; {etl['batches']} batches archived"
-        )
-        passed = rate >= 150_000 and ratio >= 1 and etl["peak_rss_mb"] < 500 and etl["rows"] == args.rows
-        ok = ok and passed
-        print(f"{kind}: acceptance (>= 150k rows/s, >= 1x fetchall, < 500 MB):", "PASS" if passed else "FAIL")
-    print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+            passed = rate >= 150_000 and ratio >= 1 and etl["peak_rss_mb"] < 500 and etl["rows"] == args.rows
+            ok = ok and passed
+            print(
+                f"{kind}: acceptance (>= 150k rows/s, >= 1x fetchall, < 500 MB):",
+                "PASS" if passed else "FAIL",
+            )
+    print(f"load average: {load()}")
     print("overall:", "PASS" if ok else "FAIL")
 
 

@@ -9,10 +9,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import connectorx as cx  # the reader PostgreSQL sources used before: the types to keep
 import pyarrow as pa
+import pytest
 import sqlalchemy as sa
 import yaml
 
+from etl.errors import SourceError
 from etl.ingest import archive, arrow_rows, runner, sql_arrow
 from etl.ingest.databases import TableMapping, normalise
 from etl.ingest.records import TABLE_COLUMNS
@@ -187,3 +190,86 @@ def test_watermark_arithmetic_by_columns_matches_the_per_row_one():
     assert mark == Watermark("orders", "2024-05-01T10:00:00.000000", ["1", "2"])
     numbers = pa.record_batch({"id": pa.array(["a", "b"]), "seq": pa.array([7, 12])})
     assert arrow_rows.advanced(None, "q", numbers, "seq", "id") == Watermark("q", f"{12:020d}", ["b"])
+
+
+EVERY_TYPE = (
+    "CREATE TABLE every_type (i2 smallint, i4 int, i8 bigint, f4 real, f8 double precision, "
+    "n numeric(10, 2), b boolean, d date, ts timestamp, tz timestamptz, tx text, vc varchar(5), "
+    "bp char(3), by bytea, u uuid, tm time)"
+)
+EVERY_ROW = (
+    "INSERT INTO every_type VALUES (1, 2, 3, 1.5, 2.25, 12.50, true, '2024-01-02', "
+    "'2024-01-02 03:04:05.123456', '2024-01-02 03:04:05+02', e'a,\"b\"\\nc', '', ' x', '\\x00ff', "
+    "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '10:11:12'), "
+    "(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+)
+
+
+def test_postgres_copy_types_every_column_as_connectorx_did(tmp_path):
+    """COPY CSV parsed by pyarrow: connectorx's Arrow types, NULL apart from '', numeric as printed."""
+    source = SqlDb("postgres", tmp_path)
+    try:
+        source.execute([EVERY_TYPE, EVERY_ROW])
+        (batch,) = sql_arrow.arrow_batches(
+            "postgres", source.url, relation="every_type", query=None, cursor=None, since=None, batch_size=10
+        )
+        url = sql_arrow.connectorx_url("postgres", sa.engine.make_url(source.url))
+        before = cx.read_sql(url, "SELECT * FROM every_type", return_type="arrow")
+        for name in before.schema.names:
+            if name == "n":  # numeric: connectorx's decimal(38, 10) rounded past 10 digits
+                assert batch.column(name).to_pylist() == ["12.50", None]
+                continue
+            got, was = batch.schema.field(name).type, before.schema.field(name).type
+            assert got == was or (pa.types.is_timestamp(got) and got.unit == was.unit and got.tz), name
+            assert batch.column(name).to_pylist() == before.column(name).to_pylist(), name
+        assert batch.column("tx").to_pylist() == ['a,"b"\nc', None] and batch.column("vc")[0].as_py() == ""
+    finally:
+        source.drop()
+
+
+def test_postgres_partitions_take_every_row_once_nulls_included(tmp_path):
+    source = SqlDb("postgres", tmp_path)
+    try:
+        source.execute(["INSERT INTO orders (id, cid) SELECT g, NULL FROM generate_series(1000, 1004) g"])
+        source.execute(
+            ["ALTER TABLE orders ADD COLUMN part int", "UPDATE orders SET part = id WHERE id < 1002"]
+        )
+        batches = sql_arrow.arrow_batches(
+            "postgres",
+            source.url,
+            relation="orders",
+            query=None,
+            cursor=None,
+            since=None,
+            batch_size=40,
+            partition_on="part",
+            partitions=3,
+        )
+        ids = sorted(i for b in batches for i in b.column("id").to_pylist())
+        assert ids == [*range(N), *range(1000, 1005)]
+    finally:
+        source.drop()
+
+
+def test_postgres_read_stopped_early_or_failing_leaves_no_session(tmp_path):
+    source = SqlDb("postgres", tmp_path)
+    try:
+        source.execute(["INSERT INTO orders (id) SELECT g FROM generate_series(1000, 400000) g"])
+        read = lambda **kw: sql_arrow.arrow_batches(  # noqa: E731
+            "postgres", source.url, query=None, cursor=None, since=None, batch_size=1000, **kw
+        )
+        batches = read(relation="orders")
+        assert next(batches).num_rows == 1000
+        batches.close()  # the consumer stops: the COPY is cancelled, the connection closed
+        with pytest.raises(SourceError) as caught:
+            list(read(relation="no_such_table"))
+        assert str(caught.value).startswith("postgres read at 127.0.0.1:5432 failed (")
+        assert "no_such_table" in str(caught.value) and "\n" not in str(caught.value)
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        conn = source.connect()
+        with conn.cursor() as cur:
+            cur.execute(sessions)
+            assert cur.fetchone()[0] == 0
+        conn.close()
+    finally:
+        source.drop()

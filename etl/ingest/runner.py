@@ -38,7 +38,7 @@ from etl.ingest.http import HttpClient, HttpPolicy
 from etl.ingest.olist_files import locate_all
 from etl.ingest.records import TableWriter
 from etl.ingest.resilience import Clock
-from etl.olist import ALL_TABLES, SourceFile
+from etl.olist import ALL_TABLES
 from etl.settings import Settings
 from etl.warehouse import connection as db
 from etl.warehouse import schema
@@ -399,18 +399,18 @@ def _ingest_files(settings, source, conn, sink: _Sink, arch: archive.Archive):
     known = state.known_files(conn, source.name, arch.run_id)
     pending, skipped = [], 0
     for path in paths:
-        digest = staging.file_sha256(path)
-        if (path.name, digest) in known:
-            skipped += 1
-            continue
         fmt = files.file_format(path, options.get("format"))
-        arch.put_file(  # streamed, as is: never the whole file in memory
-            path.name,
+        digest = _archive_if_new(  # streamed, as is: never the whole file in memory
+            arch,
+            known,
             path,
             suffix="raw",
             request={"path": str(path)},
             extra={"format": fmt, "name": path.name},
         )
+        if digest is None:
+            skipped += 1
+            continue
         _map_file(settings, mapping, options, path, path.name, fmt, sink)
         pending.append({"name": path.name, "sha256": digest, "bytes": path.stat().st_size})
     return pending, {"files_read": len(pending), "files_already_loaded": skipped}
@@ -467,12 +467,19 @@ def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
     task = progress.current().task("read files", sum(s.path.stat().st_size for s in located), "bytes")
     for source in located:
         task.description = f"read {source.path.name}"
-        digest = staging.file_sha256(source.path)
+        digest = _archive_if_new(
+            arch,
+            known,
+            source.path,
+            name=source.path.name.removesuffix(".gz"),
+            decompress=source.path.suffix == ".gz",  # streamed: a damaged .gz is one error line
+            request={"path": str(source.path)},
+            extra={"table": source.spec.name},
+        )
         task.advance(source.path.stat().st_size)
-        if (source.path.name, digest) in known:
+        if digest is None:
             skipped.append(source.path.name)
             continue
-        _archive_copy(arch, source, digest)
         tables[source.spec.name] = {"path": str(source.path), "rows": None}
         new_files.append({"name": source.path.name, "sha256": digest, "bytes": source.path.stat().st_size})
     task.description = f"read {len(located)} files"
@@ -495,14 +502,22 @@ def ingest_olist(settings: Settings, run_id: str, data_dir: Path) -> dict:
     return summary
 
 
-def _archive_copy(arch: archive.Archive, source: SourceFile, digest: str) -> None:
-    arch.put_file(
-        source.path.name.removesuffix(".gz"),
-        source.path,
-        decompress=source.path.suffix == ".gz",  # streamed: a damaged .gz is one error line
-        request={"path": str(source.path)},
-        extra={"table": source.spec.name, "file_sha256": digest},
-    )
+def _archive_if_new(
+    arch: archive.Archive, known: set[tuple[str, str]], path: Path, *, name: str | None = None, **options
+) -> str | None:
+    """Archive a file not loaded before and return its sha256; None when it was loaded before.
+
+    A file whose name was never loaded is new whatever its content: it is read
+    once, the archive copy and its sha256 from the same read (the sha256 pass
+    before the copy was a second read of every input). Only a known name -- a
+    daily run over the same folder -- is checksummed first, so that an unchanged
+    file is neither compressed nor archived again.
+    """
+    if path.name in {known_name for known_name, _ in known}:
+        digest = staging.file_sha256(path)
+        if (path.name, digest) in known:
+            return None
+    return arch.put_file(name or path.name, path, **options)["file_sha256"]
 
 
 # --- replay: a source's archived day rebuilt without the source ---------------------------------

@@ -3,18 +3,20 @@
 Per-row Python work (driver tuples -> dicts -> JSON -> CSV) held a 1M-row table
 to ~12k rows/s. Here the rows never become Python objects:
 
-* PostgreSQL, MySQL / MariaDB and SQLite go through ``connectorx`` (Rust; for
-  PostgreSQL its binary protocol is a server-side ``COPY (query) TO STDOUT
-  (FORMAT binary)``), returned as an Arrow stream of ``batch_size`` rows, so
-  the client holds one batch at a time;
+* PostgreSQL is read by ``COPY (query) TO STDOUT`` as CSV parsed by pyarrow
+  (``etl.ingest.pg_copy``; connectorx reached only 0.38-0.97x a bare psycopg2
+  ``fetchall()``; docs/performance.md has both);
+* MySQL / MariaDB and SQLite go through ``connectorx`` (Rust), returned as an
+  Arrow stream of ``batch_size`` rows, so the client holds one batch at a time;
 * SQL Server goes through SQLAlchemy + pymssql (an optional extra, see
   docs/sources.md), ``stream_results`` fetched ``batch_size`` rows at a time and
   turned into Arrow by columns.
 
 A big table can be read in ``partitions`` parallel range queries on an integer
 ``partition_on`` column (connectorx asks the server for its min/max and splits
-the range); the partial batches are re-cut to ``batch_size`` rows so the
-archive's batches are the same whatever the partitioning.
+the range; for PostgreSQL each range is its own COPY on its own connection,
+rows with no value in the first); the partial batches are re-cut to
+``batch_size`` rows so the archive's batches are the same whatever the partitioning.
 
 The statement is built with SQLAlchemy against the source's dialect (identifier
 quoting per dialect). connectorx takes no bind parameters, so the watermark is
@@ -25,6 +27,8 @@ into the text by hand. Rows are not ordered: the watermark arithmetic
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from etl.errors import ConfigError, SourceError
+from etl.ingest import pg_copy
 from etl.ingest.databases import check_url, cursor_value
 from etl.ingest.state import Watermark
 from etl.warehouse.redact import without_userinfo
@@ -152,9 +157,98 @@ def arrow_batches(
     stmt = statement(kind, relation=relation, query=query, cursor=cursor, since=since)
     if kind == "mssql":
         batches = _sqlalchemy_batches(parsed, stmt, batch_size, kind)
+    elif kind == "postgres":
+        batches = _postgres_batches(parsed, stmt, partition_on, partitions)
     else:
         batches = _connectorx_batches(kind, parsed, stmt, batch_size, partition_on, partitions)
     return rebatch(batches, batch_size)
+
+
+def _postgres_batches(
+    url: URL, stmt: sa.Select, partition_on: str | None, partitions: int | None
+) -> ArrowBatches:
+    libpq = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    where = _where_is(url, "postgres")
+    if not (partition_on and partitions and int(partitions) > 1):
+        return pg_copy.copy_batches(libpq, compiled_sql("postgres", stmt, literal=True), where)
+    column = sa.column(partition_on)
+    whole = stmt.subquery("p")
+    bounds = sa.select(sa.func.min(column), sa.func.max(column)).select_from(whole)
+    low, high = pg_copy.first_row(libpq, compiled_sql("postgres", bounds, literal=True), where)
+    parts = [
+        sa.select(sa.text("*")).select_from(whole).where(c)
+        for c in range_conditions(column, low, high, int(partitions))
+    ]
+    return merged(
+        [pg_copy.copy_batches(libpq, compiled_sql("postgres", p, literal=True), where) for p in parts]
+    )
+
+
+def range_conditions(
+    column: sa.ColumnClause, low: int | None, high: int | None, n: int
+) -> list[sa.ColumnElement]:
+    """``n`` conditions splitting [low, high] into ranges; NULLs in the first, so no row is left out."""
+    if low is None or high is None:  # no rows, or no values: one read takes them all
+        return [sa.true()]
+    step = max(1, -(-(int(high) - int(low) + 1) // n))
+    conditions = []
+    for k in range(n):
+        start = int(low) + k * step
+        if start > int(high):
+            break
+        upper = column < start + step if k < n - 1 else column <= int(high)
+        conditions.append(sa.and_(column >= start, upper))
+    conditions[0] = sa.or_(conditions[0], column.is_(None))
+    return conditions
+
+
+def merged(readers: list[ArrowBatches]) -> ArrowBatches:
+    """The batches of several readers, each drained by its own thread (order: as they come).
+
+    A queue of one batch per reader bounds the memory; a consumer that stops early
+    stops the readers (each closes its connection).
+    """
+    done = object()
+    batches: queue.Queue = queue.Queue(maxsize=len(readers))
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                batches.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def drain(reader: ArrowBatches) -> None:
+        try:
+            for batch in reader:
+                put(batch)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 (handed to the consumer)
+            put(exc)
+        finally:
+            reader.close()
+            put(done)
+
+    threads = [threading.Thread(target=drain, args=(r,), name="partition", daemon=True) for r in readers]
+    for thread in threads:
+        thread.start()
+    try:
+        running = len(threads)
+        while running:
+            item = batches.get()
+            if item is done:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def _connectorx_batches(

@@ -4,8 +4,8 @@ The secrets are the warehouse password (in DATABASE_URL; the server trusts
 loopback, so any password connects), three vendor API credentials (the
 vendor server on 127.0.0.1 accepts exactly them) and the password of a
 database source that cannot be reached (so its error is reported). None may
-appear in stdout, stderr, the staging folder (raw archive included, gzip
-opened) or any table of the warehouse.
+appear in stdout, stderr, the staging folder (raw archive included, gzip and
+zstd opened) or any table of the warehouse.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 
 import psycopg2
 import yaml
+import zstandard
 from psycopg2 import sql
 
 from tests import vendor_server
@@ -78,6 +79,8 @@ def _grep_files(root, secrets: list[str]) -> list[str]:
         data = path.read_bytes()
         if path.suffix == ".gz":
             data = gzip.decompress(data)
+        elif path.suffix == ".zst":  # copied files in the raw archive
+            data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
         hits += [f"{path}: {s}" for s in secrets if s.encode() in data]
     return hits
 

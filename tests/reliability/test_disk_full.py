@@ -21,7 +21,7 @@ from etl.ingest import archive
 from etl.settings import Settings
 from tests.reliability.test_damaged_files import run_etl
 
-#: The sample's archive (gzip level 5) takes ~800 kB: this fills up part-way through it.
+#: The sample's archive (zstd level 1) takes ~900 kB: this fills up part-way through it.
 SIZE_KB = 400
 
 
