@@ -154,9 +154,12 @@ def test_a_400_mb_field_is_one_line_and_never_whole_in_memory(fresh_db, tmp_path
     proc, peak = run_etl_measured(fresh_db, data_dir)
     # past pyarrow's 4 MiB blocks the record is read line by line, and no line past 16 MiB
     assert_one_line_error(proc, str(target), "the line after row 3 is longer than 16 MiB")
-    # One 400 MB decompression would be 400+ MB; the run streams in 1-4 MiB blocks.
+    # The run streams in 1-4 MiB blocks. Its interpreter with pandas, pyarrow and
+    # DuckDB starts at ~200 MB and peaked at 300-410 MB over 14 runs here (the
+    # transform's readers, allocator slack), so 350 MB failed now and then with
+    # nothing held whole; one copy of the 400 MB field would take it past 600 MB.
     print(f"peak RSS of the run: {peak:.0f} MB")
-    assert peak < 350, f"peak RSS {peak:.0f} MB"
+    assert peak < 500, f"peak RSS {peak:.0f} MB: the 400 MB field was held whole"
     _nothing_loaded(fresh_db)
 
 
