@@ -178,6 +178,33 @@ def copy_binary(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) -> 
     return stream.bytes
 
 
+def copy_with_constants(
+    cur: psycopg2.extensions.cursor,
+    table: str,
+    rows: pa.Table,
+    columns: tuple[str, ...] | list[str],
+    constants: dict[str, str],
+) -> int:
+    """``columns`` of ``table`` filled from ``rows`` and, for the names in ``constants``, one
+    value repeated on every row (a run id, a file name); binary COPY, INSERT if refused.
+
+    The quarantine and the quality findings are written this way: what a file of
+    rejected rows or findings holds, plus whose run and file they are.
+    """
+    if rows.num_rows == 0:
+        return 0
+    data = pa.table(
+        {
+            c: pa.repeat(pa.scalar(constants[c], pa.string()), rows.num_rows)
+            if c in constants
+            else rows.column(c)
+            for c in columns
+        }
+    )
+    copy_or_insert(cur, table, arrow_for(data, column_types(cur, table)))
+    return rows.num_rows
+
+
 def insert_batches(cur: psycopg2.extensions.cursor, table: str, data: pa.Table) -> int:
     """Batched multi-row INSERT: the path of last resort when COPY is refused."""
     statement = sql.SQL("INSERT INTO {} ({}) VALUES %s").format(

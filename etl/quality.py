@@ -323,22 +323,13 @@ def write_issues(
     """
     if not findings_path.exists():
         return 0
-    written = 0
-    types = binary_copy.column_types(cur, "quality_issues")
-    for batch in pq.ParquetFile(findings_path).iter_batches(batch_size=200_000):
-        rows = batch.num_rows
-        if rows == 0:
-            continue
-        given = {
-            "run_id": pa.array([run_id] * rows, pa.string()),
-            "table_name": pa.array([table] * rows, pa.string()),
-            "source_file": pa.array([Path(source_file).name] * rows, pa.string()),
-        }
-        found = pa.Table.from_batches([batch])
-        issues = pa.table({c: given[c] if c in given else found.column(c) for c in _ISSUE_COLUMNS})
-        binary_copy.copy_or_insert(cur, "quality_issues", binary_copy.arrow_for(issues, types))
-        written += rows
-    return written
+    constants = {"run_id": run_id, "table_name": table, "source_file": Path(source_file).name}
+    return sum(
+        binary_copy.copy_with_constants(
+            cur, "quality_issues", pa.Table.from_batches([batch]), _ISSUE_COLUMNS, constants
+        )
+        for batch in pq.ParquetFile(findings_path).iter_batches(batch_size=200_000)
+    )
 
 
 def store(

@@ -569,20 +569,10 @@ def insert_quarantine(
     Their raw records go as jsonb in binary form: as CSV text from pandas, the
     458k rejected rows of a 1M-order run cost ~5 s of to_csv and COPY parsing.
     """
-    rejected = as_arrow(rejected)
-    if rejected.num_rows == 0:
-        return 0
-    rows = rejected.num_rows
-    given = {
-        "run_id": pa.array([run_id] * rows, pa.string()),
-        "source_file": pa.array([source_file] * rows, pa.string()),
-        "table_name": pa.array([table] * rows, pa.string()),
-    }
-    frame = pa.table({c: given[c] if c in given else rejected.column(c) for c in QUARANTINE_COLUMNS})
-    binary_copy.copy_or_insert(
-        cur, "quarantine", binary_copy.arrow_for(frame, binary_copy.column_types(cur, "quarantine"))
+    constants = {"run_id": run_id, "source_file": source_file, "table_name": table}
+    return binary_copy.copy_with_constants(
+        cur, "quarantine", as_arrow(rejected), QUARANTINE_COLUMNS, constants
     )
-    return rows
 
 
 def clear_quarantine(cur: psycopg2.extensions.cursor, run_id: str, table: str) -> int:

@@ -337,8 +337,6 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
             for agg in AGGREGATES:
                 started = time.monotonic()
                 result.buckets[agg.name] = _refresh_table(cur, agg, mode, timezone, result.ranges)
-                if result.ranges == [EVERYTHING]:  # rewritten whole: the planner's statistics are stale
-                    cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(agg.name)))
                 result.seconds[agg.name] = time.monotonic() - started
         for name, (rows, seconds) in derived.refresh(cur, result.ranges, timezone).items():
             if name in derived.TABLES:
@@ -365,11 +363,12 @@ def _drain(conn: psycopg2.extensions.connection, timezone: str, work_mem: str | 
 def _refresh_table(cur, agg: Aggregate, mode: schema.TimescaleMode, timezone: str, ranges) -> int:
     """DELETE + INSERT the fallback table's buckets in ``ranges``; rows written.
 
-    All of time (a full rebuild) empties the table and builds its indexes once
-    after the INSERT, as the loader does for a first load.
+    All of time (a full rebuild) empties the table, builds its indexes once
+    after the INSERT, as the loader does for a first load, and analyses it (the
+    planner's statistics still describe the table as it was).
     """
     table = sql.Identifier(agg.name)
-    if [tuple(r) for r in ranges] == [EVERYTHING]:
+    if ranges == [EVERYTHING]:
         cur.execute(sql.SQL("TRUNCATE {}").format(table))
         with deferred_indexes.deferred(cur, agg.name, deferred_indexes.MIN_ROWS):
             cur.execute(sql.SQL("INSERT INTO {} {}").format(table, select_sql(agg, mode, timezone)))

@@ -124,7 +124,7 @@ def refresh(
             cur.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
         done[name] = (rows, time.monotonic() - started)
         log.debug("%s refreshed in %.2f s", name, done[name][1])
-        task.advance(1, rows=max(cur.rowcount, 0))
+        task.advance(1, rows=max(rows, 0))
     task.description = "refresh views"
     task.done()
     if full:
